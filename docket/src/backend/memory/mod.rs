@@ -1,0 +1,668 @@
+//! The `memory://` backend: the same semantics as Redis, in-process, with no server.
+//!
+//! Every handle opened on the same `memory://NAME` in a process shares one store, so a
+//! producer and a worker in one program (or one test) see the same docket.
+
+mod store;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{Stream, StreamExt};
+use tokio::sync::{Notify, broadcast};
+use tokio_stream::wrappers::BroadcastStream;
+
+use self::store::{Entry, Owner, Record, State};
+use super::{
+    Backend, BackendConfig, BoxFuture, Claimed, Consumer, Delivery, EventStream, Finish,
+    FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, Outcome, ProgressUpdate, Promotion,
+    ScheduleOutcome, WorkerEntry,
+};
+use crate::error::Result;
+use crate::execution::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
+use crate::task::Due;
+
+/// One named in-process store.
+struct Store {
+    state: Mutex<State>,
+    /// Woken when messages enter the stream.
+    ready: Notify,
+    events: broadcast::Sender<(String, Event)>,
+    cancels: broadcast::Sender<String>,
+}
+
+/// The stores of this process, by name; they live as long as the process.
+static STORES: LazyLock<Mutex<HashMap<String, Arc<Store>>>> = LazyLock::new(Mutex::default);
+
+pub(crate) struct MemoryBackend {
+    store: Arc<Store>,
+    ttl: Duration,
+}
+
+impl MemoryBackend {
+    pub(crate) fn open(name: &str, config: &BackendConfig) -> Self {
+        let mut stores = STORES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One store per URL *and* docket name, as Redis keeps dockets apart by prefix.
+        let id = format!("{name}\u{0}{}", config.name);
+        let store = stores
+            .entry(id)
+            .or_insert_with(|| {
+                Arc::new(Store {
+                    state: Mutex::default(),
+                    ready: Notify::new(),
+                    events: broadcast::channel(4096).0,
+                    cancels: broadcast::channel(1024).0,
+                })
+            })
+            .clone();
+        Self {
+            store,
+            ttl: config.execution_ttl,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.store
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn publish(&self, key: &str, event: Event) {
+        // Nobody listening is fine.
+        let _ = self.store.events.send((key.to_owned(), event));
+    }
+
+    fn publish_state(&self, record: &ExecutionRecord) {
+        self.publish(
+            &record.key,
+            Event::State {
+                state: record.state,
+                generation: record.generation,
+                worker: record.worker.clone(),
+                error: record.error.clone(),
+            },
+        );
+    }
+
+    fn schedule_one(&self, state: &mut State, task: NewTask, now: Instant) -> ScheduleOutcome {
+        let wall = SystemTime::now();
+        let mut generation = 1;
+        let mut disposition = Disposition::Scheduled;
+        let existing = state.record(&task.key, now).map(|r| {
+            (
+                r.record.state,
+                r.record.generation,
+                r.record.when,
+                r.stream_seq,
+            )
+        });
+        if let Some((existing_state, existing_generation, existing_when, seq)) = existing {
+            let live = !existing_state.is_terminal();
+            if live && !task.replace {
+                return ScheduleOutcome {
+                    disposition: Disposition::AlreadyScheduled,
+                    generation: existing_generation,
+                    when: existing_when,
+                };
+            }
+            generation = existing_generation + 1;
+            if live {
+                disposition = Disposition::Superseded;
+                match existing_state {
+                    ExecutionState::Queued => {
+                        if let Some(seq) = seq {
+                            state.stream.remove(&seq);
+                        }
+                    }
+                    ExecutionState::Scheduled => {
+                        state.queue.remove(&(existing_when, task.key.clone()));
+                        state.parked.remove(&task.key);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let when = match task.due {
+            Due::Now => wall,
+            Due::After(delay) => wall + delay,
+            Due::At(at) => at,
+        };
+        let message = Message {
+            key: task.key.clone(),
+            function: task.function.clone(),
+            args: task.args.clone(),
+            when,
+            attempt: task.attempt,
+            generation,
+            traceparent: task.traceparent,
+        };
+        let (record_state, stream_seq) = if when <= wall {
+            (ExecutionState::Queued, Some(state.push(message)))
+        } else {
+            state.queue.insert((when, task.key.clone()));
+            state.parked.insert(task.key.clone(), message);
+            (ExecutionState::Scheduled, None)
+        };
+        let record = ExecutionRecord {
+            key: task.key.clone(),
+            state: record_state,
+            generation,
+            function: task.function,
+            args: task.args,
+            attempt: task.attempt,
+            when,
+            worker: None,
+            started_at: None,
+            completed_at: None,
+            error: None,
+            has_result: false,
+        };
+        self.publish_state(&record);
+        state.progress.remove(&task.key);
+        state.records.insert(
+            task.key,
+            Record {
+                record,
+                stream_seq,
+                expires: None,
+            },
+        );
+        ScheduleOutcome {
+            disposition,
+            generation,
+            when,
+        }
+    }
+
+    /// Marks a delivered message RUNNING for `worker`, or drops it when superseded.
+    fn claim_one(
+        &self,
+        state: &mut State,
+        seq: u64,
+        worker: &str,
+        redelivered: bool,
+        now: Instant,
+        claimed: &mut Claimed,
+    ) {
+        let Some(entry) = state.stream.get(&seq) else {
+            return;
+        };
+        let message = entry.message.clone();
+        let expected = if redelivered {
+            ExecutionState::Running
+        } else {
+            ExecutionState::Queued
+        };
+        let current = state
+            .record(&message.key, now)
+            .filter(|r| r.record.generation == message.generation && r.record.state == expected);
+        let Some(record) = current else {
+            state.stream.remove(&seq);
+            claimed
+                .superseded
+                .push((message.key.clone(), message.function.clone()));
+            return;
+        };
+        record.record.state = ExecutionState::Running;
+        record.record.worker = Some(worker.to_owned());
+        record.record.started_at = Some(SystemTime::now());
+        let snapshot = record.record.clone();
+        if let Some(entry) = state.stream.get_mut(&seq) {
+            entry.owner = Some(Owner {
+                worker: worker.to_owned(),
+                renewed: now,
+            });
+        }
+        self.publish_state(&snapshot);
+        claimed.deliveries.push(Delivery {
+            id: seq.to_string(),
+            message,
+            redelivered,
+        });
+    }
+
+    fn finish_one(
+        &self,
+        state: &mut State,
+        worker: &str,
+        run: Finish,
+        now: Instant,
+    ) -> FinishOutcome {
+        let Ok(seq) = run.delivery_id.parse::<u64>() else {
+            return FinishOutcome::Fenced;
+        };
+        let owned = state
+            .stream
+            .get(&seq)
+            .and_then(|entry| entry.owner.as_ref())
+            .is_some_and(|owner| owner.worker == worker);
+        if !owned {
+            return FinishOutcome::Fenced;
+        }
+        state.stream.remove(&seq);
+        let current = state.record(&run.key, now).is_some_and(|r| {
+            r.record.generation == run.generation
+                && r.record.state == ExecutionState::Running
+                && r.record.worker.as_deref() == Some(worker)
+        });
+        if !current {
+            return FinishOutcome::Superseded;
+        }
+        let (end_state, error, result) = match run.outcome {
+            Outcome::Completed { result } => (ExecutionState::Completed, None, result),
+            Outcome::Failed { error } => (ExecutionState::Failed, Some(error), None),
+            Outcome::Cancelled => (ExecutionState::Cancelled, None, None),
+        };
+        if !self.ttl.is_zero()
+            && let Some(result) = result
+        {
+            state
+                .results
+                .insert((run.key.clone(), run.generation), (result, now + self.ttl));
+            if let Some(record) = state.records.get_mut(&run.key) {
+                record.record.has_result = true;
+            }
+        }
+        state.end(&run.key, end_state, error.clone(), self.ttl, now);
+        self.publish(
+            &run.key,
+            Event::State {
+                state: end_state,
+                generation: run.generation,
+                worker: Some(worker.to_owned()),
+                error,
+            },
+        );
+        FinishOutcome::Recorded
+    }
+
+    fn cancel_live(&self, state: &mut State, key: &str, now: Instant) -> bool {
+        let Some(record) = state.record(key, now) else {
+            return false;
+        };
+        let generation = record.record.generation;
+        let seq = record.stream_seq;
+        match record.record.state {
+            ExecutionState::Scheduled => {
+                let when = record.record.when;
+                state.queue.remove(&(when, key.to_owned()));
+                state.parked.remove(key);
+            }
+            ExecutionState::Queued => {
+                if let Some(seq) = seq {
+                    state.stream.remove(&seq);
+                }
+            }
+            ExecutionState::Running => {
+                let _ = self.store.cancels.send(key.to_owned());
+            }
+            _ => return false,
+        }
+        state.end(key, ExecutionState::Cancelled, None, self.ttl, now);
+        self.publish(
+            key,
+            Event::State {
+                state: ExecutionState::Cancelled,
+                generation,
+                worker: None,
+                error: None,
+            },
+        );
+        true
+    }
+}
+
+fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, Result<T>> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
+impl Backend for MemoryBackend {
+    fn schedule(&self, tasks: Vec<NewTask>) -> BoxFuture<'_, Result<Vec<ScheduleOutcome>>> {
+        let now = Instant::now();
+        let outcomes: Vec<_> = {
+            let mut state = self.state();
+            tasks
+                .into_iter()
+                .map(|task| self.schedule_one(&mut state, task, now))
+                .collect()
+        };
+        self.store.ready.notify_waiters();
+        ready(outcomes)
+    }
+
+    fn consumer(&self, worker: &str) -> BoxFuture<'_, Result<Box<dyn Consumer>>> {
+        let consumer: Box<dyn Consumer> = Box::new(MemoryConsumer {
+            backend: MemoryBackend {
+                store: self.store.clone(),
+                ttl: self.ttl,
+            },
+            worker: worker.to_owned(),
+        });
+        ready(consumer)
+    }
+
+    fn finish(&self, worker: &str, runs: Vec<Finish>) -> BoxFuture<'_, Result<Vec<FinishOutcome>>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let outcomes = runs
+            .into_iter()
+            .map(|run| self.finish_one(&mut state, worker, run, now))
+            .collect();
+        drop(state);
+        ready(outcomes)
+    }
+
+    fn promote_due(&self, limit: usize) -> BoxFuture<'_, Result<Promotion>> {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let mut state = self.state();
+        state.purge(now);
+        let mut moved = 0;
+        while moved < limit {
+            let Some((when, key)) = state.queue.first().cloned() else {
+                break;
+            };
+            if when > wall {
+                break;
+            }
+            state.queue.pop_first();
+            let Some(message) = state.parked.remove(&key) else {
+                continue;
+            };
+            let seq = state.push(message);
+            if let Some(record) = state.record(&key, now) {
+                record.record.state = ExecutionState::Queued;
+                record.stream_seq = Some(seq);
+                let snapshot = record.record.clone();
+                self.publish_state(&snapshot);
+            }
+            moved += 1;
+        }
+        let next_due_in = state
+            .queue
+            .first()
+            .map(|(when, _)| when.duration_since(wall).unwrap_or_default());
+        drop(state);
+        if moved > 0 {
+            self.store.ready.notify_waiters();
+        }
+        ready(Promotion { moved, next_due_in })
+    }
+
+    fn renew(&self, worker: &str, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<String>>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let lost = ids
+            .into_iter()
+            .filter(|id| {
+                let owner = id
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|seq| state.stream.get_mut(&seq))
+                    .and_then(|entry| entry.owner.as_mut())
+                    .filter(|owner| owner.worker == worker);
+                match owner {
+                    Some(owner) => {
+                        owner.renewed = now;
+                        false
+                    }
+                    None => true,
+                }
+            })
+            .collect();
+        drop(state);
+        ready(lost)
+    }
+
+    fn reclaim(
+        &self,
+        worker: &str,
+        idle: Duration,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let lock_free = state
+            .sweep_lock
+            .as_ref()
+            .is_none_or(|(holder, until)| holder == worker || *until <= now);
+        if !lock_free {
+            return ready(Vec::new());
+        }
+        state.sweep_lock = Some((worker.to_owned(), now + idle));
+        let abandoned: Vec<u64> = state
+            .stream
+            .iter()
+            .filter(|(_, entry)| {
+                entry
+                    .owner
+                    .as_ref()
+                    .is_some_and(|owner| now.duration_since(owner.renewed) >= idle)
+            })
+            .map(|(seq, _)| *seq)
+            .take(limit)
+            .collect();
+        let mut claimed = Claimed::default();
+        for seq in abandoned {
+            self.claim_one(&mut state, seq, worker, true, now, &mut claimed);
+        }
+        drop(state);
+        ready(claimed.deliveries)
+    }
+
+    fn cancel(&self, key: &str) -> BoxFuture<'_, Result<bool>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let cancelled = self.cancel_live(&mut state, key, now);
+        drop(state);
+        ready(cancelled)
+    }
+
+    fn record(&self, key: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>> {
+        let now = Instant::now();
+        let record = self.state().record(key, now).map(|r| r.record.clone());
+        ready(record)
+    }
+
+    fn result(&self, key: &str, generation: u64) -> BoxFuture<'_, Result<Option<String>>> {
+        let now = Instant::now();
+        let state = self.state();
+        let result = state
+            .results
+            .get(&(key.to_owned(), generation))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value.clone());
+        drop(state);
+        ready(result)
+    }
+
+    fn progress(&self, key: &str) -> BoxFuture<'_, Result<Option<ProgressState>>> {
+        let progress = self.state().progress.get(key).cloned();
+        ready(progress)
+    }
+
+    fn report_progress(&self, key: &str, update: ProgressUpdate) -> BoxFuture<'_, Result<()>> {
+        let mut state = self.state();
+        let progress = state.progress.entry(key.to_owned()).or_default();
+        match update {
+            ProgressUpdate::SetTotal(total) => progress.total = Some(total),
+            ProgressUpdate::Increment(amount) => {
+                progress.current = progress.current.saturating_add(amount);
+            }
+            ProgressUpdate::SetMessage(message) => progress.message = Some(message),
+        }
+        let snapshot = progress.clone();
+        drop(state);
+        self.publish(key, Event::Progress(snapshot));
+        ready(())
+    }
+
+    fn subscribe(&self, key: &str) -> BoxFuture<'_, Result<EventStream>> {
+        let key = key.to_owned();
+        let events = BroadcastStream::new(self.store.events.subscribe()).filter_map(move |item| {
+            let wanted = match item {
+                Ok((event_key, event)) if event_key == key => Some(event),
+                // Lagging only happens to a subscriber that stopped reading.
+                _ => None,
+            };
+            std::future::ready(wanted)
+        });
+        let stream: EventStream = Box::pin(events);
+        ready(stream)
+    }
+
+    fn cancellations(&self) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = String> + Send>>>> {
+        let keys = BroadcastStream::new(self.store.cancels.subscribe())
+            .filter_map(|item| std::future::ready(item.ok()));
+        let stream: Pin<Box<dyn Stream<Item = String> + Send>> = Box::pin(keys);
+        ready(stream)
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[&'static str],
+        expire_after: Duration,
+    ) -> BoxFuture<'_, Result<()>> {
+        let wall = SystemTime::now();
+        let mut state = self.state();
+        state.workers.insert(
+            worker.to_owned(),
+            WorkerEntry {
+                name: worker.to_owned(),
+                last_seen: wall,
+                tasks: tasks.iter().map(|t| (*t).to_owned()).collect(),
+            },
+        );
+        state.workers.retain(|_, entry| {
+            wall.duration_since(entry.last_seen).unwrap_or_default() < expire_after
+        });
+        drop(state);
+        ready(())
+    }
+
+    fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<WorkerEntry>>> {
+        let state = self.state();
+        let workers = state
+            .workers
+            .values()
+            .filter(|entry| task.is_none_or(|task| entry.tasks.iter().any(|t| t == task)))
+            .cloned()
+            .collect();
+        drop(state);
+        ready(workers)
+    }
+
+    fn live(&self) -> BoxFuture<'_, Result<LiveTasks>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let keys: Vec<String> = state.records.keys().cloned().collect();
+        let mut live = LiveTasks::default();
+        for key in keys {
+            let Some(record) = state.record(&key, now).map(|r| r.record.clone()) else {
+                continue;
+            };
+            match record.state {
+                ExecutionState::Queued => live.queued.push(record),
+                ExecutionState::Scheduled => live.scheduled.push(record),
+                ExecutionState::Running => live.running.push(record),
+                _ => {}
+            }
+        }
+        drop(state);
+        ready(live)
+    }
+
+    fn live_counts(&self) -> BoxFuture<'_, Result<LiveCounts>> {
+        let state = self.state();
+        let (delivered, waiting): (Vec<&Entry>, Vec<&Entry>) = state
+            .stream
+            .values()
+            .partition(|entry| entry.owner.is_some());
+        let counts = LiveCounts {
+            queued: waiting.len(),
+            scheduled: state.queue.len(),
+            running: delivered.len(),
+        };
+        drop(state);
+        ready(counts)
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<usize>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let keys: Vec<String> = state
+            .records
+            .iter()
+            .filter(|(_, r)| {
+                matches!(
+                    r.record.state,
+                    ExecutionState::Queued | ExecutionState::Scheduled
+                )
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let cleared = keys
+            .iter()
+            .filter(|key| self.cancel_live(&mut state, key, now))
+            .count();
+        drop(state);
+        ready(cleared)
+    }
+
+    fn now(&self) -> BoxFuture<'_, Result<SystemTime>> {
+        ready(SystemTime::now())
+    }
+}
+
+struct MemoryConsumer {
+    backend: MemoryBackend,
+    worker: String,
+}
+
+impl MemoryConsumer {
+    fn take(&self, max: usize) -> Claimed {
+        let now = Instant::now();
+        let mut state = self.backend.state();
+        let waiting: Vec<u64> = state
+            .stream
+            .iter()
+            .filter(|(_, entry)| entry.owner.is_none())
+            .map(|(seq, _)| *seq)
+            .take(max)
+            .collect();
+        let mut claimed = Claimed::default();
+        for seq in waiting {
+            self.backend
+                .claim_one(&mut state, seq, &self.worker, false, now, &mut claimed);
+        }
+        claimed
+    }
+}
+
+impl Consumer for MemoryConsumer {
+    fn claim(&mut self, max: usize, block: Duration) -> BoxFuture<'_, Result<Claimed>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + block;
+            loop {
+                // Register interest before looking, so a push in between is not missed.
+                let notified = self.backend.store.ready.notified();
+                let claimed = self.take(max);
+                if !claimed.deliveries.is_empty()
+                    || !claimed.superseded.is_empty()
+                    || tokio::time::Instant::now() >= deadline
+                {
+                    return Ok(claimed);
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    return Ok(self.take(max));
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! The in-process store: every state transition is one critical section over [`State`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::backend::{Message, WorkerEntry};
+use crate::error::TaskError;
+use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
+
+/// A record and when it expires (terminal records only).
+#[allow(clippy::struct_field_names)]
+#[derive(Debug, Clone)]
+pub(super) struct Record {
+    pub record: ExecutionRecord,
+    /// The stream entry holding the queued or delivered message.
+    pub stream_seq: Option<u64>,
+    pub expires: Option<Instant>,
+}
+
+/// A message in the stream, and the worker it was delivered to.
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub message: Message,
+    pub owner: Option<Owner>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Owner {
+    pub worker: String,
+    pub renewed: Instant,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub records: HashMap<String, Record>,
+    pub stream: BTreeMap<u64, Entry>,
+    pub next_seq: u64,
+    /// Future tasks by due time.
+    pub queue: BTreeSet<(SystemTime, String)>,
+    pub parked: HashMap<String, Message>,
+    pub results: HashMap<(String, u64), (String, Instant)>,
+    pub progress: HashMap<String, ProgressState>,
+    pub workers: HashMap<String, WorkerEntry>,
+    pub sweep_lock: Option<(String, Instant)>,
+    pub last_purge: Option<Instant>,
+}
+
+impl State {
+    /// The live or unexpired record of a key.
+    pub fn record(&mut self, key: &str, now: Instant) -> Option<&mut Record> {
+        let expired = self
+            .records
+            .get(key)
+            .is_some_and(|r| r.expires.is_some_and(|at| at <= now));
+        if expired {
+            self.records.remove(key);
+        }
+        self.records.get_mut(key)
+    }
+
+    /// Drops expired records and results, at most once a second.
+    pub fn purge(&mut self, now: Instant) {
+        if self
+            .last_purge
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_purge = Some(now);
+        self.records
+            .retain(|_, r| r.expires.is_none_or(|at| at > now));
+        self.results.retain(|_, (_, at)| *at > now);
+    }
+
+    pub fn push(&mut self, message: Message) -> u64 {
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        self.stream.insert(
+            seq,
+            Entry {
+                message,
+                owner: None,
+            },
+        );
+        seq
+    }
+
+    /// Ends a live record: terminal state, TTL (or removal when `ttl` is zero).
+    pub fn end(
+        &mut self,
+        key: &str,
+        state: ExecutionState,
+        error: Option<TaskError>,
+        ttl: Duration,
+        now: Instant,
+    ) {
+        self.progress.remove(key);
+        if ttl.is_zero() {
+            self.records.remove(key);
+            return;
+        }
+        if let Some(record) = self.records.get_mut(key) {
+            record.record.state = state;
+            record.record.completed_at = Some(SystemTime::now());
+            record.record.error = error;
+            record.stream_seq = None;
+            record.expires = Some(now + ttl);
+        }
+    }
+}

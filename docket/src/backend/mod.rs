@@ -1,0 +1,265 @@
+//! The one internal interface both backends implement (SPEC §3).
+//!
+//! It is shaped at the level of docket's operations, and in batches where throughput
+//! depends on it (schedule N, claim up to N, finish N). Redis implements every state
+//! transition as one Lua script; memory implements each as one critical section. The
+//! conformance suite in `tests/e2e` runs every scenario against both.
+
+pub(crate) mod memory;
+pub(crate) mod redis;
+mod url;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::Stream;
+
+pub(crate) use self::url::BackendUrl;
+use crate::error::{Result, TaskError};
+use crate::execution::{Disposition, Event, ExecutionRecord, ProgressState};
+use crate::task::Due;
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// Settings every backend operation of one `Docket` handle shares.
+#[derive(Debug, Clone)]
+pub(crate) struct BackendConfig {
+    /// The docket name.
+    pub name: String,
+    /// How long terminal records, results and progress live; zero keeps none.
+    pub execution_ttl: Duration,
+}
+
+/// A call to schedule (`add` or `replace`).
+#[derive(Debug, Clone)]
+pub(crate) struct NewTask {
+    pub key: String,
+    pub function: String,
+    /// The arguments, a JSON object keyed by parameter name.
+    pub args: String,
+    pub due: Due,
+    /// 1 for a fresh call.
+    pub attempt: u32,
+    /// `replace`: supersede any live copy instead of refusing.
+    pub replace: bool,
+    /// W3C trace context of the producer, carried in the message.
+    pub traceparent: Option<String>,
+}
+
+/// What scheduling one call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScheduleOutcome {
+    pub disposition: Disposition,
+    /// The generation now in the record (the existing one for `ALREADY_SCHEDULED`).
+    pub generation: u64,
+    /// When the call is due (the existing due time for `ALREADY_SCHEDULED`).
+    pub when: SystemTime,
+}
+
+/// A message as the stream carries it (SPEC §4 "Message fields").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub key: String,
+    pub function: String,
+    pub args: String,
+    pub when: SystemTime,
+    pub attempt: u32,
+    pub generation: u64,
+    pub traceparent: Option<String>,
+}
+
+/// A message handed to a worker to run: already marked RUNNING for that worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Delivery {
+    /// The message's id in the stream (memory uses its own sequence), for ack and renewal.
+    pub id: String,
+    pub message: Message,
+    /// The message was taken over from a worker that stopped renewing it.
+    pub redelivered: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Succeeded; the serialized output to store, if any.
+    Completed { result: Option<String> },
+    /// Failed for good.
+    Failed { error: TaskError },
+    /// Cancelled while running.
+    Cancelled,
+}
+
+/// One finished run to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Finish {
+    pub delivery_id: String,
+    pub key: String,
+    pub generation: u64,
+    pub outcome: Outcome,
+}
+
+/// What recording a finished run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FinishOutcome {
+    /// The state was written and the message acknowledged.
+    Recorded,
+    /// The record had moved on to a newer generation: the message was acknowledged, the
+    /// record left alone.
+    Superseded,
+    /// This worker no longer owns the message (it was redelivered elsewhere): nothing written.
+    Fenced,
+}
+
+/// What a claim read: runnable deliveries, and messages refused as superseded.
+#[derive(Debug, Default)]
+pub(crate) struct Claimed {
+    pub deliveries: Vec<Delivery>,
+    /// `(key, function)` of messages whose generation was stale; already acknowledged.
+    pub superseded: Vec<(String, String)>,
+}
+
+/// What one scheduler pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Promotion {
+    /// Tasks moved from the schedule to the stream.
+    pub moved: usize,
+    /// How long until the next scheduled task is due, if any is scheduled.
+    pub next_due_in: Option<Duration>,
+}
+
+/// A progress change reported by a running task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProgressUpdate {
+    SetTotal(u64),
+    Increment(u64),
+    SetMessage(String),
+}
+
+/// A worker as the heartbeat registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorkerEntry {
+    pub name: String,
+    pub last_seen: SystemTime,
+    pub tasks: Vec<String>,
+}
+
+/// What is live in the docket, for snapshots and `run_until_finished`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LiveTasks {
+    /// Due now, waiting for a worker (in the stream, not yet delivered).
+    pub queued: Vec<ExecutionRecord>,
+    /// Parked until their due time.
+    pub scheduled: Vec<ExecutionRecord>,
+    /// Delivered to a worker and not yet acknowledged.
+    pub running: Vec<ExecutionRecord>,
+}
+
+/// How many tasks are live, cheaply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LiveCounts {
+    pub queued: usize,
+    pub scheduled: usize,
+    pub running: usize,
+}
+
+impl LiveCounts {
+    pub(crate) fn is_empty(self) -> bool {
+        self.queued == 0 && self.scheduled == 0 && self.running == 0
+    }
+}
+
+/// docket's operations on its store. One implementation per backend.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// Schedules a batch of calls, each atomically, in order. Same key twice in one batch
+    /// behaves as two calls one after the other.
+    fn schedule(&self, tasks: Vec<NewTask>) -> BoxFuture<'_, Result<Vec<ScheduleOutcome>>>;
+
+    /// Opens a consumer for one worker: its own connection for blocking reads.
+    fn consumer(&self, worker: &str) -> BoxFuture<'_, Result<Box<dyn Consumer>>>;
+
+    /// Records finished runs, each fenced by generation and ownership, and acknowledges
+    /// their messages.
+    fn finish(&self, worker: &str, runs: Vec<Finish>) -> BoxFuture<'_, Result<Vec<FinishOutcome>>>;
+
+    /// Moves up to `limit` due tasks from the schedule to the stream, by the store's clock.
+    fn promote_due(&self, limit: usize) -> BoxFuture<'_, Result<Promotion>>;
+
+    /// Renews this worker's hold on in-flight messages. Returns the ids it no longer owns.
+    fn renew(&self, worker: &str, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    /// Takes over up to `limit` messages idle for longer than `idle` (their worker stopped
+    /// renewing them), at most one sweeper at a time, and marks them RUNNING for `worker`.
+    /// Redeliveries keep their attempt.
+    fn reclaim(
+        &self,
+        worker: &str,
+        idle: Duration,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>>>;
+
+    /// Cancels a scheduled or queued task (removing it) or a running one (recording
+    /// CANCELLED and signalling its worker). Returns false when nothing live had the key.
+    fn cancel(&self, key: &str) -> BoxFuture<'_, Result<bool>>;
+
+    /// The execution record of a key.
+    fn record(&self, key: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>>;
+
+    /// The stored result of one generation of a key.
+    fn result(&self, key: &str, generation: u64) -> BoxFuture<'_, Result<Option<String>>>;
+
+    /// The current progress of a running key.
+    fn progress(&self, key: &str) -> BoxFuture<'_, Result<Option<ProgressState>>>;
+
+    /// Applies a progress update and publishes it.
+    fn report_progress(&self, key: &str, update: ProgressUpdate) -> BoxFuture<'_, Result<()>>;
+
+    /// Follows the state and progress events of one key. Subscribed before it resolves.
+    fn subscribe(&self, key: &str) -> BoxFuture<'_, Result<EventStream>>;
+
+    /// A stream of cancellation requests for running tasks (keys), for one worker.
+    fn cancellations(&self) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = String> + Send>>>>;
+
+    /// Records a worker heartbeat and the tasks it runs; prunes workers not seen for
+    /// `expire_after`.
+    fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[&'static str],
+        expire_after: Duration,
+    ) -> BoxFuture<'_, Result<()>>;
+
+    /// The workers seen within their expiry, optionally only those running `task`.
+    fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<WorkerEntry>>>;
+
+    /// Every live task with its record.
+    fn live(&self) -> BoxFuture<'_, Result<LiveTasks>>;
+
+    /// How many tasks are live.
+    fn live_counts(&self) -> BoxFuture<'_, Result<LiveCounts>>;
+
+    /// Removes every queued and scheduled task (their records end CANCELLED). Returns how many.
+    fn clear(&self) -> BoxFuture<'_, Result<usize>>;
+
+    /// The store's clock (the Redis server's `TIME`).
+    fn now(&self) -> BoxFuture<'_, Result<SystemTime>>;
+}
+
+/// One worker's reading end.
+pub(crate) trait Consumer: Send {
+    /// Reads up to `max` new messages, waiting up to `block` when none are ready, and
+    /// claims them: each is marked RUNNING for this worker unless superseded.
+    fn claim(&mut self, max: usize, block: Duration) -> BoxFuture<'_, Result<Claimed>>;
+}
+
+/// Opens the backend a URL names.
+pub(crate) async fn open(url: &BackendUrl, config: BackendConfig) -> Result<Arc<dyn Backend>> {
+    match url {
+        BackendUrl::Memory { store } => Ok(Arc::new(memory::MemoryBackend::open(store, &config))),
+        BackendUrl::Redis(redis_url) => Ok(Arc::new(
+            redis::RedisBackend::connect(redis_url, config).await?,
+        )),
+    }
+}

@@ -1,0 +1,279 @@
+//! Reading the stream: claims of new messages, renewal of held ones, and the sweep that
+//! takes over abandoned ones.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use redis::streams::StreamReadReply;
+
+use super::Shared;
+use super::connection::{blocking_connection, ensure_group, is_missing_group};
+use super::keys::GROUP;
+use super::scripts::SCRIPTS;
+use super::wire::{Malformed, duration_millis, parse_message, text_fields, text_map};
+use crate::backend::{BoxFuture, Claimed, Consumer, Delivery, Message};
+use crate::error::{Error, Result, TaskError, TaskErrorKind};
+
+/// How many times one run may be delivered (its first delivery and redeliveries after
+/// its worker stopped renewing it) before it is dead-lettered: recorded FAILED instead
+/// of handed to yet another worker it may kill.
+const MAX_DELIVERIES: u32 = 10;
+
+/// A message as read from the stream: its id and fields.
+type Entry = (String, HashMap<String, String>);
+
+/// A message with what its fields say: runnable, or what is malformed.
+type Parsed = (String, HashMap<String, String>, Result<Message, Malformed>);
+
+/// One worker's reading end, with its own connection for blocking reads.
+pub(super) struct RedisConsumer {
+    shared: Arc<Shared>,
+    worker: String,
+    /// Dropped after an error or a cancelled claim, and re-opened by the next claim.
+    blocking: Option<MultiplexedConnection>,
+}
+
+impl RedisConsumer {
+    pub(super) async fn open(shared: Arc<Shared>, worker: String) -> Result<Self> {
+        let blocking = blocking_connection(&shared.client).await?;
+        Ok(Self {
+            shared,
+            worker,
+            blocking: Some(blocking),
+        })
+    }
+
+    /// `XREADGROUP` of up to `max` new messages, waiting up to `block`. A missing group
+    /// (Redis restarted) is re-created and the read retried once.
+    async fn read(&mut self, max: usize, block: Duration) -> Result<Vec<Entry>> {
+        let mut command = redis::cmd("XREADGROUP");
+        command
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.worker)
+            .arg("COUNT")
+            .arg(max);
+        if !block.is_zero() {
+            command.arg("BLOCK").arg(duration_millis(block).max(1));
+        }
+        command
+            .arg("STREAMS")
+            .arg(self.shared.keys.stream())
+            .arg(">");
+
+        let mut retried = false;
+        loop {
+            // Held outside `self` while reading: a claim dropped mid-read drops (closes)
+            // the connection instead of leaving a blocked read in front of the next one.
+            let mut connection = match self.blocking.take() {
+                Some(connection) => connection,
+                None => blocking_connection(&self.shared.client).await?,
+            };
+            match command
+                .query_async::<Option<StreamReadReply>>(&mut connection)
+                .await
+            {
+                Ok(reply) => {
+                    self.blocking = Some(connection);
+                    return Ok(reply
+                        .into_iter()
+                        .flat_map(|reply| reply.keys)
+                        .flat_map(|stream| stream.ids)
+                        .map(|entry| {
+                            let fields = text_map(&entry.map);
+                            (entry.id, fields)
+                        })
+                        .collect());
+                }
+                Err(error) if is_missing_group(&error) && !retried => {
+                    self.blocking = Some(connection);
+                    retried = true;
+                    ensure_group(&mut self.shared.connection(), &self.shared.keys).await?;
+                }
+                // Anything else may have broken the connection: the next claim opens a
+                // new one.
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+impl Consumer for RedisConsumer {
+    /// # Cancel safety
+    /// A claim dropped while it waits closes its connection (the next claim opens a new
+    /// one). Messages it had already read stay pending for this worker; the redelivery
+    /// sweep hands them out again after `redelivery_timeout`.
+    fn claim(&mut self, max: usize, block: Duration) -> BoxFuture<'_, Result<Claimed>> {
+        Box::pin(async move {
+            if max == 0 {
+                return Ok(Claimed::default());
+            }
+            let entries = self.read(max, block).await?;
+            claim_entries(&self.shared, &self.worker, entries, false).await
+        })
+    }
+}
+
+/// Checks and claims messages for `worker` in one script (claim.lua): runnable ones
+/// become deliveries, superseded ones are reported, dead-lettered and malformed ones are
+/// recorded FAILED and logged.
+async fn claim_entries(
+    shared: &Shared,
+    worker: &str,
+    entries: Vec<Entry>,
+    redelivered: bool,
+) -> Result<Claimed> {
+    if entries.is_empty() {
+        return Ok(Claimed::default());
+    }
+    let parsed: Vec<Parsed> = entries
+        .into_iter()
+        .map(|(id, fields)| {
+            let message = parse_message(&fields);
+            (id, fields, message)
+        })
+        .collect();
+
+    let mut invocation = SCRIPTS.claim.prepare_invoke();
+    invocation
+        .key(shared.keys.stream())
+        .arg(shared.keys.prefix())
+        .arg(worker)
+        .arg(shared.ttl_ms)
+        .arg(MAX_DELIVERIES)
+        .arg(
+            TaskError::new(
+                TaskErrorKind::Failed,
+                format!(
+                    "dead-lettered: delivered {MAX_DELIVERIES} times without finishing \
+                     (its workers stopped before it ended)"
+                ),
+            )
+            .to_json(),
+        )
+        .arg(parsed.len());
+    for (id, fields, message) in &parsed {
+        match message {
+            Ok(message) => {
+                invocation
+                    .arg(id)
+                    .arg(&message.key)
+                    .arg(message.generation)
+                    .arg("");
+            }
+            Err(malformed) => {
+                tracing::warn!(
+                    docket = %shared.keys.prefix(),
+                    id = %id,
+                    field = malformed.field,
+                    "dropping malformed message `{id}`: {malformed}"
+                );
+                let error = TaskError::new(
+                    TaskErrorKind::BadArguments,
+                    format!("malformed message `{id}` in the stream: {malformed}"),
+                );
+                let field = |name: &str| fields.get(name).map_or("", String::as_str);
+                invocation
+                    .arg(id)
+                    .arg(field("key"))
+                    .arg(field("generation"))
+                    .arg(error.to_json());
+            }
+        }
+    }
+    let verdicts: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
+    if verdicts.len() != parsed.len() {
+        return Err(Error::Protocol(format!(
+            "claim.lua answered {} values for {} messages",
+            verdicts.len(),
+            parsed.len()
+        )));
+    }
+
+    let mut claimed = Claimed::default();
+    for ((id, _, message), verdict) in parsed.into_iter().zip(verdicts) {
+        match (message, verdict.as_str()) {
+            (Ok(message), "run") => claimed.deliveries.push(Delivery {
+                id,
+                message,
+                redelivered,
+            }),
+            (Ok(message), "superseded") => {
+                claimed.superseded.push((message.key, message.function));
+            }
+            (Ok(message), "dead") => {
+                tracing::warn!(
+                    docket = %shared.keys.prefix(),
+                    id = %id,
+                    key = %message.key,
+                    task = %message.function,
+                    "dead-lettered `{}` after {MAX_DELIVERIES} deliveries: recorded FAILED",
+                    message.key,
+                );
+            }
+            (Err(_), "dropped") => {}
+            (_, other) => {
+                return Err(Error::Protocol(format!(
+                    "claim.lua answered `{other}` for message `{id}`"
+                )));
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+/// Resets the idle time of the messages `worker` still holds (renew.lua); returns the
+/// ones it lost.
+pub(super) async fn renew(shared: &Shared, worker: &str, ids: Vec<String>) -> Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lost: Vec<String> = SCRIPTS
+        .renew
+        .key(shared.keys.stream())
+        .arg(shared.keys.prefix())
+        .arg(worker)
+        .arg(ids)
+        .invoke_async(&mut shared.connection())
+        .await?;
+    Ok(lost)
+}
+
+/// Sweeps abandoned messages (reclaim.lua) and claims them for `worker` (claim.lua).
+pub(super) async fn reclaim(
+    shared: &Shared,
+    worker: &str,
+    idle: Duration,
+    limit: usize,
+) -> Result<Vec<Delivery>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let taken: Vec<(String, Value)> = SCRIPTS
+        .reclaim
+        .key(shared.keys.stream())
+        .key(shared.keys.redelivery_lock())
+        .arg(shared.keys.prefix())
+        .arg(worker)
+        .arg(duration_millis(idle).max(1))
+        .arg(limit)
+        .invoke_async(&mut shared.connection())
+        .await?;
+    let entries = taken
+        .into_iter()
+        .map(|(id, fields)| (id, text_fields(&fields)))
+        .collect();
+    let claimed = claim_entries(shared, worker, entries, true).await?;
+    for (key, function) in &claimed.superseded {
+        tracing::debug!(
+            docket = %shared.keys.prefix(),
+            key = %key,
+            task = %function,
+            "an abandoned message was superseded meanwhile; acknowledged"
+        );
+    }
+    Ok(claimed.deliveries)
+}

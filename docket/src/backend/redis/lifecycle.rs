@@ -1,0 +1,158 @@
+//! The state transitions producers and workers drive: schedule, finish, promote, cancel
+//! and clear, each one script.
+
+use std::time::Duration;
+
+use super::Shared;
+use super::scripts::SCRIPTS;
+use super::wire::{due_args, parse_time};
+use crate::backend::{Finish, FinishOutcome, NewTask, Outcome, Promotion, ScheduleOutcome};
+use crate::error::{Error, Result};
+use crate::execution::Disposition;
+
+/// Schedules a batch in one script (schedule.lua).
+pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec<ScheduleOutcome>> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys = &shared.keys;
+    let mut invocation = SCRIPTS.schedule.prepare_invoke();
+    invocation
+        .key(keys.stream())
+        .key(keys.queue())
+        .arg(keys.prefix())
+        .arg(tasks.len());
+    for task in &tasks {
+        let (due_kind, due_ms) = due_args(&task.due);
+        invocation
+            .arg(&task.key)
+            .arg(&task.function)
+            .arg(&task.args)
+            .arg(due_kind)
+            .arg(due_ms)
+            .arg(task.attempt)
+            .arg(if task.replace { "1" } else { "0" })
+            .arg(task.traceparent.as_deref().unwrap_or(""));
+    }
+    let reply: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
+    if reply.len() != tasks.len() * 3 {
+        return Err(Error::Protocol(format!(
+            "schedule.lua answered {} values for {} calls",
+            reply.len(),
+            tasks.len()
+        )));
+    }
+    reply
+        .chunks_exact(3)
+        .zip(&tasks)
+        .map(|(answer, task)| {
+            let bad =
+                |what: &str| Error::Protocol(format!("scheduling `{}` answered {what}", task.key));
+            Ok(ScheduleOutcome {
+                disposition: answer[0]
+                    .parse::<Disposition>()
+                    .map_err(|reason| bad(&reason))?,
+                generation: answer[1]
+                    .parse()
+                    .map_err(|_| bad(&format!("the generation `{}`", answer[1])))?,
+                when: parse_time(&answer[2])
+                    .ok_or_else(|| bad(&format!("the due time `{}`", answer[2])))?,
+            })
+        })
+        .collect()
+}
+
+/// Records a batch of finished runs in one script (finish.lua).
+pub(super) async fn finish(
+    shared: &Shared,
+    worker: &str,
+    runs: Vec<Finish>,
+) -> Result<Vec<FinishOutcome>> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut invocation = SCRIPTS.finish.prepare_invoke();
+    invocation
+        .key(shared.keys.stream())
+        .arg(shared.keys.prefix())
+        .arg(worker)
+        .arg(shared.ttl_ms)
+        .arg(runs.len());
+    for run in &runs {
+        let (state, error, result) = match &run.outcome {
+            Outcome::Completed { result } => ("COMPLETED", String::new(), result.as_deref()),
+            Outcome::Failed { error } => ("FAILED", error.to_json(), None),
+            Outcome::Cancelled => ("CANCELLED", String::new(), None),
+        };
+        invocation
+            .arg(&run.delivery_id)
+            .arg(&run.key)
+            .arg(run.generation)
+            .arg(state)
+            .arg(error)
+            .arg(if result.is_some() { "1" } else { "0" })
+            .arg(result.unwrap_or(""));
+    }
+    let reply: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
+    if reply.len() != runs.len() {
+        return Err(Error::Protocol(format!(
+            "finish.lua answered {} values for {} runs",
+            reply.len(),
+            runs.len()
+        )));
+    }
+    reply
+        .iter()
+        .map(|answer| match answer.as_str() {
+            "recorded" => Ok(FinishOutcome::Recorded),
+            "superseded" => Ok(FinishOutcome::Superseded),
+            "fenced" => Ok(FinishOutcome::Fenced),
+            other => Err(Error::Protocol(format!(
+                "finish.lua answered the unknown outcome `{other}`"
+            ))),
+        })
+        .collect()
+}
+
+/// Moves due tasks to the stream (promote.lua).
+pub(super) async fn promote_due(shared: &Shared, limit: usize) -> Result<Promotion> {
+    let (moved, next_due_ms): (usize, i64) = SCRIPTS
+        .promote
+        .key(shared.keys.stream())
+        .key(shared.keys.queue())
+        .arg(shared.keys.prefix())
+        .arg(limit)
+        .invoke_async(&mut shared.connection())
+        .await?;
+    Ok(Promotion {
+        moved,
+        next_due_in: u64::try_from(next_due_ms).ok().map(Duration::from_millis),
+    })
+}
+
+/// Cancels one key (cancel.lua).
+pub(super) async fn cancel(shared: &Shared, key: &str) -> Result<bool> {
+    let cancelled: i64 = SCRIPTS
+        .cancel
+        .key(shared.keys.stream())
+        .key(shared.keys.queue())
+        .arg(shared.keys.prefix())
+        .arg(key)
+        .arg(shared.ttl_ms)
+        .invoke_async(&mut shared.connection())
+        .await?;
+    Ok(cancelled == 1)
+}
+
+/// Removes every scheduled and queued task (clear.lua).
+pub(super) async fn clear(shared: &Shared) -> Result<usize> {
+    let removed: usize = SCRIPTS
+        .clear
+        .key(shared.keys.stream())
+        .key(shared.keys.queue())
+        .arg(shared.keys.prefix())
+        .arg(shared.ttl_ms)
+        .invoke_async(&mut shared.connection())
+        .await?;
+    Ok(removed)
+}

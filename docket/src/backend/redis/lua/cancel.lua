@@ -1,0 +1,30 @@
+-- cancel.lua: cancels one key.
+--
+-- KEYS[1]  stream     {p}:stream
+-- KEYS[2]  queue      {p}:queue
+-- ARGV[1]  prefix
+-- ARGV[2]  key
+-- ARGV[3]  ttl_ms     execution_ttl (0: delete the record)
+--
+-- SCHEDULED: the parked copy is removed. QUEUED: the message is deleted (and
+-- acknowledged, in case a worker just read it). RUNNING: its worker is signalled on
+-- {p}:cancel:{key}. Each ends CANCELLED. Returns 1, or 0 when the key was not live.
+
+local stream, queue = KEYS[1], KEYS[2]
+local key, ttl_ms = ARGV[2], ARGV[3]
+
+local current = redis.call('HMGET', record_key(key), 'state', 'generation', 'stream_id')
+local state = current[1]
+if state == 'SCHEDULED' then
+    redis.call('ZREM', queue, key)
+    redis.call('DEL', parked_key(key))
+elseif state == 'QUEUED' then
+    drop_message(stream, current[3])
+elseif state == 'RUNNING' then
+    redis.call('PUBLISH', cancel_channel(key), key)
+else
+    return 0
+end
+
+conclude(key, 'CANCELLED', current[2], ttl_ms, nil, now_ms())
+return 1

@@ -1,0 +1,63 @@
+-- claim.lua: claims messages a worker read (XREADGROUP) or took over (reclaim.lua).
+--
+-- KEYS[1]  stream          {p}:stream
+-- ARGV[1]  prefix
+-- ARGV[2]  worker          the consumer now holding the messages
+-- ARGV[3]  ttl_ms          execution_ttl, for records that end here (0: delete them)
+-- ARGV[4]  max_deliveries  a run delivered more often than this is dead-lettered
+-- ARGV[5]  dead_json       the TaskError JSON a dead-lettered record ends FAILED with
+-- ARGV[6]  count           how many messages follow, 4 arguments each:
+--   id, key, generation, problem_json ('' for a well-formed message; else the TaskError
+--   JSON describing what is malformed, and key/generation are '' when unknown)
+--
+-- Returns, per message:
+--   'run'        the record is now RUNNING for the worker (its `deliveries` counted);
+--   'superseded' the record is gone, of another generation, or no longer live: the
+--                message is acknowledged and deleted, never run;
+--   'dead'       delivered more than max_deliveries times (its workers kept dying):
+--                acknowledged and deleted, the record ends FAILED;
+--   'dropped'    malformed: acknowledged and deleted; a live record still pointing at
+--                it ends FAILED with the problem.
+
+local stream = KEYS[1]
+local worker, ttl_ms = ARGV[2], ARGV[3]
+local max_deliveries, dead_json = tonumber(ARGV[4]), ARGV[5]
+local count = tonumber(ARGV[6])
+local now = now_ms()
+local out = {}
+
+for i = 0, count - 1 do
+    local base = 7 + i * 4
+    local id, key, generation, problem = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+
+    if problem ~= '' then
+        drop_message(stream, id)
+        if key ~= '' then
+            local current = redis.call('HMGET', record_key(key), 'state', 'generation', 'stream_id')
+            if (current[1] == 'QUEUED' or current[1] == 'RUNNING') and current[3] == id then
+                conclude(key, 'FAILED', current[2], ttl_ms, problem, now)
+            end
+        end
+        out[#out + 1] = 'dropped'
+    else
+        local record = record_key(key)
+        local current = redis.call('HMGET', record, 'state', 'generation')
+        local state = current[1]
+        if (state == 'QUEUED' or state == 'RUNNING') and tonumber(current[2]) == tonumber(generation) then
+            if redis.call('HINCRBY', record, 'deliveries', 1) > max_deliveries then
+                drop_message(stream, id)
+                conclude(key, 'FAILED', generation, ttl_ms, dead_json, now)
+                out[#out + 1] = 'dead'
+            else
+                redis.call('HSET', record, 'state', 'RUNNING', 'worker', worker, 'started_at', rfc3339(now))
+                publish_state(key, 'RUNNING', generation, worker)
+                out[#out + 1] = 'run'
+            end
+        else
+            drop_message(stream, id)
+            out[#out + 1] = 'superseded'
+        end
+    end
+end
+
+return out

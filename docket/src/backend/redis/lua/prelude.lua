@@ -1,0 +1,125 @@
+-- prelude.lua: helpers shared by every docket script; scripts.rs prepends it to each.
+--
+-- ARGV[1]  prefix   the docket's key prefix (every script passes it first)
+--
+-- Per-task keys are derived here from the prefix, with the same suffixes as keys.rs.
+-- Scripts name the docket-level keys they touch (stream, queue, ...) in KEYS.
+
+-- Redis 6.2 replicates scripts verbatim unless told otherwise, which forbids writes
+-- after TIME; effects replication is the default (and this a no-op) from Redis 7.
+if redis.replicate_commands then
+    redis.replicate_commands()
+end
+
+local PREFIX = ARGV[1]
+local GROUP = 'docket-workers'
+
+local function parked_key(key) return PREFIX .. ':' .. key end
+local function record_key(key) return PREFIX .. ':runs:' .. key end
+local function progress_key(key) return PREFIX .. ':progress:' .. key end
+local function result_key(key, generation) return PREFIX .. ':results:' .. key .. ':' .. generation end
+local function task_workers_key(task) return PREFIX .. ':task-workers:' .. task end
+local function worker_tasks_key(worker) return PREFIX .. ':worker-tasks:' .. worker end
+local function state_channel(key) return PREFIX .. ':state:' .. key end
+local function progress_channel(key) return PREFIX .. ':progress:' .. key end
+local function cancel_channel(key) return PREFIX .. ':cancel:' .. key end
+
+-- A whole number as Redis expects it (Lua would print large ones as 1e+15).
+local function int(n)
+    return string.format('%d', n)
+end
+
+-- The server clock in milliseconds since the Unix epoch.
+local function now_ms()
+    local time = redis.call('TIME')
+    return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- Milliseconds since the epoch as RFC 3339 UTC with milliseconds
+-- (days to civil date after Howard Hinnant's proleptic Gregorian algorithm).
+local function rfc3339(ms)
+    local days = math.floor(ms / 86400000)
+    local rest = ms - days * 86400000
+    local hour = math.floor(rest / 3600000)
+    rest = rest - hour * 3600000
+    local minute = math.floor(rest / 60000)
+    rest = rest - minute * 60000
+    local second = math.floor(rest / 1000)
+    local milli = rest - second * 1000
+
+    local z = days + 719468
+    local era = math.floor(z / 146097)
+    local day_of_era = z - era * 146097
+    local year_of_era = math.floor((day_of_era - math.floor(day_of_era / 1460)
+        + math.floor(day_of_era / 36524) - math.floor(day_of_era / 146096)) / 365)
+    local day_of_year = day_of_era - (365 * year_of_era + math.floor(year_of_era / 4)
+        - math.floor(year_of_era / 100))
+    local shifted_month = math.floor((5 * day_of_year + 2) / 153)
+    local day = day_of_year - math.floor((153 * shifted_month + 2) / 5) + 1
+    local month = shifted_month < 10 and shifted_month + 3 or shifted_month - 9
+    local year = year_of_era + era * 400
+    if month <= 2 then
+        year = year + 1
+    end
+    return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ',
+        year, month, day, hour, minute, second, milli)
+end
+
+-- A flat field/value array (HGETALL, stream entries) as a table.
+local function to_table(flat)
+    local t = {}
+    for i = 1, #flat, 2 do
+        t[flat[i]] = flat[i + 1]
+    end
+    return t
+end
+
+local function is_live(state)
+    return state == 'SCHEDULED' or state == 'QUEUED' or state == 'RUNNING'
+end
+
+-- Publishes an `Event::State` for `key`; worker and error_json may be nil or ''.
+local function publish_state(key, state, generation, worker, error_json)
+    local parts = { '{"type":"state","state":"', state, '","generation":', tostring(generation) }
+    if worker and worker ~= '' then
+        parts[#parts + 1] = ',"worker":' .. cjson.encode(worker)
+    end
+    if error_json and error_json ~= '' then
+        parts[#parts + 1] = ',"error":' .. error_json
+    end
+    parts[#parts + 1] = '}'
+    redis.call('PUBLISH', state_channel(key), table.concat(parts))
+end
+
+-- Acknowledges and deletes a stream message (the group may be gone after a restart).
+local function drop_message(stream, id)
+    if id and id ~= '' then
+        redis.pcall('XACK', stream, GROUP, id)
+        redis.call('XDEL', stream, id)
+    end
+end
+
+-- Marks a live record terminal and publishes the state. The record then expires after
+-- ttl_ms, or is deleted at once when fire-and-forget (ttl_ms = 0).
+local function conclude(key, state, generation, ttl_ms, error_json, now)
+    local record = record_key(key)
+    if tonumber(ttl_ms) > 0 then
+        redis.call('HSET', record, 'state', state, 'completed_at', rfc3339(now))
+        if error_json and error_json ~= '' then
+            redis.call('HSET', record, 'error', error_json)
+        end
+        redis.call('PEXPIRE', record, ttl_ms)
+    else
+        redis.call('DEL', record)
+    end
+    redis.call('DEL', progress_key(key))
+    publish_state(key, state, generation, nil, error_json)
+end
+
+-- Whether the group has delivered `id` to `worker` and it is not acknowledged yet.
+local function is_pending_for(stream, id, worker)
+    local pending = redis.pcall('XPENDING', stream, GROUP, id, id, 1, worker)
+    return type(pending) == 'table' and pending.err == nil and #pending > 0
+end
+
+--------------------------------------------------------------------------------------

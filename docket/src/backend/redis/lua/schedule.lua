@@ -1,0 +1,89 @@
+-- schedule.lua: schedules a batch of calls (`add` / `replace`), each in order.
+--
+-- KEYS[1]  stream     {p}:stream
+-- KEYS[2]  queue      {p}:queue
+-- ARGV[1]  prefix
+-- ARGV[2]  count      how many calls follow, 8 arguments each:
+--   key, function, args, due_kind ('now' | 'after' | 'at'), due_ms (delay or instant),
+--   attempt, replace ('1' | '0'), traceparent ('' when none)
+--
+-- Returns, per call: disposition, generation, when (RFC 3339).
+-- A live key (SCHEDULED, QUEUED, RUNNING) is left alone by `add` (ALREADY_SCHEDULED);
+-- `replace` removes its parked or queued copy (a running copy is fenced off by the new
+-- generation) and answers SUPERSEDED. The due time is computed from the server clock.
+
+local stream, queue = KEYS[1], KEYS[2]
+local now = now_ms()
+local count = tonumber(ARGV[2])
+local out = {}
+
+for i = 0, count - 1 do
+    local base = 3 + i * 8
+    local key, fn, args = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+    local due_kind, due_ms = ARGV[base + 3], tonumber(ARGV[base + 4])
+    local attempt, replace, traceparent = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7]
+
+    local record = record_key(key)
+    local current = redis.call('HMGET', record, 'state', 'generation', 'when', 'stream_id')
+    local state, generation = current[1], tonumber(current[2]) or 0
+
+    if is_live(state) and replace ~= '1' then
+        out[#out + 1] = 'ALREADY_SCHEDULED'
+        out[#out + 1] = int(generation)
+        out[#out + 1] = current[3] or ''
+    else
+        local disposition = 'SCHEDULED'
+        if is_live(state) then
+            disposition = 'SUPERSEDED'
+            if state == 'SCHEDULED' then
+                redis.call('ZREM', queue, key)
+                redis.call('DEL', parked_key(key))
+            elseif state == 'QUEUED' then
+                drop_message(stream, current[4])
+            end
+        end
+
+        local due = now
+        if due_kind == 'after' then
+            due = now + due_ms
+        elseif due_kind == 'at' then
+            due = due_ms
+        end
+        local new_generation = int(generation + 1)
+        local when = rfc3339(due)
+        local message = {
+            'key', key, 'when', when, 'function', fn, 'args', args,
+            'attempt', attempt, 'generation', new_generation,
+        }
+        if traceparent ~= '' then
+            message[#message + 1] = 'traceparent'
+            message[#message + 1] = traceparent
+        end
+
+        -- The record is rewritten whole: no worker, times, error or result of an earlier
+        -- run survive, nor the expiry of a terminal record.
+        redis.call('DEL', record, progress_key(key))
+        local new_state
+        if due <= now then
+            local id = redis.call('XADD', stream, '*', unpack(message))
+            new_state = 'QUEUED'
+            redis.call('HSET', record, 'stream_id', id)
+        else
+            new_state = 'SCHEDULED'
+            local parked = parked_key(key)
+            redis.call('DEL', parked)
+            redis.call('HSET', parked, unpack(message))
+            redis.call('ZADD', queue, int(due), key)
+        end
+        redis.call('HSET', record,
+            'state', new_state, 'generation', new_generation, 'when', when,
+            'function', fn, 'args', args, 'attempt', attempt)
+        publish_state(key, new_state, new_generation)
+
+        out[#out + 1] = disposition
+        out[#out + 1] = new_generation
+        out[#out + 1] = when
+    end
+end
+
+return out

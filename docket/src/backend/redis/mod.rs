@@ -1,0 +1,195 @@
+//! The Redis backend (SPEC §3–§5): every state transition is one Lua script.
+//!
+//! Layout: [`keys`] names every key and channel; [`scripts`] holds the Lua scripts (one
+//! per transition, in `lua/`, sharing `lua/prelude.lua`); [`wire`] reads what the
+//! scripts write; [`connection`] opens the connections. The operations are grouped by
+//! concern: [`lifecycle`] (schedule, finish, promote, cancel, clear), [`consumer`]
+//! (claim, reclaim, renew) and [`observe`] (records, results, progress, events,
+//! snapshots, heartbeats).
+
+mod connection;
+mod consumer;
+mod keys;
+mod lifecycle;
+mod observe;
+mod scripts;
+mod wire;
+
+#[cfg(test)]
+mod test_server;
+#[cfg(test)]
+mod tests;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::Stream;
+use redis::Client;
+use redis::aio::ConnectionManager;
+
+use self::keys::Keys;
+use super::{
+    Backend, BackendConfig, BoxFuture, Consumer, Delivery, EventStream, Finish, FinishOutcome,
+    LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion, ScheduleOutcome, WorkerEntry,
+};
+use crate::error::{Error, Result};
+use crate::execution::{ExecutionRecord, ProgressState};
+
+/// A docket stored in Redis (or Valkey).
+pub(crate) struct RedisBackend {
+    shared: Arc<Shared>,
+}
+
+/// What the backend and its consumers share.
+struct Shared {
+    /// Opens the dedicated connections (blocking reads, pub/sub).
+    client: Client,
+    /// Commands and scripts; reconnects by itself.
+    connection: ConnectionManager,
+    keys: Keys,
+    /// `execution_ttl` in milliseconds; 0 is fire-and-forget.
+    ttl_ms: u64,
+}
+
+impl Shared {
+    /// A handle on the command connection (cheap: it is shared).
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+}
+
+impl RedisBackend {
+    /// Connects to the Redis server at `url` and makes sure the docket's stream and
+    /// consumer group exist.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] when redis-rs cannot read the URL; [`Error::Redis`] when the
+    /// server cannot be reached or refuses the credentials.
+    pub(crate) async fn connect(url: &str, config: BackendConfig) -> Result<Self> {
+        let client = Client::open(url).map_err(|error| match error.kind() {
+            redis::ErrorKind::InvalidClientConfig => Error::InvalidUrl {
+                url: crate::client::redact(url),
+                reason: error.to_string(),
+            },
+            _ => Error::Redis(error),
+        })?;
+        let mut connection = connection::command_connection(&client).await?;
+        let keys = Keys::new(&config.name);
+        connection::ensure_group(&mut connection, &keys).await?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                client,
+                connection,
+                keys,
+                ttl_ms: wire::duration_millis(config.execution_ttl),
+            }),
+        })
+    }
+}
+
+impl Backend for RedisBackend {
+    fn schedule(&self, tasks: Vec<NewTask>) -> BoxFuture<'_, Result<Vec<ScheduleOutcome>>> {
+        Box::pin(lifecycle::schedule(&self.shared, tasks))
+    }
+
+    fn consumer(&self, worker: &str) -> BoxFuture<'_, Result<Box<dyn Consumer>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move {
+            let consumer = consumer::RedisConsumer::open(Arc::clone(&self.shared), worker).await?;
+            Ok(Box::new(consumer) as Box<dyn Consumer>)
+        })
+    }
+
+    fn finish(&self, worker: &str, runs: Vec<Finish>) -> BoxFuture<'_, Result<Vec<FinishOutcome>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { lifecycle::finish(&self.shared, &worker, runs).await })
+    }
+
+    fn promote_due(&self, limit: usize) -> BoxFuture<'_, Result<Promotion>> {
+        Box::pin(lifecycle::promote_due(&self.shared, limit))
+    }
+
+    fn renew(&self, worker: &str, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<String>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { consumer::renew(&self.shared, &worker, ids).await })
+    }
+
+    fn reclaim(
+        &self,
+        worker: &str,
+        idle: Duration,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { consumer::reclaim(&self.shared, &worker, idle, limit).await })
+    }
+
+    fn cancel(&self, key: &str) -> BoxFuture<'_, Result<bool>> {
+        let key = key.to_owned();
+        Box::pin(async move { lifecycle::cancel(&self.shared, &key).await })
+    }
+
+    fn record(&self, key: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>> {
+        let key = key.to_owned();
+        Box::pin(async move { observe::record(&self.shared, &key).await })
+    }
+
+    fn result(&self, key: &str, generation: u64) -> BoxFuture<'_, Result<Option<String>>> {
+        let key = key.to_owned();
+        Box::pin(async move { observe::result(&self.shared, &key, generation).await })
+    }
+
+    fn progress(&self, key: &str) -> BoxFuture<'_, Result<Option<ProgressState>>> {
+        let key = key.to_owned();
+        Box::pin(async move { observe::progress(&self.shared, &key).await })
+    }
+
+    fn report_progress(&self, key: &str, update: ProgressUpdate) -> BoxFuture<'_, Result<()>> {
+        let key = key.to_owned();
+        Box::pin(async move { observe::report_progress(&self.shared, &key, update).await })
+    }
+
+    fn subscribe(&self, key: &str) -> BoxFuture<'_, Result<EventStream>> {
+        let key = key.to_owned();
+        Box::pin(async move { observe::subscribe(&self.shared, &key).await })
+    }
+
+    fn cancellations(&self) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = String> + Send>>>> {
+        Box::pin(observe::cancellations(&self.shared))
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[&'static str],
+        expire_after: Duration,
+    ) -> BoxFuture<'_, Result<()>> {
+        let worker = worker.to_owned();
+        let tasks = tasks.to_vec();
+        Box::pin(
+            async move { observe::heartbeat(&self.shared, &worker, &tasks, expire_after).await },
+        )
+    }
+
+    fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<WorkerEntry>>> {
+        let task = task.map(str::to_owned);
+        Box::pin(async move { observe::workers(&self.shared, task.as_deref()).await })
+    }
+
+    fn live(&self) -> BoxFuture<'_, Result<LiveTasks>> {
+        Box::pin(observe::live(&self.shared))
+    }
+
+    fn live_counts(&self) -> BoxFuture<'_, Result<LiveCounts>> {
+        Box::pin(observe::live_counts(&self.shared))
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(lifecycle::clear(&self.shared))
+    }
+
+    fn now(&self) -> BoxFuture<'_, Result<SystemTime>> {
+        Box::pin(observe::now(&self.shared))
+    }
+}

@@ -1,0 +1,244 @@
+//! Reading the docket: records, results, progress, events, snapshots, the clock, and
+//! the worker registry fed by heartbeats.
+
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{Stream, StreamExt};
+use redis::Value;
+
+use super::Shared;
+use super::connection::pubsub_connection;
+use super::scripts::SCRIPTS;
+use super::wire::{duration_millis, from_epoch_millis, parse_progress, parse_record, text_fields};
+use crate::backend::{EventStream, LiveCounts, LiveTasks, ProgressUpdate, WorkerEntry};
+use crate::error::Result;
+use crate::execution::{Event, ExecutionRecord, ProgressState};
+
+/// The fields of a hash, as text.
+async fn hash(shared: &Shared, key: String) -> Result<std::collections::HashMap<String, String>> {
+    let reply: Value = redis::cmd("HGETALL")
+        .arg(key)
+        .query_async(&mut shared.connection())
+        .await?;
+    Ok(text_fields(&reply))
+}
+
+pub(super) async fn record(shared: &Shared, key: &str) -> Result<Option<ExecutionRecord>> {
+    let fields = hash(shared, shared.keys.record(key)).await?;
+    parse_record(key, &fields)
+}
+
+pub(super) async fn result(shared: &Shared, key: &str, generation: u64) -> Result<Option<String>> {
+    let stored: Option<String> = redis::cmd("GET")
+        .arg(shared.keys.result(key, generation))
+        .query_async(&mut shared.connection())
+        .await?;
+    Ok(stored)
+}
+
+pub(super) async fn progress(shared: &Shared, key: &str) -> Result<Option<ProgressState>> {
+    let fields = hash(shared, shared.keys.progress(key)).await?;
+    Ok(parse_progress(&fields))
+}
+
+/// Applies a progress update (progress.lua). Fire-and-forget dockets keep no progress.
+pub(super) async fn report_progress(
+    shared: &Shared,
+    key: &str,
+    update: ProgressUpdate,
+) -> Result<()> {
+    if shared.ttl_ms == 0 {
+        return Ok(());
+    }
+    let (op, value) = match update {
+        ProgressUpdate::SetTotal(total) => ("total", total.to_string()),
+        ProgressUpdate::Increment(by) => ("increment", by.to_string()),
+        ProgressUpdate::SetMessage(message) => ("message", message),
+    };
+    let _: i64 = SCRIPTS
+        .progress
+        .key(shared.keys.record(key))
+        .key(shared.keys.progress(key))
+        .arg(shared.keys.prefix())
+        .arg(key)
+        .arg(op)
+        .arg(value)
+        .invoke_async(&mut shared.connection())
+        .await?;
+    Ok(())
+}
+
+/// Follows `{p}:state:{key}` and `{p}:progress:{key}` on a dedicated connection. The
+/// stream ends when that connection is lost.
+pub(super) async fn subscribe(shared: &Shared, key: &str) -> Result<EventStream> {
+    let mut pubsub = pubsub_connection(&shared.client).await?;
+    pubsub
+        .subscribe(&[
+            shared.keys.state_channel(key),
+            shared.keys.progress_channel(key),
+        ])
+        .await?;
+    let events = pubsub.into_on_message().filter_map(|message| {
+        let event = serde_json::from_slice::<Event>(message.get_payload_bytes());
+        futures::future::ready(match event {
+            Ok(event) => Some(event),
+            Err(error) => {
+                tracing::warn!(
+                    channel = %message.get_channel_name(),
+                    "ignoring an unreadable event: {error}"
+                );
+                None
+            }
+        })
+    });
+    Ok(Box::pin(events))
+}
+
+/// Follows every `{p}:cancel:{key}` channel on a dedicated connection, yielding keys. The
+/// stream ends when that connection is lost.
+///
+/// `PSUBSCRIBE {p}:cancel:*` is refused to a user whose ACL grants only `&{p}:*` (Redis
+/// compares subscribed patterns literally with the granted ones); it then follows
+/// `{p}:*`, which that rule grants, and keeps only the cancellations.
+pub(super) async fn cancellations(
+    shared: &Shared,
+) -> Result<Pin<Box<dyn Stream<Item = String> + Send>>> {
+    let mut pubsub = pubsub_connection(&shared.client).await?;
+    if let Err(error) = pubsub.psubscribe(shared.keys.cancel_pattern()).await {
+        if error.kind() != redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
+            return Err(error.into());
+        }
+        tracing::debug!(
+            docket = %shared.keys.prefix(),
+            "cannot follow `{}` ({error}); following `{}` instead",
+            shared.keys.cancel_pattern(),
+            shared.keys.docket_pattern(),
+        );
+        pubsub.psubscribe(shared.keys.docket_pattern()).await?;
+    }
+    let keys = shared.keys.clone();
+    let cancelled = pubsub.into_on_message().filter_map(move |message| {
+        let key = keys
+            .key_of_cancel_channel(message.get_channel_name())
+            .map(str::to_owned);
+        futures::future::ready(key)
+    });
+    Ok(Box::pin(cancelled))
+}
+
+/// Records a heartbeat (heartbeat.lua).
+pub(super) async fn heartbeat(
+    shared: &Shared,
+    worker: &str,
+    tasks: &[&'static str],
+    expire_after: Duration,
+) -> Result<()> {
+    let _: i64 = SCRIPTS
+        .heartbeat
+        .key(shared.keys.workers())
+        .arg(shared.keys.prefix())
+        .arg(worker)
+        .arg(duration_millis(expire_after).max(1))
+        .arg(tasks)
+        .invoke_async(&mut shared.connection())
+        .await?;
+    Ok(())
+}
+
+/// The workers of the registry (or of one task's), with their tasks. A worker whose
+/// task list has expired (it stopped sending heartbeats) is left out even before a
+/// live worker's heartbeat prunes it.
+pub(super) async fn workers(shared: &Shared, task: Option<&str>) -> Result<Vec<WorkerEntry>> {
+    let registry = task.map_or_else(
+        || shared.keys.workers(),
+        |task| shared.keys.task_workers(task),
+    );
+    let seen: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(registry)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut shared.connection())
+        .await?;
+    if seen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipeline = redis::pipe();
+    for (worker, _) in &seen {
+        pipeline
+            .cmd("SMEMBERS")
+            .arg(shared.keys.worker_tasks(worker));
+    }
+    let tasks: Vec<Vec<String>> = pipeline.query_async(&mut shared.connection()).await?;
+    Ok(seen
+        .into_iter()
+        .zip(tasks)
+        .filter(|(_, tasks)| !tasks.is_empty())
+        .map(|((name, last_seen), mut tasks)| {
+            tasks.sort();
+            WorkerEntry {
+                name,
+                // Scores are whole milliseconds since the epoch.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                last_seen: from_epoch_millis(last_seen.max(0.0) as u64),
+                tasks,
+            }
+        })
+        .collect())
+}
+
+/// Every live task with its record, read in one script (live.lua).
+pub(super) async fn live(shared: &Shared) -> Result<LiveTasks> {
+    type Listed = Vec<(String, Value)>;
+    let (scheduled, queued, running): (Listed, Listed, Listed) = SCRIPTS
+        .live
+        .key(shared.keys.stream())
+        .key(shared.keys.queue())
+        .arg(shared.keys.prefix())
+        .invoke_async(&mut shared.connection())
+        .await?;
+    let records = |listed: Listed| -> Vec<ExecutionRecord> {
+        listed
+            .into_iter()
+            .filter_map(
+                |(key, fields)| match parse_record(&key, &text_fields(&fields)) {
+                    Ok(record) => record,
+                    Err(error) => {
+                        tracing::warn!(docket = %shared.keys.prefix(), "{error}");
+                        None
+                    }
+                },
+            )
+            .collect()
+    };
+    Ok(LiveTasks {
+        queued: records(queued),
+        scheduled: records(scheduled),
+        running: records(running),
+    })
+}
+
+/// How many tasks are live, read in one script (counts.lua).
+pub(super) async fn live_counts(shared: &Shared) -> Result<LiveCounts> {
+    let (queued, scheduled, running): (usize, usize, usize) = SCRIPTS
+        .counts
+        .key(shared.keys.stream())
+        .key(shared.keys.queue())
+        .arg(shared.keys.prefix())
+        .invoke_async(&mut shared.connection())
+        .await?;
+    Ok(LiveCounts {
+        queued,
+        scheduled,
+        running,
+    })
+}
+
+/// The server clock (`TIME`).
+pub(super) async fn now(shared: &Shared) -> Result<SystemTime> {
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut shared.connection())
+        .await?;
+    Ok(UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros))
+}

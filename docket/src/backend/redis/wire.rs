@@ -1,0 +1,387 @@
+//! How docket's values are spelled in Redis: times, messages, records, progress.
+//!
+//! Times are RFC 3339 UTC with milliseconds (`2025-01-31T12:00:00.250Z`) in messages and
+//! records alike; the scripts write them from the server clock, Rust only reads them.
+//! Sorted-set scores (due times, heartbeats) are epoch milliseconds.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Value;
+
+use crate::backend::Message;
+use crate::error::{Error, Result, TaskError};
+use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
+use crate::task::Due;
+
+/// Milliseconds since the Unix epoch (0 before it, saturating far after).
+pub(super) fn epoch_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, duration_millis)
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(super) fn duration_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The instant `millis` after the Unix epoch.
+pub(super) fn from_epoch_millis(millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
+}
+
+/// Reads an RFC 3339 timestamp.
+pub(super) fn parse_time(text: &str) -> Option<SystemTime> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(SystemTime::from)
+}
+
+/// Writes an instant as the scripts do (RFC 3339, UTC, milliseconds).
+#[cfg(test)]
+pub(super) fn format_time(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A due time as schedule.lua takes it: kind and milliseconds.
+pub(super) fn due_args(due: &Due) -> (&'static str, u64) {
+    match due {
+        Due::Now => ("now", 0),
+        Due::After(delay) => ("after", duration_millis(*delay)),
+        Due::At(when) => ("at", epoch_millis(*when)),
+    }
+}
+
+/// The text of a reply value; `None` for nil, arrays and the like.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(text) | Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A stream entry's or hash's fields as text, from a flat `[field, value, ...]` array or
+/// a RESP3 map. Values that are not text are left out (and then reported missing).
+pub(super) fn text_fields(value: &Value) -> HashMap<String, String> {
+    let mut fields = HashMap::new();
+    match value {
+        Value::Array(items) => {
+            for pair in items.chunks_exact(2) {
+                if let (Some(field), Some(value)) = (text(&pair[0]), text(&pair[1])) {
+                    fields.insert(field, value);
+                }
+            }
+        }
+        Value::Map(pairs) => {
+            for (field, value) in pairs {
+                if let (Some(field), Some(value)) = (text(field), text(value)) {
+                    fields.insert(field, value);
+                }
+            }
+        }
+        _ => {}
+    }
+    fields
+}
+
+/// Converts a map of reply values (as `redis::streams::StreamId` holds them).
+pub(super) fn text_map(map: &HashMap<String, Value>) -> HashMap<String, String> {
+    map.iter()
+        .filter_map(|(field, value)| Some((field.clone(), text(value)?)))
+        .collect()
+}
+
+/// What is wrong with a message that cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Malformed {
+    /// The offending field.
+    pub field: &'static str,
+    /// Missing, or the value that did not parse.
+    pub problem: String,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "field `{}` {}", self.field, self.problem)
+    }
+}
+
+fn required<'a>(
+    fields: &'a HashMap<String, String>,
+    field: &'static str,
+) -> std::result::Result<&'a str, Malformed> {
+    fields.get(field).map(String::as_str).ok_or(Malformed {
+        field,
+        problem: "is missing".into(),
+    })
+}
+
+fn parsed<T: std::str::FromStr>(
+    fields: &HashMap<String, String>,
+    field: &'static str,
+) -> std::result::Result<T, Malformed> {
+    let value = required(fields, field)?;
+    value.parse().map_err(|_| Malformed {
+        field,
+        problem: format!("has the unreadable value `{value}`"),
+    })
+}
+
+/// Reads a message from its stream fields (SPEC §4 "Message fields").
+pub(super) fn parse_message(
+    fields: &HashMap<String, String>,
+) -> std::result::Result<Message, Malformed> {
+    let when = required(fields, "when")?;
+    Ok(Message {
+        key: required(fields, "key")?.to_owned(),
+        function: required(fields, "function")?.to_owned(),
+        args: required(fields, "args")?.to_owned(),
+        when: parse_time(when).ok_or_else(|| Malformed {
+            field: "when",
+            problem: format!("has the unreadable value `{when}`"),
+        })?,
+        attempt: parsed(fields, "attempt")?,
+        generation: parsed(fields, "generation")?,
+        traceparent: fields.get("traceparent").filter(|t| !t.is_empty()).cloned(),
+    })
+}
+
+/// Reads an execution record (`{p}:runs:{key}`); `None` when the hash is empty.
+///
+/// # Errors
+/// [`Error::Protocol`] naming the key and field when a field docket always writes is
+/// missing or unreadable.
+pub(super) fn parse_record(
+    key: &str,
+    fields: &HashMap<String, String>,
+) -> Result<Option<ExecutionRecord>> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let bad = |malformed: Malformed| {
+        Error::Protocol(format!("the record of `{key}` is unreadable: {malformed}"))
+    };
+    let state: ExecutionState = parsed(fields, "state").map_err(bad)?;
+    let when = required(fields, "when").map_err(bad)?;
+    let optional_time = |field: &'static str| -> Result<Option<SystemTime>> {
+        match fields.get(field).filter(|value| !value.is_empty()) {
+            None => Ok(None),
+            Some(value) => parse_time(value).map(Some).ok_or_else(|| {
+                bad(Malformed {
+                    field,
+                    problem: format!("has the unreadable value `{value}`"),
+                })
+            }),
+        }
+    };
+    Ok(Some(ExecutionRecord {
+        key: key.to_owned(),
+        state,
+        generation: parsed(fields, "generation").map_err(bad)?,
+        function: required(fields, "function").map_err(bad)?.to_owned(),
+        args: required(fields, "args").map_err(bad)?.to_owned(),
+        attempt: fields
+            .get("attempt")
+            .and_then(|attempt| attempt.parse().ok())
+            .unwrap_or(1),
+        when: parse_time(when).ok_or_else(|| {
+            bad(Malformed {
+                field: "when",
+                problem: format!("has the unreadable value `{when}`"),
+            })
+        })?,
+        worker: fields.get("worker").filter(|w| !w.is_empty()).cloned(),
+        started_at: optional_time("started_at")?,
+        completed_at: optional_time("completed_at")?,
+        error: fields
+            .get("error")
+            .filter(|e| !e.is_empty())
+            .map(|e| TaskError::from_json(e)),
+        has_result: fields.get("result_key").is_some_and(|r| !r.is_empty()),
+    }))
+}
+
+/// Reads a progress hash (`{p}:progress:{key}`); `None` when it is empty.
+pub(super) fn parse_progress(fields: &HashMap<String, String>) -> Option<ProgressState> {
+    if fields.is_empty() {
+        return None;
+    }
+    Some(ProgressState {
+        current: fields
+            .get("current")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+        total: fields.get("total").and_then(|t| t.parse().ok()),
+        message: fields.get("message").cloned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn message_fields() -> HashMap<String, String> {
+        fields(&[
+            ("key", "k1"),
+            ("when", "2025-03-04T05:06:07.089Z"),
+            ("function", "send_email"),
+            ("args", r#"{"to":"a@b"}"#),
+            ("attempt", "2"),
+            ("generation", "7"),
+        ])
+    }
+
+    #[test]
+    fn rfc3339_round_trips_with_milliseconds() {
+        let when = from_epoch_millis(1_741_064_767_089);
+        assert_eq!(format_time(when), "2025-03-04T05:06:07.089Z");
+        assert_eq!(parse_time("2025-03-04T05:06:07.089Z"), Some(when));
+        assert_eq!(parse_time("2025-03-04T06:06:07.089+01:00"), Some(when));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(epoch_millis(when), 1_741_064_767_089);
+        assert_eq!(epoch_millis(UNIX_EPOCH - Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn due_times_become_script_arguments() {
+        assert_eq!(due_args(&Due::Now), ("now", 0));
+        assert_eq!(
+            due_args(&Due::After(Duration::from_millis(1500))),
+            ("after", 1500)
+        );
+        assert_eq!(due_args(&Due::At(from_epoch_millis(42))), ("at", 42));
+    }
+
+    #[test]
+    fn a_complete_message_parses() {
+        let mut raw = message_fields();
+        let message = parse_message(&raw).unwrap();
+        assert_eq!(message.key, "k1");
+        assert_eq!(message.function, "send_email");
+        assert_eq!(message.args, r#"{"to":"a@b"}"#);
+        assert_eq!(message.when, from_epoch_millis(1_741_064_767_089));
+        assert_eq!((message.attempt, message.generation), (2, 7));
+        assert_eq!(message.traceparent, None);
+
+        raw.insert("traceparent".into(), "00-abc-def-01".into());
+        assert_eq!(
+            parse_message(&raw).unwrap().traceparent.as_deref(),
+            Some("00-abc-def-01")
+        );
+    }
+
+    #[test]
+    fn a_malformed_message_names_its_field() {
+        for field in ["key", "when", "function", "args", "attempt", "generation"] {
+            let mut raw = message_fields();
+            raw.remove(field);
+            let malformed = parse_message(&raw).unwrap_err();
+            assert_eq!(malformed.field, field);
+            assert_eq!(malformed.to_string(), format!("field `{field}` is missing"));
+        }
+        let mut raw = message_fields();
+        raw.insert("generation".into(), "seven".into());
+        assert_eq!(
+            parse_message(&raw).unwrap_err().to_string(),
+            "field `generation` has the unreadable value `seven`"
+        );
+        let mut raw = message_fields();
+        raw.insert("when".into(), "soon".into());
+        assert_eq!(parse_message(&raw).unwrap_err().field, "when");
+    }
+
+    #[test]
+    fn reply_values_become_text_fields() {
+        let flat = Value::Array(vec![
+            Value::BulkString(b"key".to_vec()),
+            Value::BulkString(b"k1".to_vec()),
+            Value::BulkString(b"attempt".to_vec()),
+            Value::Int(3),
+            Value::BulkString(b"odd".to_vec()),
+            Value::Nil,
+        ]);
+        let parsed = text_fields(&flat);
+        assert_eq!(parsed, fields(&[("key", "k1"), ("attempt", "3")]));
+    }
+
+    #[test]
+    fn records_parse_with_optional_fields() {
+        assert_eq!(parse_record("k", &HashMap::new()).unwrap(), None);
+        let record = parse_record(
+            "k",
+            &fields(&[
+                ("state", "FAILED"),
+                ("generation", "3"),
+                ("when", "2025-03-04T05:06:07.089Z"),
+                ("function", "f"),
+                ("args", "{}"),
+                ("attempt", "2"),
+                ("worker", "w1"),
+                ("started_at", "2025-03-04T05:06:08.000Z"),
+                ("completed_at", "2025-03-04T05:06:09.000Z"),
+                ("error", r#"{"kind":"timed_out","message":"too slow"}"#),
+                ("stream_id", "1-0"),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(record.state, ExecutionState::Failed);
+        assert_eq!((record.generation, record.attempt), (3, 2));
+        assert_eq!(record.worker.as_deref(), Some("w1"));
+        assert_eq!(
+            record.started_at,
+            Some(from_epoch_millis(1_741_064_768_000))
+        );
+        assert_eq!(
+            record.completed_at,
+            Some(from_epoch_millis(1_741_064_769_000))
+        );
+        let error = record.error.unwrap();
+        assert!(error.is_timeout());
+        assert_eq!(error.message(), "too slow");
+        assert!(!record.has_result);
+    }
+
+    #[test]
+    fn an_unreadable_record_names_key_and_field() {
+        let error = parse_record("k9", &fields(&[("state", "ASLEEP")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`k9`"), "{error}");
+        assert!(error.contains("`state`"), "{error}");
+    }
+
+    #[test]
+    fn progress_parses() {
+        assert_eq!(parse_progress(&HashMap::new()), None);
+        assert_eq!(
+            parse_progress(&fields(&[
+                ("current", "3"),
+                ("total", "10"),
+                ("message", "hi")
+            ])),
+            Some(ProgressState {
+                current: 3,
+                total: Some(10),
+                message: Some("hi".into()),
+            })
+        );
+        assert_eq!(
+            parse_progress(&fields(&[("current", "1"), ("updated_at", "x")])),
+            Some(ProgressState {
+                current: 1,
+                total: None,
+                message: None,
+            })
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! [`Docket`]: the client handle producers and workers share.
+
+mod add;
+mod snapshot;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use add::Add;
+pub use snapshot::{ActiveWorker, Snapshot};
+
+use crate::backend::{self, Backend, BackendConfig, BackendUrl, NewTask, ScheduleOutcome};
+use crate::error::{Error, Result};
+use crate::execution::{Execution, ExecutionParts};
+use crate::task::{Call, Task};
+
+/// The default `execution_ttl`: terminal records and results live 15 minutes.
+pub const DEFAULT_EXECUTION_TTL: Duration = Duration::from_mins(15);
+
+/// Key names docket uses for itself under the docket's prefix; a task key may not be one
+/// of them or start with one of them followed by `:` (it would collide in Redis).
+pub(crate) const RESERVED_KEYS: &[&str] = &[
+    "stream",
+    "queue",
+    "strikes",
+    "workers",
+    "runs",
+    "progress",
+    "results",
+    "task-workers",
+    "worker-tasks",
+    "state",
+    "cancel",
+    "lock",
+];
+
+/// A handle to one named docket on one backend. Cheap to clone; share it freely.
+///
+/// ```
+/// # #[docket::task] async fn send_welcome(user_id: u64) {}
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> docket::Result<()> {
+/// use std::time::Duration;
+///
+/// let docket = docket::Docket::connect("orders", "memory://doc-docket").await?;
+/// let now = docket.add(SendWelcome::new(7)).await?;
+/// let later = docket
+///     .add(SendWelcome::new(8))
+///     .key("welcome-8")
+///     .after(Duration::from_secs(30))
+///     .await?;
+/// assert_eq!(later.disposition(), docket::Disposition::Scheduled);
+/// assert_eq!(later.state().await?, docket::ExecutionState::Scheduled);
+/// # let _ = now; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Docket {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    url: String,
+    execution_ttl: Duration,
+    backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for Docket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Docket")
+            .field("name", &self.inner.name)
+            .field("url", &redact(&self.inner.url))
+            .field("execution_ttl", &self.inner.execution_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password of a URL for logs and debug output.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Options for [`Docket::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct DocketBuilder {
+    name: String,
+    url: String,
+    execution_ttl: Duration,
+}
+
+impl DocketBuilder {
+    /// How long terminal records, results and progress are kept (default 15 minutes).
+    /// `Duration::ZERO` is fire-and-forget: nothing is kept once a run ends.
+    pub fn execution_ttl(mut self, ttl: Duration) -> Self {
+        self.execution_ttl = ttl;
+        self
+    }
+
+    /// Connects.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] or [`Error::InvalidUrl`] naming the bad value, or the
+    /// backend's connection error.
+    pub async fn connect(self) -> Result<Docket> {
+        validate_name(&self.name)?;
+        let url = BackendUrl::parse(&self.url)?;
+        if !self.execution_ttl.is_zero() && self.execution_ttl < Duration::from_millis(1) {
+            return Err(Error::InvalidOption {
+                name: "execution_ttl",
+                value: format!("{:?}", self.execution_ttl),
+                reason: "use zero (fire-and-forget) or at least one millisecond".into(),
+            });
+        }
+        let config = BackendConfig {
+            name: self.name.clone(),
+            execution_ttl: self.execution_ttl,
+        };
+        let backend = backend::open(&url, config).await?;
+        Ok(Docket {
+            inner: Arc::new(Inner {
+                name: self.name,
+                url: self.url,
+                execution_ttl: self.execution_ttl,
+                backend,
+            }),
+        })
+    }
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(['{', '}']) || name.chars().any(char::is_whitespace) {
+        return Err(Error::InvalidName(name.to_owned()));
+    }
+    Ok(())
+}
+
+fn validate_key(key: &str) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidKey {
+        key: key.to_owned(),
+        reason,
+    };
+    if key.is_empty() {
+        return Err(invalid("a key cannot be empty".into()));
+    }
+    for reserved in RESERVED_KEYS {
+        if key == *reserved
+            || key
+                .strip_prefix(reserved)
+                .is_some_and(|rest| rest.starts_with(':'))
+        {
+            return Err(invalid(format!(
+                "`{reserved}` is reserved for docket's own keys"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Docket {
+    /// Connects to the docket `name` at `url` with default options.
+    ///
+    /// URLs: `memory://NAME` (in-process), `redis://[user:pass@]host:port/db`,
+    /// `rediss://...` (TLS), `unix:///path`, `valkey://...`, `valkeys://...`.
+    ///
+    /// # Errors
+    /// As [`DocketBuilder::connect`].
+    pub async fn connect(name: impl Into<String>, url: impl Into<String>) -> Result<Self> {
+        Self::builder(name, url).connect().await
+    }
+
+    /// Starts a builder for a docket with options.
+    pub fn builder(name: impl Into<String>, url: impl Into<String>) -> DocketBuilder {
+        DocketBuilder {
+            name: name.into(),
+            url: url.into(),
+            execution_ttl: DEFAULT_EXECUTION_TTL,
+        }
+    }
+
+    /// The docket's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// How long terminal records and results are kept (zero: not at all).
+    pub fn execution_ttl(&self) -> Duration {
+        self.inner.execution_ttl
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.inner.backend
+    }
+
+    /// Adds a call: runs it now, or `.at(..)` / `.after(..)`; `.key(..)` names it.
+    /// A key that is already scheduled, queued or running is left alone
+    /// ([`Disposition::AlreadyScheduled`](crate::Disposition::AlreadyScheduled)).
+    pub fn add<T: Task>(&self, task: T) -> Add<'_, T> {
+        Add::new(self, task, false)
+    }
+
+    /// Like [`add`](Self::add), but a live copy of the key is superseded: a queued or
+    /// scheduled copy is removed, a running one is fenced off from recording its end.
+    pub fn replace<T: Task>(&self, task: T) -> Add<'_, T> {
+        Add::new(self, task, true)
+    }
+
+    /// Adds many calls, of any tasks, in one pipelined batch.
+    ///
+    /// # Errors
+    /// A bad key or unserializable arguments in any call refuses the whole batch before
+    /// anything is written; otherwise a backend error.
+    pub async fn add_many<I>(&self, calls: I) -> Result<Vec<Execution>>
+    where
+        I: IntoIterator,
+        I::Item: Into<Call>,
+    {
+        let calls: Vec<Call> = calls.into_iter().map(Into::into).collect();
+        self.schedule(calls, false).await
+    }
+
+    pub(crate) async fn schedule(&self, calls: Vec<Call>, replace: bool) -> Result<Vec<Execution>> {
+        let mut tasks = Vec::with_capacity(calls.len());
+        for call in calls {
+            let args = call.args_json()?.to_owned();
+            let key = match call.key {
+                Some(key) => {
+                    validate_key(&key)?;
+                    key
+                }
+                None => uuid::Uuid::now_v7().to_string(),
+            };
+            tasks.push(NewTask {
+                key,
+                function: call.function.to_owned(),
+                args,
+                due: call.due,
+                attempt: 1,
+                replace,
+                traceparent: None,
+            });
+        }
+        let outcomes = self.backend().schedule(tasks.clone()).await?;
+        if outcomes.len() != tasks.len() {
+            return Err(Error::Protocol(format!(
+                "scheduled {} calls but the backend answered for {}",
+                tasks.len(),
+                outcomes.len()
+            )));
+        }
+        let executions = tasks
+            .into_iter()
+            .zip(outcomes)
+            .map(|(task, outcome)| self.execution_for(task, &outcome))
+            .collect();
+        Ok(executions)
+    }
+
+    fn execution_for(&self, task: NewTask, outcome: &ScheduleOutcome) -> Execution {
+        tracing::debug!(
+            docket = %self.name(),
+            key = %task.key,
+            task = %task.function,
+            disposition = %outcome.disposition,
+            generation = outcome.generation,
+            "scheduled"
+        );
+        Execution::new(
+            self.clone(),
+            ExecutionParts {
+                key: task.key,
+                function: task.function,
+                args: task.args,
+                when: outcome.when,
+                attempt: task.attempt,
+                generation: outcome.generation,
+                disposition: outcome.disposition,
+                run: None,
+            },
+        )
+    }
+
+    /// Cancels a key: a scheduled or queued task is removed and its record ends
+    /// CANCELLED; a running one is recorded CANCELLED and its worker is signalled.
+    /// Returns false when nothing live had the key.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn cancel(&self, key: &str) -> Result<bool> {
+        self.backend().cancel(key).await
+    }
+
+    /// The execution currently recorded for `key`, if any.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn get_execution(&self, key: &str) -> Result<Option<Execution>> {
+        let Some(record) = self.backend().record(key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Execution::new(
+            self.clone(),
+            ExecutionParts {
+                key: record.key,
+                function: record.function,
+                args: record.args,
+                when: record.when,
+                attempt: record.attempt,
+                generation: record.generation,
+                disposition: crate::Disposition::Scheduled,
+                run: None,
+            },
+        )))
+    }
+
+    /// Everything live in the docket right now: queued, scheduled and running tasks,
+    /// and the workers seen recently.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        snapshot::take(self).await
+    }
+
+    /// The workers that sent a heartbeat recently.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn workers(&self) -> Result<Vec<ActiveWorker>> {
+        snapshot::workers(self, None).await
+    }
+
+    /// The workers that sent a heartbeat recently and can run `task`.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn task_workers(&self, task: &str) -> Result<Vec<ActiveWorker>> {
+        snapshot::workers(self, Some(task)).await
+    }
+
+    /// Removes every queued and scheduled task; their records end CANCELLED. Running
+    /// tasks are left to finish. Returns how many were removed.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn clear(&self) -> Result<usize> {
+        self.backend().clear().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_keys_are_refused_with_the_key_named() {
+        for key in ["stream", "runs:abc", "queue", "progress:x"] {
+            let error = validate_key(key).unwrap_err().to_string();
+            assert!(error.contains(&format!("`{key}`")), "{error}");
+        }
+        for key in [
+            "streamline",
+            "order:42",
+            "runs-7",
+            "{weird}\n\"key\"",
+            "ключ",
+        ] {
+            validate_key(key).unwrap();
+        }
+        assert!(validate_key("").is_err());
+    }
+
+    #[test]
+    fn names_with_braces_or_spaces_are_refused() {
+        assert!(validate_name("orders").is_ok());
+        for bad in ["", "a b", "{orders}", "x}"] {
+            let error = validate_name(bad).unwrap_err().to_string();
+            assert!(error.contains(&format!("`{bad}`")), "{error}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://user:secret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://host:6379/0"), "redis://host:6379/0");
+    }
+}

@@ -1,0 +1,181 @@
+//! docket's error type.
+
+use std::time::Duration;
+
+/// What can go wrong when talking to a docket.
+///
+/// Task failures are not errors of this kind until you ask for a result: a run that
+/// fails is recorded as `FAILED`, and [`Execution::result`](crate::Execution::result)
+/// then returns [`Error::TaskFailed`] carrying the task's [`TaskError`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL could not be understood.
+    #[error("invalid docket URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The docket name is empty or contains characters that would break the key layout.
+    #[error("invalid docket name `{0}`: use a non-empty name without `{{`, `}}` or whitespace")]
+    InvalidName(String),
+    /// A task key is empty or collides with one of docket's own keys.
+    #[error("invalid task key `{key}`: {reason}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The task's arguments could not be serialized.
+    #[error("cannot serialize the arguments of `{function}`: {source}")]
+    Serialize {
+        /// The task's wire name.
+        function: String,
+        /// The serializer's error.
+        source: serde_json::Error,
+    },
+    /// A stored result could not be deserialized into the requested type.
+    #[error("cannot deserialize the result of `{key}`: {source}")]
+    Deserialize {
+        /// The task key.
+        key: String,
+        /// The deserializer's error.
+        source: serde_json::Error,
+    },
+    /// Redis returned an error or the connection failed.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Something in Redis did not have the shape docket writes.
+    #[error("unexpected data in the docket: {0}")]
+    Protocol(String),
+    /// No execution record exists for this key (never scheduled, or expired after `execution_ttl`).
+    #[error("no execution of `{0}` is known (it was never scheduled, or its record expired)")]
+    NotFound(String),
+    /// The docket runs with `execution_ttl = 0`: no states or results are kept.
+    #[error(
+        "results of `{0}` are not available: this docket runs fire-and-forget (`execution_ttl = 0`), which keeps no states or results"
+    )]
+    ResultsDisabled(String),
+    /// The run ended `FAILED`.
+    #[error("task `{key}` failed: {error}")]
+    TaskFailed {
+        /// The task key.
+        key: String,
+        /// The task's failure.
+        error: TaskError,
+    },
+    /// The run ended `CANCELLED`.
+    #[error("task `{0}` was cancelled")]
+    Cancelled(String),
+    /// Waiting for a result took longer than allowed.
+    #[error("timed out after {timeout:?} waiting for `{key}` to finish")]
+    WaitTimeout {
+        /// The task key.
+        key: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// An option given to a builder is out of range.
+    #[error("invalid option `{name}` = `{value}`: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        name: &'static str,
+        /// The value as given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The docket or worker was shut down.
+    #[error("the docket is closed")]
+    Closed,
+}
+
+/// docket's result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a task run failed: the task's own error, a panic, a timeout, or an argument or
+/// dependency that could not be resolved.
+///
+/// Opaque by design: ask it what it is with the predicates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskError {
+    kind: TaskErrorKind,
+    message: String,
+}
+
+/// The kinds of task failure (internal; see the predicates on [`TaskError`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TaskErrorKind {
+    /// The task returned an error.
+    Failed,
+    /// The task panicked.
+    Panicked,
+    /// The task ran past its timeout.
+    TimedOut,
+    /// The arguments in the message did not fit the task.
+    BadArguments,
+    /// An injected parameter could not be resolved.
+    Dependency,
+    /// The worker does not know the function.
+    UnknownTask,
+}
+
+impl TaskError {
+    pub(crate) fn new(kind: TaskErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The error message, as the task (or docket) reported it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The task panicked.
+    pub fn is_panic(&self) -> bool {
+        self.kind == TaskErrorKind::Panicked
+    }
+
+    /// The task ran longer than its timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == TaskErrorKind::TimedOut
+    }
+
+    /// The message's arguments did not deserialize into the task's argument struct.
+    pub fn is_bad_arguments(&self) -> bool {
+        self.kind == TaskErrorKind::BadArguments
+    }
+
+    /// An injected parameter could not be resolved.
+    pub fn is_dependency(&self) -> bool {
+        self.kind == TaskErrorKind::Dependency
+    }
+
+    /// No worker-side task is registered under the message's function name.
+    pub fn is_unknown_task(&self) -> bool {
+        self.kind == TaskErrorKind::UnknownTask
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.message.clone())
+    }
+
+    pub(crate) fn from_json(text: &str) -> Self {
+        serde_json::from_str(text)
+            .unwrap_or_else(|_| Self::new(TaskErrorKind::Failed, text.to_owned()))
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TaskError {}

@@ -1,0 +1,134 @@
+//! Waiting on an execution: results and event subscriptions.
+
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::{Event, Execution, ExecutionRecord, ExecutionState};
+use crate::error::{Error, Result};
+
+/// How often a waiter re-reads the record in case an event was missed (a reconnect).
+const RECHECK: Duration = Duration::from_secs(1);
+
+pub(super) async fn result<T: DeserializeOwned>(
+    execution: &Execution,
+    timeout: Option<Duration>,
+) -> Result<T> {
+    let docket = execution.docket();
+    let key = execution.key();
+    if docket.execution_ttl().is_zero() {
+        return Err(Error::ResultsDisabled(key.to_owned()));
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let backend = docket.backend();
+    let mut events = backend.subscribe(key).await?;
+    loop {
+        let Some(record) = backend.record(key).await? else {
+            return Err(Error::NotFound(key.to_owned()));
+        };
+        if record.state.is_terminal() {
+            return finished(execution, record).await;
+        }
+        let wait = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::WaitTimeout {
+                        key: key.to_owned(),
+                        timeout: timeout.unwrap_or_default(),
+                    });
+                }
+                left.min(RECHECK)
+            }
+            None => RECHECK,
+        };
+        // Any event (or none within `wait`) sends us back to read the record. A
+        // subscription that ended (its connection dropped) is renewed after a pause.
+        if let Ok(None) = tokio::time::timeout(wait, events.next()).await {
+            tokio::time::sleep(wait).await;
+            events = match backend.subscribe(key).await {
+                Ok(events) => events,
+                Err(_) => Box::pin(futures::stream::empty()),
+            };
+        }
+    }
+}
+
+async fn finished<T: DeserializeOwned>(
+    execution: &Execution,
+    record: ExecutionRecord,
+) -> Result<T> {
+    let key = execution.key();
+    match record.state {
+        ExecutionState::Completed => {
+            let stored = if record.has_result {
+                execution
+                    .docket()
+                    .backend()
+                    .result(key, record.generation)
+                    .await?
+            } else {
+                None
+            };
+            let text = stored.as_deref().unwrap_or("null");
+            serde_json::from_str(text).map_err(|source| Error::Deserialize {
+                key: key.to_owned(),
+                source,
+            })
+        }
+        ExecutionState::Failed => Err(Error::TaskFailed {
+            key: key.to_owned(),
+            error: record.error.unwrap_or_else(|| {
+                crate::error::TaskError::new(
+                    crate::error::TaskErrorKind::Failed,
+                    "the run failed without an error message",
+                )
+            }),
+        }),
+        ExecutionState::Cancelled => Err(Error::Cancelled(key.to_owned())),
+        state => Err(Error::Protocol(format!(
+            "`{key}` is {state}, which is not terminal"
+        ))),
+    }
+}
+
+pub(super) async fn subscribe(
+    execution: &Execution,
+) -> Result<impl Stream<Item = Event> + Send + Unpin + 'static> {
+    let backend = execution.docket().backend();
+    let key = execution.key();
+    let live = backend.subscribe(key).await?;
+    let mut first = Vec::new();
+    if let Some(record) = backend.record(key).await? {
+        first.push(Event::State {
+            state: record.state,
+            generation: record.generation,
+            worker: record.worker.clone(),
+            error: record.error.clone(),
+        });
+        if record.state == ExecutionState::Running
+            && let Some(progress) = backend.progress(key).await?
+        {
+            first.push(Event::Progress(progress));
+        }
+    }
+    let already_done = first
+        .iter()
+        .any(|event| matches!(event, Event::State { state, .. } if state.is_terminal()));
+    let live = if already_done {
+        futures::stream::empty().boxed()
+    } else {
+        live.boxed()
+    };
+    // End right after the first terminal state event, without waiting for another.
+    let events = futures::stream::iter(first).chain(live).boxed();
+    let stream = futures::stream::unfold(Some(events), |events| async move {
+        let mut events = events?;
+        let event = events.next().await?;
+        let terminal = matches!(&event, Event::State { state, .. } if state.is_terminal());
+        Some((event, (!terminal).then_some(events)))
+    });
+    Ok(stream.boxed())
+}

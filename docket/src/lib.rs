@@ -1,0 +1,35 @@
+#![doc = include_str!("../../README.md")]
+
+extern crate self as docket;
+
+mod backend;
+mod client;
+mod error;
+pub mod execution;
+pub mod inject;
+pub mod task;
+pub mod worker;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use crate::client::{
+    ActiveWorker, Add, DEFAULT_EXECUTION_TTL, Docket, DocketBuilder, Snapshot,
+};
+pub use error::{Error, Result, TaskError};
+pub use execution::{
+    Disposition, Event, Execution, ExecutionRecord, ExecutionState, ProgressState,
+};
+pub use inject::{FromExecution, Progress, Retry, TaskKey, WorkerInfo};
+pub use task::{Call, Task};
+pub use worker::{Worker, WorkerBuilder};
+
+/// Declares a docket task. See the [crate documentation](crate) for a tour.
+#[doc(inline)]
+pub use docket_macros::task;
+
+/// The production guide's code blocks are compiled with the crate's doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/production.md")]
+struct ProductionGuide;

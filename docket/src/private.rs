@@ -1,0 +1,95 @@
+//! Re-exports and small helpers for the code `#[docket::task]` generates. Not public API:
+//! anything here may change in any release.
+
+use std::fmt::Display;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use crate::error::TaskError;
+pub use crate::execution::Execution;
+pub use crate::inject::FromExecution;
+pub use crate::task::{
+    ConcurrencyLimit, RateLimit, RetryPolicy, RunFuture, Schedule, Task, TaskOptions,
+    TaskRegistration,
+};
+pub use ::core::option::Option::{None, Some};
+pub use ::inventory;
+pub use ::serde;
+pub use ::std::boxed::Box;
+pub use ::std::time::Duration;
+
+use crate::error::TaskErrorKind;
+
+/// Deserializes a message's arguments into the task's argument struct.
+///
+/// # Errors
+/// A bad-arguments [`TaskError`] naming the task and what did not fit.
+pub fn arguments<T: DeserializeOwned>(execution: &Execution) -> Result<T, TaskError> {
+    serde_json::from_str(execution.args()).map_err(|error| {
+        TaskError::new(
+            TaskErrorKind::BadArguments,
+            format!(
+                "the arguments of `{}` do not fit its parameters: {error}",
+                execution.function()
+            ),
+        )
+    })
+}
+
+/// Resolves one injected parameter.
+///
+/// # Errors
+/// A dependency [`TaskError`] naming the parameter and the rejection.
+pub async fn inject<T: FromExecution>(
+    execution: &Execution,
+    parameter: &'static str,
+) -> Result<T, TaskError> {
+    T::from_execution(execution).await.map_err(|rejection| {
+        TaskError::new(
+            TaskErrorKind::Dependency,
+            format!(
+                "cannot resolve parameter `{parameter}` of `{}`: {rejection}",
+                execution.function()
+            ),
+        )
+    })
+}
+
+/// Stores the value a task returned (`()` and `None` store nothing).
+///
+/// # Errors
+/// When the value cannot be serialized.
+pub fn output<T: Serialize>(value: &T) -> Result<Option<String>, TaskError> {
+    let json = serde_json::to_string(value).map_err(|error| {
+        TaskError::new(
+            TaskErrorKind::Failed,
+            format!("the task's result cannot be serialized: {error}"),
+        )
+    })?;
+    Ok((json != "null").then_some(json))
+}
+
+/// Stores what a task returning `Result` returned.
+///
+/// # Errors
+/// The task's own error, as a failed [`TaskError`] with its message (and its chain of
+/// causes, for errors that print them with `{:#}`).
+pub fn fallible<T: Serialize, E: Display>(
+    result: Result<T, E>,
+) -> Result<Option<String>, TaskError> {
+    match result {
+        Ok(value) => output(&value),
+        Err(error) => Err(TaskError::new(TaskErrorKind::Failed, format!("{error:#}"))),
+    }
+}
+
+/// The success type of a task returning `Result<T, E>` (or an alias such as
+/// `anyhow::Result<T>`).
+pub trait FallibleOutput {
+    /// `T`.
+    type Ok;
+}
+
+impl<T, E> FallibleOutput for Result<T, E> {
+    type Ok = T;
+}

@@ -1,0 +1,250 @@
+//! [`WorkerBuilder`]: the worker's options, named as in the production guide.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Settings, Shared, Worker};
+use crate::client::Docket;
+use crate::error::{Error, Result, TaskError, TaskErrorKind};
+use crate::execution::Execution;
+use crate::inject::WorkerInfo;
+use crate::task::{RunFuture, TaskRegistration, TaskSet, registered};
+
+/// What a worker does with a message whose function it does not know.
+#[derive(Clone)]
+pub struct Fallback(Arc<dyn Fn(Execution) -> RunFuture + Send + Sync>);
+
+impl Fallback {
+    pub(crate) fn call(&self, execution: Execution) -> RunFuture {
+        (self.0)(execution)
+    }
+}
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fallback(..)")
+    }
+}
+
+/// Configures a [`Worker`]. Defaults follow the production guide.
+///
+/// | option | default |
+/// |---|---|
+/// | `name` | `<hostname>#<pid>#<n>` |
+/// | `concurrency` | 10 |
+/// | `redelivery_timeout` | 5 minutes |
+/// | `reconnection_delay` | 5 seconds |
+/// | `minimum_check_interval` | 100 ms |
+/// | `scheduling_resolution` | 250 ms |
+/// | `schedule_automatic_tasks` | true |
+/// | `heartbeat_interval` | 2 seconds |
+/// | `missed_heartbeats` | 5 |
+/// | `drain_timeout` | 30 seconds |
+#[derive(Debug)]
+#[must_use]
+pub struct WorkerBuilder {
+    docket: Docket,
+    name: Option<String>,
+    settings: Settings,
+    tasks: Option<Vec<&'static TaskRegistration>>,
+    fallback: Option<Fallback>,
+}
+
+static WORKER_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn default_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    let n = WORKER_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{host}#{}#{n}", std::process::id())
+}
+
+impl WorkerBuilder {
+    pub(super) fn new(docket: Docket) -> Self {
+        Self {
+            docket,
+            name: None,
+            settings: Settings {
+                concurrency: 10,
+                redelivery_timeout: Duration::from_mins(5),
+                reconnection_delay: Duration::from_secs(5),
+                minimum_check_interval: Duration::from_millis(100),
+                scheduling_resolution: Duration::from_millis(250),
+                schedule_automatic_tasks: true,
+                heartbeat_interval: Duration::from_secs(2),
+                missed_heartbeats: 5,
+                drain_timeout: Duration::from_secs(30),
+            },
+            tasks: None,
+            fallback: None,
+        }
+    }
+
+    /// A unique name for this worker (shown in snapshots and metrics).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How many tasks run at once.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.settings.concurrency = concurrency;
+        self
+    }
+
+    /// How long a message may go unrenewed before another worker takes it over. Set it
+    /// above your longest task's p99 duration.
+    pub fn redelivery_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.redelivery_timeout = timeout;
+        self
+    }
+
+    /// The first wait before reconnecting after a backend error (it then backs off).
+    pub fn reconnection_delay(mut self, delay: Duration) -> Self {
+        self.settings.reconnection_delay = delay;
+        self
+    }
+
+    /// How long one read waits for new messages when the stream is empty.
+    pub fn minimum_check_interval(mut self, interval: Duration) -> Self {
+        self.settings.minimum_check_interval = interval;
+        self
+    }
+
+    /// The longest the scheduler sleeps between looks at future tasks.
+    pub fn scheduling_resolution(mut self, resolution: Duration) -> Self {
+        self.settings.scheduling_resolution = resolution;
+        self
+    }
+
+    /// Whether this worker seeds `automatic` perpetual and cron tasks.
+    pub fn schedule_automatic_tasks(mut self, enabled: bool) -> Self {
+        self.settings.schedule_automatic_tasks = enabled;
+        self
+    }
+
+    /// How often the worker records its heartbeat.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.settings.heartbeat_interval = interval;
+        self
+    }
+
+    /// Heartbeats a worker may miss before it is no longer listed.
+    pub fn missed_heartbeats(mut self, missed: u32) -> Self {
+        self.settings.missed_heartbeats = missed;
+        self
+    }
+
+    /// How long a stopping worker waits for running tasks before leaving them for
+    /// redelivery.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.drain_timeout = timeout;
+        self
+    }
+
+    /// Runs only these tasks instead of every registered one.
+    pub fn tasks(mut self, tasks: impl IntoIterator<Item = &'static TaskRegistration>) -> Self {
+        self.tasks = Some(tasks.into_iter().collect());
+        self
+    }
+
+    /// What to do with messages for functions this worker does not know. The default
+    /// records them FAILED with an error naming the function.
+    pub fn fallback<F, Fut, E>(mut self, fallback: F) -> Self
+    where
+        F: Fn(Execution) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let fallback = Arc::new(fallback);
+        self.fallback = Some(Fallback(Arc::new(move |execution| {
+            let future = fallback(execution);
+            Box::pin(async move {
+                future
+                    .await
+                    .map(|()| None)
+                    .map_err(|error| TaskError::new(TaskErrorKind::Failed, error.to_string()))
+            })
+        })));
+        self
+    }
+
+    /// Checks the options and builds the worker.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] naming an option out of range.
+    pub fn build(self) -> Result<Worker> {
+        let s = &self.settings;
+        let positive = [
+            ("redelivery_timeout", s.redelivery_timeout),
+            ("minimum_check_interval", s.minimum_check_interval),
+            ("scheduling_resolution", s.scheduling_resolution),
+            ("heartbeat_interval", s.heartbeat_interval),
+        ];
+        for (name, value) in positive {
+            if value.is_zero() {
+                return Err(Error::InvalidOption {
+                    name,
+                    value: format!("{value:?}"),
+                    reason: "must be greater than zero".into(),
+                });
+            }
+        }
+        if s.concurrency == 0 {
+            return Err(Error::InvalidOption {
+                name: "concurrency",
+                value: "0".into(),
+                reason: "a worker must run at least one task at a time".into(),
+            });
+        }
+        if s.missed_heartbeats == 0 {
+            return Err(Error::InvalidOption {
+                name: "missed_heartbeats",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        let mut tasks = TaskSet::default();
+        match self.tasks {
+            Some(chosen) => chosen.into_iter().for_each(|t| tasks.insert(t)),
+            None => registered().for_each(|t| tasks.insert(t)),
+        }
+        let name = self.name.unwrap_or_else(default_name);
+        if name.is_empty() {
+            return Err(Error::InvalidOption {
+                name: "name",
+                value: name,
+                reason: "a worker name cannot be empty".into(),
+            });
+        }
+        Ok(Worker {
+            shared: Arc::new(Shared {
+                docket: self.docket,
+                info: WorkerInfo {
+                    name,
+                    concurrency: self.settings.concurrency,
+                },
+                settings: self.settings,
+                tasks,
+                fallback: self.fallback,
+                in_flight: Mutex::new(HashMap::new()),
+                stopping: watch::channel(false).0,
+                running: AtomicBool::new(false),
+                disruptions: AtomicU64::new(0),
+            }),
+        })
+    }
+}

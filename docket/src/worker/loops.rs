@@ -1,0 +1,154 @@
+//! The worker's background loops: the scheduler, lease renewal, heartbeats, and the
+//! cancellation listener.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::task::JoinSet;
+
+use super::Shared;
+
+/// Due tasks moved per scheduler pass.
+const PROMOTE_BATCH: usize = 1000;
+
+/// The running background loops of one worker run.
+pub(super) struct Background {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+}
+
+impl Background {
+    pub(super) async fn stop(mut self) {
+        // The loops watch the stop flag; the worker sets it when its main loop ends.
+        self.shared.stopping.send_replace(true);
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+pub(super) fn spawn_all(shared: Arc<Shared>) -> Background {
+    let mut tasks = JoinSet::new();
+    tasks.spawn(scheduler(shared.clone()));
+    tasks.spawn(renewer(shared.clone()));
+    tasks.spawn(heartbeat(shared.clone()));
+    tasks.spawn(cancellations(shared.clone()));
+    Background { shared, tasks }
+}
+
+/// Sleeps `duration`, or less if the worker is told to stop. Returns false on stop.
+async fn pause(shared: &Shared, duration: Duration) -> bool {
+    let mut stopping = shared.stopping.subscribe();
+    if *stopping.borrow_and_update() {
+        return false;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(duration) => true,
+        _ = stopping.wait_for(|stop| *stop) => false,
+    }
+}
+
+fn lost_connection(shared: &Shared, what: &str, error: &crate::Error) {
+    shared.disruptions.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(
+        docket = %shared.docket.name(),
+        worker = %shared.info.name,
+        %error,
+        "{what} failed; retrying"
+    );
+}
+
+/// Moves due tasks to the stream, waking at the next due time or every
+/// `scheduling_resolution`, whichever is sooner.
+async fn scheduler(shared: Arc<Shared>) {
+    let resolution = shared.settings.scheduling_resolution;
+    loop {
+        let wait = match shared.docket.backend().promote_due(PROMOTE_BATCH).await {
+            Ok(promotion) if promotion.moved >= PROMOTE_BATCH => Duration::ZERO,
+            Ok(promotion) => promotion
+                .next_due_in
+                .map_or(resolution, |next| next.min(resolution)),
+            Err(error) => {
+                lost_connection(&shared, "moving due tasks", &error);
+                shared.settings.reconnection_delay
+            }
+        };
+        if !pause(&shared, wait).await {
+            return;
+        }
+    }
+}
+
+/// Keeps this worker's hold on its in-flight messages, well within the redelivery timeout.
+async fn renewer(shared: Arc<Shared>) {
+    let every = (shared.settings.redelivery_timeout / 4).max(Duration::from_millis(10));
+    while pause(&shared, every).await {
+        let ids: Vec<String> = shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        match shared.docket.backend().renew(&shared.info.name, ids).await {
+            Ok(lost) => {
+                for id in lost {
+                    tracing::warn!(
+                        worker = %shared.info.name,
+                        delivery = %id,
+                        "lost the hold on a running task; another worker may run it"
+                    );
+                }
+            }
+            Err(error) => lost_connection(&shared, "renewing in-flight tasks", &error),
+        }
+    }
+}
+
+/// Tells the docket this worker is alive and which tasks it runs.
+async fn heartbeat(shared: Arc<Shared>) {
+    let every = shared.settings.heartbeat_interval;
+    let expire_after = every * shared.settings.missed_heartbeats;
+    let tasks = shared.tasks.names();
+    loop {
+        if let Err(error) = shared
+            .docket
+            .backend()
+            .heartbeat(&shared.info.name, &tasks, expire_after)
+            .await
+        {
+            lost_connection(&shared, "the heartbeat", &error);
+        }
+        if !pause(&shared, every).await {
+            return;
+        }
+    }
+}
+
+/// Interrupts running tasks whose keys are cancelled.
+async fn cancellations(shared: Arc<Shared>) {
+    loop {
+        match shared.docket.backend().cancellations().await {
+            Ok(mut keys) => {
+                while let Some(key) = keys.next().await {
+                    let in_flight = shared
+                        .in_flight
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for run in in_flight.values().filter(|run| run.key == key) {
+                        tracing::info!(key = %key, "cancelling a running task");
+                        run.abort.abort();
+                    }
+                }
+            }
+            Err(error) => lost_connection(&shared, "listening for cancellations", &error),
+        }
+        if !pause(&shared, shared.settings.reconnection_delay).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! [`Worker`]: claims tasks from a docket and runs them (SPEC §5).
+//!
+//! ```
+//! # #[docket::task] async fn shout(word: String) -> String { word.to_uppercase() }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> docket::Result<()> {
+//! use std::time::Duration;
+//! use docket::{Docket, Worker};
+//!
+//! let docket = Docket::connect("doc-worker", "memory://doc-worker").await?;
+//! let execution = docket.add(Shout::new("hi".into())).await?;
+//!
+//! let worker = Worker::builder(docket)
+//!     .name("worker-1")
+//!     .concurrency(20)
+//!     .redelivery_timeout(Duration::from_secs(60))
+//!     .build()?;
+//! worker.run_until_finished().await?;
+//! assert_eq!(execution.result::<String>().await?, "HI");
+//! # Ok(()) }
+//! ```
+
+mod builder;
+mod finisher;
+mod loops;
+mod run;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+pub use builder::{Fallback, WorkerBuilder};
+
+use crate::backend::{Claimed, Consumer, Delivery};
+use crate::client::Docket;
+use crate::error::{Error, Result};
+use crate::inject::WorkerInfo;
+use crate::task::TaskSet;
+
+/// A worker: runs the tasks it knows, as many at once as its concurrency allows.
+///
+/// Build one with [`Worker::builder`]; run it with [`run_forever`](Self::run_forever),
+/// [`run_until_finished`](Self::run_until_finished) or [`run_at_most`](Self::run_at_most).
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+/// What the worker's loops and runs share.
+pub(crate) struct Shared {
+    pub docket: Docket,
+    pub info: WorkerInfo,
+    pub settings: Settings,
+    pub tasks: TaskSet,
+    pub fallback: Option<Fallback>,
+    /// In-flight deliveries: delivery id → key, for renewal and cancellation.
+    pub in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Set when the worker should stop claiming.
+    pub stopping: watch::Sender<bool>,
+    pub running: AtomicBool,
+    pub disruptions: AtomicU64,
+}
+
+/// A run in progress.
+pub(crate) struct InFlight {
+    pub key: String,
+    pub abort: tokio::task::AbortHandle,
+}
+
+/// The worker's tuning, as the production guide names it.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub concurrency: usize,
+    pub redelivery_timeout: Duration,
+    pub reconnection_delay: Duration,
+    pub minimum_check_interval: Duration,
+    pub scheduling_resolution: Duration,
+    pub schedule_automatic_tasks: bool,
+    pub heartbeat_interval: Duration,
+    pub missed_heartbeats: u32,
+    pub drain_timeout: Duration,
+}
+
+/// Stops a running worker from another task: it stops claiming, lets running tasks
+/// finish (up to its drain timeout) and returns.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    stopping: watch::Sender<bool>,
+}
+
+impl ShutdownHandle {
+    /// Asks the worker to stop.
+    pub fn shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    Forever,
+    UntilFinished,
+    AtMost(HashMap<String, usize>),
+}
+
+impl Worker {
+    /// Starts configuring a worker for `docket`, with every task registered in the binary.
+    pub fn builder(docket: Docket) -> WorkerBuilder {
+        WorkerBuilder::new(docket)
+    }
+
+    /// The worker's name.
+    pub fn name(&self) -> &str {
+        &self.shared.info.name
+    }
+
+    /// The names of the tasks this worker runs.
+    pub fn task_names(&self) -> Vec<&'static str> {
+        self.shared.tasks.names()
+    }
+
+    /// How many times the worker lost its connection to the backend and recovered.
+    pub fn disruptions(&self) -> u64 {
+        self.shared.disruptions.load(Ordering::Relaxed)
+    }
+
+    /// A handle to stop the worker from elsewhere (a signal handler, a test).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            stopping: self.shared.stopping.clone(),
+        }
+    }
+
+    /// Runs until [`ShutdownHandle::shutdown`] is called, then drains.
+    ///
+    /// # Errors
+    /// When the worker is already running. Backend errors do not end it: it reconnects.
+    pub async fn run_forever(&self) -> Result<()> {
+        self.run(Mode::Forever).await
+    }
+
+    /// Runs until nothing is queued, scheduled or running in the docket.
+    ///
+    /// # Errors
+    /// As [`run_forever`](Self::run_forever).
+    pub async fn run_until_finished(&self) -> Result<()> {
+        self.run(Mode::UntilFinished).await
+    }
+
+    /// Runs until finished, but each listed key runs at most `n` times: after its n-th
+    /// run, any further copy of the key is cancelled. For testing tasks that reschedule
+    /// themselves.
+    ///
+    /// # Errors
+    /// As [`run_forever`](Self::run_forever).
+    pub async fn run_at_most<I, K>(&self, limits: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, usize)>,
+        K: Into<String>,
+    {
+        let limits = limits.into_iter().map(|(k, n)| (k.into(), n)).collect();
+        self.run(Mode::AtMost(limits)).await
+    }
+
+    async fn run(&self, mode: Mode) -> Result<()> {
+        let shared = &self.shared;
+        if shared.running.swap(true, Ordering::AcqRel) {
+            return Err(Error::InvalidOption {
+                name: "run",
+                value: shared.info.name.clone(),
+                reason: "this worker is already running".into(),
+            });
+        }
+        shared.stopping.send_replace(false);
+        tracing::info!(
+            docket = %shared.docket.name(),
+            worker = %shared.info.name,
+            concurrency = shared.settings.concurrency,
+            tasks = ?shared.tasks.names(),
+            "worker starting"
+        );
+        let background = loops::spawn_all(shared.clone());
+        let result = MainLoop::new(shared.clone(), mode).run().await;
+        background.stop().await;
+        shared.running.store(false, Ordering::Release);
+        tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name, "worker stopped");
+        result
+    }
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("name", &self.shared.info.name)
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Claims deliveries and hands them to runs, within the concurrency.
+struct MainLoop {
+    shared: Arc<Shared>,
+    mode: Mode,
+    slots: Arc<Semaphore>,
+    runs: JoinSet<run::Ran>,
+    finisher: finisher::Finisher,
+    consumer: Option<Box<dyn Consumer>>,
+    runs_by_key: HashMap<String, usize>,
+    backoff: Duration,
+    next_sweep: tokio::time::Instant,
+}
+
+impl MainLoop {
+    fn new(shared: Arc<Shared>, mode: Mode) -> Self {
+        let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
+        let finisher = finisher::Finisher::spawn(shared.clone());
+        let backoff = shared.settings.reconnection_delay;
+        Self {
+            shared,
+            mode,
+            slots,
+            runs: JoinSet::new(),
+            finisher,
+            consumer: None,
+            runs_by_key: HashMap::new(),
+            backoff,
+            next_sweep: tokio::time::Instant::now(),
+        }
+    }
+
+    fn sweep_interval(&self) -> Duration {
+        (self.shared.settings.redelivery_timeout / 4)
+            .clamp(Duration::from_millis(25), Duration::from_secs(30))
+    }
+
+    async fn run(mut self) -> Result<()> {
+        let mut stopping = self.shared.stopping.subscribe();
+        loop {
+            self.reap_finished().await;
+            if *stopping.borrow_and_update() {
+                break;
+            }
+            // Wait for a free slot (or a stop request) before claiming.
+            let first = tokio::select! {
+                permit = self.slots.clone().acquire_owned() => permit.map_err(|_| Error::Closed)?,
+                _ = stopping.changed() => continue,
+                Some(ran) = self.runs.join_next() => { self.account(ran).await; continue; }
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
+            match self.claim(permits.len()).await {
+                Ok(claimed) => {
+                    self.backoff = self.shared.settings.reconnection_delay;
+                    let idle = claimed.deliveries.is_empty();
+                    for delivery in claimed.deliveries {
+                        let Some(permit) = permits.pop() else { break };
+                        self.start(delivery, permit);
+                    }
+                    drop(permits);
+                    if idle && self.mode != Mode::Forever && self.finished().await? {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    drop(permits);
+                    self.disrupted(&error).await;
+                }
+            }
+        }
+        self.drain().await;
+        Ok(())
+    }
+
+    /// Claims new deliveries and, when it is time, sweeps abandoned ones.
+    async fn claim(&mut self, free: usize) -> Result<Claimed> {
+        let shared = self.shared.clone();
+        let backend = shared.docket.backend();
+        let mut claimed = Claimed::default();
+        if tokio::time::Instant::now() >= self.next_sweep {
+            self.next_sweep = tokio::time::Instant::now() + self.sweep_interval();
+            claimed.deliveries = backend
+                .reclaim(&shared.info.name, shared.settings.redelivery_timeout, free)
+                .await?;
+            for delivery in &claimed.deliveries {
+                tracing::warn!(
+                    docket = %shared.docket.name(),
+                    worker = %shared.info.name,
+                    key = %delivery.message.key,
+                    task = %delivery.message.function,
+                    attempt = delivery.message.attempt,
+                    "redelivering a task whose worker stopped renewing it"
+                );
+            }
+        }
+        let free = free - claimed.deliveries.len();
+        if free == 0 {
+            return Ok(claimed);
+        }
+        if self.consumer.is_none() {
+            self.consumer = Some(backend.consumer(&shared.info.name).await?);
+        }
+        let consumer = self.consumer.as_mut().ok_or(Error::Closed)?;
+        let block = if claimed.deliveries.is_empty() {
+            shared.settings.minimum_check_interval
+        } else {
+            Duration::ZERO
+        };
+        match consumer.claim(free, block).await {
+            Ok(mut fresh) => {
+                for (key, function) in &fresh.superseded {
+                    tracing::debug!(key = %key, task = %function, "skipped a superseded message");
+                }
+                claimed.deliveries.append(&mut fresh.deliveries);
+                Ok(claimed)
+            }
+            Err(error) => {
+                // The reading connection is suspect: open a new one next time.
+                self.consumer = None;
+                if claimed.deliveries.is_empty() {
+                    Err(error)
+                } else {
+                    Ok(claimed)
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, delivery: Delivery, permit: tokio::sync::OwnedSemaphorePermit) {
+        let shared = self.shared.clone();
+        let finisher = self.finisher.sender();
+        self.runs
+            .spawn(run::execute(shared, delivery, finisher, permit));
+    }
+
+    async fn reap_finished(&mut self) {
+        while let Some(ran) = self.runs.try_join_next() {
+            self.account(ran).await;
+        }
+    }
+
+    async fn account(&mut self, ran: std::result::Result<run::Ran, tokio::task::JoinError>) {
+        let Ok(ran) = ran else {
+            return;
+        };
+        if let Mode::AtMost(limits) = &self.mode {
+            let count = self.runs_by_key.entry(ran.key.clone()).or_default();
+            *count += 1;
+            if limits.get(&ran.key).is_some_and(|limit| *count >= *limit)
+                && let Err(error) = self.shared.docket.cancel(&ran.key).await
+            {
+                tracing::warn!(key = %ran.key, %error, "could not stop a key at its run limit");
+            }
+        }
+    }
+
+    /// Nothing is running here, and nothing is live in the docket.
+    async fn finished(&mut self) -> Result<bool> {
+        self.reap_finished().await;
+        if !self.runs.is_empty() {
+            return Ok(false);
+        }
+        let counts = self.shared.docket.backend().live_counts().await?;
+        Ok(counts.is_empty())
+    }
+
+    async fn disrupted(&mut self, error: &Error) {
+        self.shared.disruptions.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            docket = %self.shared.docket.name(),
+            worker = %self.shared.info.name,
+            %error,
+            retry_in = ?self.backoff,
+            "lost the connection to the docket; reconnecting"
+        );
+        let mut stopping = self.shared.stopping.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(self.backoff) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+        let cap = (self.shared.settings.reconnection_delay * 8).max(Duration::from_secs(1));
+        self.backoff = (self.backoff * 2).min(cap);
+    }
+
+    /// Lets running tasks finish, up to the drain timeout; the rest stay pending for
+    /// redelivery.
+    async fn drain(mut self) {
+        let deadline = tokio::time::Instant::now() + self.shared.settings.drain_timeout;
+        while !self.runs.is_empty() {
+            match tokio::time::timeout_at(deadline, self.runs.join_next()).await {
+                Ok(Some(ran)) => self.account(ran).await,
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        worker = %self.shared.info.name,
+                        left = self.runs.len(),
+                        "drain timeout: leaving unfinished tasks for redelivery"
+                    );
+                    self.runs.abort_all();
+                    break;
+                }
+            }
+        }
+        self.finisher.close().await;
+    }
+}

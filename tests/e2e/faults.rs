@@ -1,0 +1,274 @@
+//! Faults: a worker that dies mid-task, Redis restarting under a worker, unknown tasks,
+//! and what a run leaves behind in Redis.
+
+use std::time::Duration;
+
+use docket::{Docket, ExecutionState, Worker};
+
+use crate::support::{RedisServer, Target, eventually, on_both_backends, runs};
+use crate::tasks::{AddNumbers, Probed, WithProgress};
+
+fn fast_worker(docket: &Docket, name: &str) -> docket::WorkerBuilder {
+    Worker::builder(docket.clone())
+        .name(name)
+        .minimum_check_interval(Duration::from_millis(20))
+        .scheduling_resolution(Duration::from_millis(20))
+        .reconnection_delay(Duration::from_millis(50))
+        .redelivery_timeout(Duration::from_millis(800))
+}
+
+/// A worker whose run is dropped mid-task (its future aborted, its connections closed)
+/// leaves the message pending; another worker takes it over after the redelivery
+/// timeout, with the same attempt, and it completes once.
+async fn a_killed_worker_s_task_is_redelivered(target: Target) {
+    let docket = target.docket().await;
+    let probe = target.name.clone();
+    let execution = docket
+        .add(Probed::new(probe.clone(), 300))
+        .key("orphan")
+        .await
+        .unwrap();
+
+    let doomed = fast_worker(&docket, "doomed").build().unwrap();
+    let crashed = tokio::spawn(async move { doomed.run_forever().await });
+    eventually(
+        Duration::from_secs(10),
+        "the doomed worker to start the task",
+        || runs(&probe).len() == 1,
+    )
+    .await;
+    crashed.abort();
+    let _ = crashed.await;
+
+    let rescuer = fast_worker(&docket, "rescuer").build().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), rescuer.run_until_finished())
+        .await
+        .expect("the rescuer finished")
+        .unwrap();
+
+    let seen = runs(&probe);
+    assert_eq!(seen.len(), 2, "started once by each worker: {seen:?}");
+    assert!(seen.iter().all(|run| run.key == "orphan"));
+    assert!(seen[0].ended.is_none(), "the first run never finished");
+    assert!(!seen[0].redelivered);
+    assert!(
+        seen[1].redelivered,
+        "the second run knows it is a redelivery"
+    );
+    assert_eq!(seen[1].attempt, 1, "a redelivery is not a retry");
+    let gap = seen[1].started - seen[0].started;
+    assert!(
+        gap >= Duration::from_millis(700),
+        "redelivered after {gap:?}"
+    );
+    let record = execution.record().await.unwrap().unwrap();
+    assert_eq!(record.state, ExecutionState::Completed);
+    assert_eq!(record.worker.as_deref(), Some("rescuer"));
+    assert_eq!(record.attempt, 1);
+    assert_eq!(execution.result::<String>().await.unwrap(), "orphan");
+}
+
+/// A running task is interrupted by `cancel` and ends CANCELLED.
+async fn cancel_interrupts_a_running_task(target: Target) {
+    let docket = target.docket().await;
+    let probe = target.name.clone();
+    let execution = docket
+        .add(Probed::new(probe.clone(), 30_000))
+        .key("long")
+        .await
+        .unwrap();
+    let worker = fast_worker(&docket, "canceller").build().unwrap();
+    let running = tokio::spawn(async move { worker.run_until_finished().await });
+    eventually(Duration::from_secs(10), "the long task to start", || {
+        runs(&probe).len() == 1
+    })
+    .await;
+    assert!(execution.cancel().await.unwrap());
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the worker finished after the cancel")
+        .unwrap()
+        .unwrap();
+    assert_eq!(execution.state().await.unwrap(), ExecutionState::Cancelled);
+    assert!(runs(&probe)[0].ended.is_none(), "the task was interrupted");
+}
+
+/// A message for a function no worker knows is recorded FAILED with a clear error, and
+/// a user fallback can take such messages instead.
+async fn unknown_tasks_fail_clearly_or_reach_the_fallback(target: Target) {
+    let docket = target.docket().await;
+    let execution = docket.add(AddNumbers::new(1, 2)).await.unwrap();
+    let without = Worker::builder(docket.clone())
+        .tasks(docket::task::registered().filter(|t| t.name() != "add_numbers"))
+        .minimum_check_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    without.run_until_finished().await.unwrap();
+    match execution.result::<i64>().await {
+        Err(docket::Error::TaskFailed { error, .. }) => {
+            assert!(error.is_unknown_task(), "{error:?}");
+            assert!(error.message().contains("`add_numbers`"), "{error}");
+        }
+        other => panic!("expected an unknown-task failure, got {other:?}"),
+    }
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let again = docket.add(AddNumbers::new(5, 5)).await.unwrap();
+    let with_fallback = Worker::builder(docket.clone())
+        .tasks([])
+        .fallback(move |execution: docket::Execution| {
+            record.lock().unwrap().push(execution.function().to_owned());
+            async { Ok::<(), String>(()) }
+        })
+        .minimum_check_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    with_fallback.run_until_finished().await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["add_numbers"]);
+    assert_eq!(again.state().await.unwrap(), ExecutionState::Completed);
+}
+
+on_both_backends!(
+    a_killed_worker_s_task_is_redelivered,
+    cancel_interrupts_a_running_task,
+    unknown_tasks_fail_clearly_or_reach_the_fallback,
+);
+
+/// Redis restarts (SIGKILL, AOF with fsync always) while a worker drains a queue: the
+/// worker reconnects and finishes every task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_under_a_working_worker() {
+    let server = RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]);
+    let mut target = Target::redis_with(server);
+    let docket = target.docket().await;
+    let probe = target.name.clone();
+    let calls: Vec<docket::Call> = (0..30)
+        .map(|_| Probed::new(probe.clone(), 40).into())
+        .collect();
+    let executions = docket.add_many(calls).await.unwrap();
+    let worker = fast_worker(&docket, "survivor")
+        .concurrency(2)
+        .build()
+        .unwrap();
+    let running = tokio::spawn(async move {
+        let result = worker.run_until_finished().await;
+        (result, worker.disruptions())
+    });
+    eventually(Duration::from_secs(10), "a few tasks to run", || {
+        runs(&probe).len() >= 6
+    })
+    .await;
+    target.redis.as_mut().unwrap().restart();
+    let (result, disruptions) = tokio::time::timeout(Duration::from_mins(1), running)
+        .await
+        .expect("the worker finished after the restart")
+        .unwrap();
+    result.unwrap();
+    assert!(disruptions >= 1, "the worker noticed the restart");
+    for execution in &executions {
+        assert_eq!(
+            execution.state().await.unwrap(),
+            ExecutionState::Completed,
+            "{}",
+            execution.key()
+        );
+    }
+}
+
+/// After a run, Redis holds only the documented keys, and every per-task key expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_documented_keys_remain_and_per_task_keys_expire() {
+    let target = Target::redis();
+    let docket = target.docket().await;
+    docket.add(AddNumbers::new(1, 2)).key("sum").await.unwrap();
+    docket
+        .add(WithProgress::new(2, 5))
+        .key("reporting")
+        .await
+        .unwrap();
+    docket
+        .add(AddNumbers::new(3, 4))
+        .key("soon")
+        .after(Duration::from_millis(200))
+        .await
+        .unwrap();
+    docket
+        .add(AddNumbers::new(3, 4))
+        .key("dropped")
+        .after(Duration::from_mins(1))
+        .await
+        .unwrap();
+    docket.cancel("dropped").await.unwrap();
+    fast_worker(&docket, "tidy")
+        .build()
+        .unwrap()
+        .run_until_finished()
+        .await
+        .unwrap();
+
+    let mut connection = target.redis.as_ref().unwrap().connection();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut connection)
+        .unwrap();
+    let p = &target.name;
+    for key in &keys {
+        let rest = key
+            .strip_prefix(&format!("{p}:"))
+            .unwrap_or_else(|| panic!("`{key}` is outside the docket's prefix"));
+        let per_task = ["runs:", "results:", "progress:"]
+            .iter()
+            .any(|s| rest.starts_with(s));
+        let shared = ["stream", "queue", "workers"].contains(&rest)
+            || rest.starts_with("task-workers:")
+            || rest.starts_with("worker-tasks:")
+            || rest.starts_with("lock:");
+        assert!(
+            per_task || shared,
+            "undocumented key `{key}` (all keys: {keys:?})"
+        );
+        if per_task || rest.starts_with("worker-tasks:") {
+            let ttl: i64 = ::redis::cmd("PTTL")
+                .arg(key)
+                .query(&mut connection)
+                .unwrap();
+            assert!(ttl > 0, "`{key}` has no TTL ({ttl})");
+        }
+        assert!(
+            !rest.starts_with("progress:"),
+            "progress is deleted at the end: `{key}`"
+        );
+    }
+    for key in ["sum", "reporting", "soon", "dropped"] {
+        assert!(
+            keys.contains(&format!("{p}:runs:{key}")),
+            "record of `{key}` kept: {keys:?}"
+        );
+        assert!(
+            !keys.contains(&format!("{p}:{key}")),
+            "parked copy of `{key}` removed"
+        );
+    }
+    assert!(keys.contains(&format!("{p}:results:sum:1")), "{keys:?}");
+    let length: usize = ::redis::cmd("XLEN")
+        .arg(format!("{p}:stream"))
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(
+        length, 0,
+        "acknowledged messages are deleted from the stream"
+    );
+    let queued: usize = ::redis::cmd("ZCARD")
+        .arg(format!("{p}:queue"))
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(queued, 0);
+}

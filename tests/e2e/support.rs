@@ -1,0 +1,266 @@
+//! Test support: a `redis-server` per test on a free loopback port (killed on drop),
+//! a unique docket name per test, and probes that tasks report into.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use docket::{Docket, DocketBuilder};
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A name no other test in this run uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A `redis-server` this test started; killed when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server with no persistence.
+    pub fn start() -> Self {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a server with these extra arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique(&format!("docket-redis-{port}")));
+        std::fs::create_dir_all(&dir).expect("create the redis data dir");
+        let mut server = Self {
+            port,
+            dir,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot start `redis-server` ({error}): the Redis tests need it on PATH; \
+                     install it with `apt-get install -y redis-server` (the README's test command, \
+                     .ci/run, does this for you)"
+                )
+            });
+        self.child = Some(child);
+        self.wait_until_ready();
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = redis::Client::open(self.url()).expect("redis url");
+        loop {
+            if let Ok(mut connection) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not start within 10 s",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server with SIGKILL (AOF, when enabled, keeps what was fsynced).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// A plain synchronous connection for inspecting the server.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_connection()
+            .expect("connect to the test redis")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("find a free loopback port")
+}
+
+/// Where a scenario runs: `memory://` or its own `redis-server`.
+pub struct Target {
+    pub name: String,
+    pub url: String,
+    pub redis: Option<RedisServer>,
+}
+
+impl Target {
+    pub fn memory() -> Self {
+        let name = unique("mem");
+        Self {
+            url: format!("memory://{name}"),
+            name,
+            redis: None,
+        }
+    }
+
+    pub fn redis() -> Self {
+        Self::redis_with(RedisServer::start())
+    }
+
+    pub fn redis_with(server: RedisServer) -> Self {
+        Self {
+            name: unique("redis"),
+            url: server.url(),
+            redis: Some(server),
+        }
+    }
+
+    pub fn builder(&self) -> DocketBuilder {
+        Docket::builder(self.name.clone(), self.url.clone())
+    }
+
+    pub async fn docket(&self) -> Docket {
+        self.builder()
+            .connect()
+            .await
+            .expect("connect to the docket")
+    }
+}
+
+/// One run of a probed task, as the task saw it.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub key: String,
+    pub attempt: u32,
+    pub redelivered: bool,
+    pub started: Instant,
+    pub ended: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Probe {
+    runs: Vec<Run>,
+    running: usize,
+    max_running: usize,
+}
+
+static PROBES: LazyLock<Mutex<HashMap<String, Probe>>> = LazyLock::new(Mutex::default);
+
+fn with_probe<T>(name: &str, f: impl FnOnce(&mut Probe) -> T) -> T {
+    let mut probes = PROBES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(probes.entry(name.to_owned()).or_default())
+}
+
+/// Records a run's start; returns its index for [`probe_end`].
+pub fn probe_start(name: &str, execution: &docket::Execution) -> usize {
+    with_probe(name, |probe| {
+        probe.running += 1;
+        probe.max_running = probe.max_running.max(probe.running);
+        probe.runs.push(Run {
+            key: execution.key().to_owned(),
+            attempt: execution.attempt(),
+            redelivered: execution.redelivered(),
+            started: Instant::now(),
+            ended: None,
+        });
+        probe.runs.len() - 1
+    })
+}
+
+pub fn probe_end(name: &str, index: usize) {
+    with_probe(name, |probe| {
+        probe.running -= 1;
+        probe.runs[index].ended = Some(Instant::now());
+    });
+}
+
+pub fn runs(name: &str) -> Vec<Run> {
+    with_probe(name, |probe| probe.runs.clone())
+}
+
+pub fn max_running(name: &str) -> usize {
+    with_probe(name, |probe| probe.max_running)
+}
+
+/// Waits until `check` holds, polling, for at most `within`.
+pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs every listed scenario once on `memory://` and once on a fresh `redis-server`.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::support::Target::memory()).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::support::Target::redis()).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;

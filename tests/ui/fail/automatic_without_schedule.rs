@@ -1,0 +1,5 @@
+#![allow(unused_variables)]
+#[docket::task(automatic)]
+async fn lonely() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#![allow(unused_variables)]
+#[docket::task(perpetual = "1m", cron = "@daily")]
+async fn confused() {}
+
+fn main() {}
