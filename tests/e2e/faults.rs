@@ -5,15 +5,12 @@ use std::time::Duration;
 
 use docket::{Docket, ExecutionState, Worker};
 
-use crate::support::{RedisServer, Target, eventually, on_both_backends, runs};
+use crate::support::{RedisServer, Target, eventually, on_both_backends, runs, test_worker};
 use crate::tasks::{AddNumbers, Probed, WithProgress};
 
 fn fast_worker(docket: &Docket, name: &str) -> docket::WorkerBuilder {
-    Worker::builder(docket.clone())
+    test_worker(docket)
         .name(name)
-        .minimum_check_interval(Duration::from_millis(20))
-        .scheduling_resolution(Duration::from_millis(20))
-        .reconnection_delay(Duration::from_millis(50))
         .redelivery_timeout(Duration::from_millis(800))
 }
 

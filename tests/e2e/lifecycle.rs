@@ -2,25 +2,18 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use docket::{Disposition, Docket, Error, Event, ExecutionState, Worker};
+use docket::{Disposition, Docket, Error, Event, ExecutionState};
 use futures::StreamExt;
 
-use crate::support::{Target, eventually, max_running, on_both_backends, runs};
+use crate::support::{Target, eventually, max_running, on_both_backends, runs, test_worker};
 use crate::tasks::{
     AddNumbers, AlwaysFails, Chain, Inspect, Inspected, Panics, Probed, RenamedTask, WithProgress,
 };
 
-fn worker(docket: &Docket) -> docket::WorkerBuilder {
-    Worker::builder(docket.clone())
-        .minimum_check_interval(Duration::from_millis(20))
-        .scheduling_resolution(Duration::from_millis(20))
-        .reconnection_delay(Duration::from_millis(50))
-}
-
 async fn run_until_finished(docket: &Docket) {
     tokio::time::timeout(
         Duration::from_secs(30),
-        worker(docket).build().unwrap().run_until_finished(),
+        test_worker(docket).build().unwrap().run_until_finished(),
     )
     .await
     .expect("the worker finished within 30 s")
@@ -235,7 +228,7 @@ async fn failures_and_panics_are_recorded(target: Target) {
 async fn injected_parameters_describe_the_run(target: Target) {
     let docket = target.docket().await;
     let execution = docket.add(Inspect::new()).key("who").await.unwrap();
-    let worker = worker(&docket)
+    let worker = test_worker(&docket)
         .name("inspector")
         .concurrency(3)
         .build()
@@ -385,7 +378,7 @@ async fn concurrency_is_honoured(target: Target) {
         .collect();
     let executions = docket.add_many(calls).await.unwrap();
     assert_eq!(executions.len(), 12);
-    let worker = worker(&docket).concurrency(4).build().unwrap();
+    let worker = test_worker(&docket).concurrency(4).build().unwrap();
     worker.run_until_finished().await.unwrap();
     assert_eq!(runs(&probe).len(), 12);
     assert_eq!(
@@ -442,7 +435,7 @@ async fn workers_and_snapshot_show_what_is_live(target: Target) {
         .after(Duration::from_mins(1))
         .await
         .unwrap();
-    let worker = worker(&docket)
+    let worker = test_worker(&docket)
         .name("snapper")
         .concurrency(1)
         .build()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use docket::{Docket, DocketBuilder};
+use docket::{Docket, DocketBuilder, Worker, WorkerBuilder};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
@@ -171,6 +171,14 @@ impl Target {
             .await
             .expect("connect to the docket")
     }
+}
+
+/// A worker tuned for tests: short reads, a fine scheduler and quick reconnection.
+pub fn test_worker(docket: &Docket) -> WorkerBuilder {
+    Worker::builder(docket.clone())
+        .minimum_check_interval(Duration::from_millis(20))
+        .scheduling_resolution(Duration::from_millis(20))
+        .reconnection_delay(Duration::from_millis(50))
 }
 
 /// One run of a probed task, as the task saw it.

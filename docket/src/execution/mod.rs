@@ -43,14 +43,7 @@ pub struct Execution {
 
 struct Inner {
     docket: Docket,
-    key: String,
-    function: String,
-    args: String,
-    when: SystemTime,
-    attempt: u32,
-    generation: u64,
-    disposition: Disposition,
-    run: Option<RunInfo>,
+    parts: ExecutionParts,
 }
 
 /// What only a running execution knows.
@@ -65,11 +58,11 @@ impl std::fmt::Debug for Execution {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Execution")
             .field("docket", &self.inner.docket.name())
-            .field("key", &self.inner.key)
-            .field("function", &self.inner.function)
-            .field("attempt", &self.inner.attempt)
-            .field("generation", &self.inner.generation)
-            .field("disposition", &self.inner.disposition)
+            .field("key", &self.inner.parts.key)
+            .field("function", &self.inner.parts.function)
+            .field("attempt", &self.inner.parts.attempt)
+            .field("generation", &self.inner.parts.generation)
+            .field("disposition", &self.inner.parts.disposition)
             .finish_non_exhaustive()
     }
 }
@@ -88,79 +81,63 @@ pub(crate) struct ExecutionParts {
 
 impl Execution {
     pub(crate) fn new(docket: Docket, parts: ExecutionParts) -> Self {
-        let ExecutionParts {
-            key,
-            function,
-            args,
-            when,
-            attempt,
-            generation,
-            disposition,
-            run,
-        } = parts;
         Self {
-            inner: Arc::new(Inner {
-                docket,
-                key,
-                function,
-                args,
-                when,
-                attempt,
-                generation,
-                disposition,
-                run,
-            }),
+            inner: Arc::new(Inner { docket, parts }),
         }
     }
 
     /// The task key.
     pub fn key(&self) -> &str {
-        &self.inner.key
+        &self.inner.parts.key
     }
 
     /// The task's wire name.
     pub fn function(&self) -> &str {
-        &self.inner.function
+        &self.inner.parts.function
     }
 
     /// The arguments, a JSON object keyed by parameter name.
     pub fn args(&self) -> &str {
-        &self.inner.args
+        &self.inner.parts.args
     }
 
     /// When the run is (or was) due.
     pub fn when(&self) -> SystemTime {
-        self.inner.when
+        self.inner.parts.when
     }
 
     /// The attempt: 1 for the first run, 2 for the first retry, ...
     pub fn attempt(&self) -> u32 {
-        self.inner.attempt
+        self.inner.parts.attempt
     }
 
     /// The key's generation this execution belongs to; every schedule increments it.
     pub fn generation(&self) -> u64 {
-        self.inner.generation
+        self.inner.parts.generation
     }
 
     /// What `add` / `replace` did with the call.
     pub fn disposition(&self) -> Disposition {
-        self.inner.disposition
+        self.inner.parts.disposition
     }
 
     /// Inside a run: whether this delivery was taken over from a worker that stopped.
     pub fn redelivered(&self) -> bool {
-        self.inner.run.as_ref().is_some_and(|run| run.redelivered)
+        self.inner
+            .parts
+            .run
+            .as_ref()
+            .is_some_and(|run| run.redelivered)
     }
 
     /// Inside a run: the worker running it.
     pub fn worker(&self) -> Option<&WorkerInfo> {
-        self.inner.run.as_ref().map(|run| &run.worker)
+        self.inner.parts.run.as_ref().map(|run| &run.worker)
     }
 
     /// Inside a run: the options the task declared.
     pub fn options(&self) -> Option<&TaskOptions> {
-        self.inner.run.as_ref().map(|run| &run.options)
+        self.inner.parts.run.as_ref().map(|run| &run.options)
     }
 
     /// The docket this execution belongs to.
@@ -173,7 +150,11 @@ impl Execution {
     /// # Errors
     /// When the backend cannot be reached.
     pub async fn record(&self) -> Result<Option<ExecutionRecord>> {
-        self.inner.docket.backend().record(&self.inner.key).await
+        self.inner
+            .docket
+            .backend()
+            .record(&self.inner.parts.key)
+            .await
     }
 
     /// The key's current state.
@@ -184,7 +165,7 @@ impl Execution {
     pub async fn state(&self) -> Result<ExecutionState> {
         match self.record().await? {
             Some(record) => Ok(record.state),
-            None => Err(crate::Error::NotFound(self.inner.key.clone())),
+            None => Err(crate::Error::NotFound(self.inner.parts.key.clone())),
         }
     }
 
@@ -193,7 +174,11 @@ impl Execution {
     /// # Errors
     /// When the backend cannot be reached.
     pub async fn progress(&self) -> Result<Option<ProgressState>> {
-        self.inner.docket.backend().progress(&self.inner.key).await
+        self.inner
+            .docket
+            .backend()
+            .progress(&self.inner.parts.key)
+            .await
     }
 
     /// Waits for the run to end and returns its result.
@@ -234,6 +219,6 @@ impl Execution {
     /// # Errors
     /// When the backend cannot be reached.
     pub async fn cancel(&self) -> Result<bool> {
-        self.inner.docket.cancel(&self.inner.key).await
+        self.inner.docket.cancel(&self.inner.parts.key).await
     }
 }
