@@ -24,11 +24,11 @@ async fn add(a: i64, b: i64) -> i64 {
 async fn resize_images(count: u64, progress: Progress) -> docket::Result<String> {
     progress.set_total(count).await?;
     for n in 1..=count {
+        progress
+            .set_message(format!("resizing image {n} of {count}"))
+            .await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
         progress.increment(1).await?;
-        progress
-            .set_message(format!("resized image {n} of {count}"))
-            .await?;
     }
     Ok(format!("{count} images resized"))
 }
@@ -72,8 +72,13 @@ async fn main() -> anyhow::Result<()> {
         async move {
             use futures::StreamExt;
             let mut events = images.subscribe().await?;
+            let mut shown = 0;
             while let Some(event) = events.next().await {
-                if let docket::Event::Progress(p) = event {
+                // Print each unit of work once, as it completes.
+                if let docket::Event::Progress(p) = event
+                    && p.current > shown
+                {
+                    shown = p.current;
                     println!(
                         "  progress {}/{}: {}",
                         p.current,

@@ -22,6 +22,11 @@ use crate::task::{Call, Task};
 /// let at = SystemTime::now() + Duration::from_secs(3600);
 /// let execution = docket.add(Remind::new("stand up".into())).key("remind-1").at(at).await?;
 /// assert_eq!(execution.key(), "remind-1");
+///
+/// // A `chrono::DateTime` works as well as a `SystemTime`.
+/// let tomorrow = chrono::Utc::now() + chrono::TimeDelta::days(1);
+/// let later = docket.add(Remind::new("review".into())).at(tomorrow).await?;
+/// assert_eq!(later.when(), std::time::SystemTime::from(tomorrow));
 /// # Ok(()) }
 /// ```
 #[must_use = "an added call does nothing until it is awaited"]
