@@ -1,234 +1,347 @@
-//! Generating the argument struct, the `Task` impl, the runner and the registration.
+//! Phase four: generating the argument struct, its `Task` implementation, the runner and
+//! the registration. Everything reaches the runtime through `<crate>::__private`.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{ItemFn, Path, ReturnType, Type};
+use syn::{Ident, ItemFn, Path, ReturnType};
 
 use crate::attr::{Options, Retry};
-use crate::signature::{Param, pascal_case};
+use crate::duration::Duration;
+use crate::signature::{Param, is_result};
 
-/// Gives every token the user's span, so type errors in generated code point at the
-/// user's tokens rather than at the attribute.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|tree| match tree {
-            TokenTree::Group(group) => {
-                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
-                inner.set_span(span);
-                TokenTree::Group(inner)
-            }
-            mut other => {
-                other.set_span(span);
-                other
-            }
-        })
-        .collect()
-}
-
-fn duration(krate: &Path, nanos: u64) -> TokenStream {
-    quote!(#krate::__private::Duration::from_nanos(#nanos))
-}
-
-fn some_str(krate: &Path, value: Option<&str>) -> TokenStream {
-    value.map_or_else(
-        || quote!(#krate::__private::None),
-        |value| quote!(#krate::__private::Some(#value)),
-    )
-}
-
-fn attempts(krate: &Path, attempts: Option<u32>) -> TokenStream {
-    attempts.map_or_else(
-        || quote!(#krate::__private::None),
-        |n| quote!(#krate::__private::Some(#n)),
-    )
-}
-
-/// The `const` `TaskOptions` expression.
-fn options(krate: &Path, options: &Options) -> TokenStream {
-    let p = quote!(#krate::__private);
-    let mut out = quote!(#p::TaskOptions::new());
-    if let Some(retry) = &options.retry {
-        let policy = match retry {
-            Retry::Fixed { attempts: n, delay } => {
-                let (n, delay) = (attempts(krate, *n), duration(krate, *delay));
-                quote!(#p::RetryPolicy::Fixed { attempts: #n, delay: #delay })
-            }
-            Retry::Exponential {
-                attempts: n,
-                minimum,
-                maximum,
-            } => {
-                let (n, min, max) = (
-                    attempts(krate, *n),
-                    duration(krate, *minimum),
-                    duration(krate, *maximum),
-                );
-                quote!(#p::RetryPolicy::Exponential { attempts: #n, minimum: #min, maximum: #max })
-            }
-        };
-        out = quote!(#out.retry(#policy));
-    }
-    if let Some(timeout) = options.timeout {
-        let d = duration(krate, timeout);
-        out = quote!(#out.timeout(#d));
-    }
-    if let Some(every) = options.perpetual {
-        let d = duration(krate, every);
-        out = quote!(#out.schedule(#p::Schedule::Every(#d)));
-    }
-    if let Some(cron) = &options.cron {
-        let expression = &cron.expression;
-        let tz = some_str(krate, cron.time_zone.as_deref());
-        out = quote!(#out.schedule(#p::Schedule::Cron { expression: #expression, time_zone: #tz }).automatic());
-    }
-    if options.automatic.is_some() && options.cron.is_none() {
-        out = quote!(#out.automatic());
-    }
-    if let Some(limit) = &options.concurrency {
-        let max = limit.max;
-        let arg = some_str(
-            krate,
-            limit.arg.as_ref().map(ToString::to_string).as_deref(),
-        );
-        let scope = some_str(krate, limit.scope.as_deref());
-        out =
-            quote!(#out.concurrency(#p::ConcurrencyLimit { max: #max, arg: #arg, scope: #scope }));
-    }
-    if let Some(settle) = options.debounce {
-        let d = duration(krate, settle);
-        out = quote!(#out.debounce(#d));
-    }
-    if let Some(window) = options.cooldown {
-        let d = duration(krate, window);
-        out = quote!(#out.cooldown(#d));
-    }
-    if let Some(rate) = &options.rate_limit {
-        let (limit, per, drop) = (rate.limit, duration(krate, rate.per), rate.drop);
-        let arg = some_str(krate, rate.arg.as_ref().map(ToString::to_string).as_deref());
-        out = quote!(#out.rate_limit(#p::RateLimit { limit: #limit, per: #per, drop: #drop, arg: #arg }));
-    }
-    out
-}
-
-/// Whether the function returns a `Result` (by the last segment of its return type).
-fn returns_result(ty: &Type) -> bool {
-    match ty {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Result"),
-        Type::Group(group) => returns_result(&group.elem),
-        _ => false,
-    }
-}
-
+/// Generates everything `function` needs to be a task; `function` is emitted as is.
 pub(crate) fn expand(
     function: &ItemFn,
     params: &[Param],
-    options_in: &Options,
-    krate: &Path,
+    options: &Options,
+    struct_ident: &Ident,
 ) -> TokenStream {
-    let p = quote!(#krate::__private);
-    let vis = &function.vis;
-    let fn_ident = &function.sig.ident;
-    let struct_ident = format_ident!(
-        "{}",
-        pascal_case(&fn_ident.to_string()),
-        span = fn_ident.span()
-    );
-    let wire_name = options_in
+    let krate = options
+        .krate
+        .get()
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(::docket));
+    let private = quote!(#krate::__private);
+    let fn_name = function.sig.ident.unraw().to_string();
+    let wire_name = options
         .name
-        .as_ref()
-        .map_or_else(|| fn_ident.to_string(), syn::LitStr::value);
-    let serde_crate = format!(
-        "{}::__private::serde",
-        quote!(#krate).to_string().replace(' ', "")
-    );
+        .get()
+        .map_or(fn_name.clone(), syn::LitStr::value);
 
-    let data: Vec<&Param> = params.iter().filter(|param| !param.injected).collect();
-    let data_idents: Vec<_> = data.iter().map(|param| &param.ident).collect();
-    let data_types: Vec<_> = data.iter().map(|param| &param.ty).collect();
-    let data_names: Vec<String> = data_idents.iter().map(ToString::to_string).collect();
-
-    let (output, convert) = match &function.sig.output {
-        ReturnType::Default => (quote!(()), quote!(#p::output(&__value))),
-        ReturnType::Type(_, ty) if returns_result(ty) => (
-            quote!(<#ty as #p::FallibleOutput>::Ok),
-            quote!(#p::fallible(__value)),
-        ),
-        ReturnType::Type(_, ty) => (quote!(#ty), quote!(#p::output(&__value))),
-    };
-
-    let resolve = params.iter().map(|param| {
-        let ident = &param.ident;
-        let ty = &param.ty;
-        if param.injected {
-            let name = ident.to_string();
-            respan(
-                quote!(let #ident: #ty = #p::inject::<#ty>(&__execution, #name).await?;),
-                ty.span(),
-            )
-        } else {
-            quote!(let #ident: #ty = __args.#ident;)
+    let argument_struct = argument_struct(function, params, &krate, struct_ident, &fn_name);
+    let task_options = task_options(&private, options);
+    let output = match &function.sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) if is_result(ty) => {
+            quote!(<#ty as #private::FallibleOutput>::Ok)
         }
-    });
-    let call_args = params.iter().map(|param| &param.ident);
-    let task_options = options(krate, options_in);
-    let struct_doc = format!(
-        "The arguments of the docket task [`{fn_ident}`]: `docket.add({struct_ident}::new(...))`."
-    );
-    let new_fn = quote_spanned!(fn_ident.span()=> fn new);
-    let new_doc = format!("A call to [`{fn_ident}`] with these arguments.");
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let runner = runner(function, params, &private, struct_ident);
+    let data_names = params.iter().filter(|p| !p.injected).map(|p| &p.name);
 
     quote! {
-        #[doc = #struct_doc]
-        #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
-        #[serde(crate = #serde_crate)]
-        #[allow(clippy::struct_field_names)]
-        #vis struct #struct_ident {
-            #(
-                #[allow(missing_docs)]
-                pub #data_idents: #data_types,
-            )*
-        }
+        // The attribute is what requires `async`, so a task that never awaits is fine.
+        #[allow(clippy::unused_async)]
+        #function
 
-        impl #struct_ident {
-            #[doc = #new_doc]
-            #[allow(clippy::too_many_arguments, clippy::new_without_default, clippy::must_use_candidate)]
-            #vis #new_fn(#(#data_idents: #data_types),*) -> Self {
-                Self { #(#data_idents),* }
-            }
-        }
+        #argument_struct
 
-        impl #p::Task for #struct_ident {
+        impl #private::Task for #struct_ident {
             const NAME: &'static str = #wire_name;
-            const OPTIONS: #p::TaskOptions = #task_options;
+            const OPTIONS: #private::TaskOptions = #task_options;
             type Output = #output;
         }
 
         const _: () = {
-            #[allow(unused_variables, clippy::used_underscore_binding, clippy::unused_async)]
-            fn __docket_runner(__execution: #p::Execution) -> #p::RunFuture {
-                #p::Box::pin(async move {
-                    let __args: #struct_ident = #p::arguments(&__execution)?;
-                    #(#resolve)*
-                    let __value = #fn_ident(#(#call_args),*).await;
-                    #convert
-                })
-            }
+            #runner
 
-            #p::inventory::submit! {
-                #p::TaskRegistration::new(
-                    #wire_name,
+            #private::inventory::submit! {
+                #private::TaskRegistration::new(
+                    <#struct_ident as #private::Task>::NAME,
                     ::core::module_path!(),
                     &[#(#data_names),*],
-                    <#struct_ident as #p::Task>::OPTIONS,
+                    <#struct_ident as #private::Task>::OPTIONS,
                     __docket_runner,
                 )
             }
         };
+    }
+}
+
+/// `SendEmail { pub to: String, ... }` with `new(...)`, serializable through the
+/// runtime's serde so the user's crate needs no serde dependency.
+fn argument_struct(
+    function: &ItemFn,
+    params: &[Param],
+    krate: &Path,
+    struct_ident: &Ident,
+    fn_name: &str,
+) -> TokenStream {
+    let vis = &function.vis;
+    let data: Vec<&Param> = params.iter().filter(|param| !param.injected).collect();
+    let idents: Vec<&Ident> = data.iter().map(|param| &param.ident).collect();
+    let types = data.iter().map(|param| &param.ty);
+    let field_docs = data
+        .iter()
+        .map(|param| format!("The `{}` argument of [`{fn_name}`].", param.name));
+    let struct_doc = format!(
+        "The arguments of the docket task [`{fn_name}`]: a typed call, scheduled with \
+         `docket.add({struct_ident}::new(...))`."
+    );
+    let new_doc = format!("A call to [`{fn_name}`] with these arguments.");
+    let serde_crate = format!("{}::__private::serde", path_text(krate));
+    let private = quote!(#krate::__private);
+    // `new` is spanned at the function's name, where "defined here" notes then point.
+    let new = Ident::new("new", function.sig.ident.span());
+    let new_params = data.iter().map(|param| {
+        let (ident, ty) = (&param.ident, &param.ty);
+        quote!(#ident: #ty)
+    });
+
+    quote! {
+        #[doc = #struct_doc]
+        #[derive(#private::serde::Serialize, #private::serde::Deserialize)]
+        #[serde(crate = #serde_crate)]
+        #[allow(clippy::struct_excessive_bools, clippy::struct_field_names)]
+        #vis struct #struct_ident {
+            #(
+                #[doc = #field_docs]
+                pub #idents: #types,
+            )*
+        }
+
+        #[allow(clippy::new_without_default)]
+        impl #struct_ident {
+            #[doc = #new_doc]
+            #[must_use]
+            #[allow(clippy::too_many_arguments)]
+            pub fn #new(#(#new_params),*) -> Self {
+                Self { #(#idents),* }
+            }
+        }
+    }
+}
+
+/// `::docket`, `dk` or `some::path`, for `#[serde(crate = "...")]`.
+fn path_text(path: &Path) -> String {
+    let segments: Vec<String> = path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    let prefix = if path.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
+    format!("{prefix}{}", segments.join("::"))
+}
+
+/// The type-erased runner: arguments from the message, injected values from the run,
+/// the call, and the result turned into what the worker stores.
+fn runner(
+    function: &ItemFn,
+    params: &[Param],
+    private: &TokenStream,
+    struct_ident: &Ident,
+) -> TokenStream {
+    // Hygienic locals: a task or parameter named `execution` or `args` cannot clash.
+    let execution = Ident::new("execution", Span::mixed_site());
+    let args = Ident::new("args", Span::mixed_site());
+    let has_data = params.iter().any(|param| !param.injected);
+    let load_args = if has_data {
+        quote!(let #args: #struct_ident = #private::arguments(&#execution)?;)
+    } else {
+        quote!(let _: #struct_ident = #private::arguments(&#execution)?;)
+    };
+    let call_args = params.iter().map(|param| {
+        let (ident, ty, name) = (&param.ident, &param.ty, &param.name);
+        if param.injected {
+            // Spanned at the user's type, so a type that cannot be injected is
+            // reported there, once.
+            let span = ty.span();
+            let inject = respan(quote!(#private::inject), span);
+            quote_spanned!(span=> #inject::<#ty>(&#execution, #name).await?)
+        } else {
+            quote!(#args.#ident)
+        }
+    });
+    let fn_ident = &function.sig.ident;
+    let call = quote!(#fn_ident(#(#call_args),*).await);
+    let stored = match &function.sig.output {
+        ReturnType::Type(_, ty) if is_result(ty) => quote!(#private::fallible(#call)),
+        _ => quote!(#private::output(&#call)),
+    };
+    quote! {
+        fn __docket_runner(#execution: #private::Execution) -> #private::RunFuture {
+            #private::Box::pin(async move {
+                #load_args
+                #stored
+            })
+        }
+    }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = TokenTree::Group(inner);
+            }
+            token.set_span(span);
+            token
+        })
+        .collect()
+}
+
+/// The `const` `TaskOptions` value: `TaskOptions::new().retry(...).timeout(...)...`.
+fn task_options(private: &TokenStream, options: &Options) -> TokenStream {
+    let duration = |duration: &Duration| duration_tokens(private, duration.nanos);
+    let text = |text: Option<&str>| {
+        text.map_or_else(
+            || quote!(#private::None),
+            |text| quote!(#private::Some(#text)),
+        )
+    };
+    let mut calls = Vec::new();
+    if let Some(retry) = options.retry.get() {
+        let policy = match retry {
+            Retry::Fixed { attempts, delay } => {
+                let attempts = attempts_tokens(private, *attempts);
+                let delay = duration(delay);
+                quote!(#private::RetryPolicy::Fixed { attempts: #attempts, delay: #delay })
+            }
+            Retry::Exponential {
+                attempts,
+                minimum,
+                maximum,
+            } => {
+                let attempts = attempts_tokens(private, *attempts);
+                let (minimum, maximum) = (duration(minimum), duration(maximum));
+                quote! {
+                    #private::RetryPolicy::Exponential {
+                        attempts: #attempts,
+                        minimum: #minimum,
+                        maximum: #maximum,
+                    }
+                }
+            }
+        };
+        calls.push(quote!(retry(#policy)));
+    }
+    if let Some(timeout) = options.timeout.get() {
+        let timeout = duration(timeout);
+        calls.push(quote!(timeout(#timeout)));
+    }
+    if let Some(every) = options.perpetual.get() {
+        let every = duration(every);
+        calls.push(quote!(schedule(#private::Schedule::Every(#every))));
+    }
+    if let Some(cron) = options.cron.get() {
+        let expression = &cron.expression;
+        let time_zone = text(cron.time_zone.as_deref());
+        calls.push(quote! {
+            schedule(#private::Schedule::Cron { expression: #expression, time_zone: #time_zone })
+        });
+    }
+    if options.automatic.is_given() || options.cron.is_given() {
+        calls.push(quote!(automatic()));
+    }
+    if let Some(limit) = options.concurrency.get() {
+        let max = Literal::u32_unsuffixed(limit.max);
+        let arg = text(limit.arg.as_ref().map(arg_name).as_deref());
+        let scope = text(limit.scope.as_deref());
+        calls.push(quote! {
+            concurrency(#private::ConcurrencyLimit { max: #max, arg: #arg, scope: #scope })
+        });
+    }
+    if let Some(settle) = options.debounce.get() {
+        let settle = duration(settle);
+        calls.push(quote!(debounce(#settle)));
+    }
+    if let Some(window) = options.cooldown.get() {
+        let window = duration(window);
+        calls.push(quote!(cooldown(#window)));
+    }
+    if let Some(limit) = options.rate_limit.get() {
+        let count = Literal::u32_unsuffixed(limit.limit);
+        let per = duration(&limit.per);
+        let drop = limit.drop;
+        let arg = text(limit.arg.as_ref().map(arg_name).as_deref());
+        calls.push(quote! {
+            rate_limit(#private::RateLimit { limit: #count, per: #per, drop: #drop, arg: #arg })
+        });
+    }
+    quote!(#private::TaskOptions::new() #(.#calls)*)
+}
+
+fn arg_name(ident: &Ident) -> String {
+    ident.unraw().to_string()
+}
+
+fn attempts_tokens(private: &TokenStream, attempts: Option<u32>) -> TokenStream {
+    attempts.map_or_else(
+        || quote!(#private::None),
+        |count| {
+            let count = Literal::u32_unsuffixed(count);
+            quote!(#private::Some(#count))
+        },
+    )
+}
+
+/// The largest exact unit: `from_mins(10)`, `from_millis(1500)`, `Duration::ZERO`...
+/// (as Clippy's `duration_suboptimal_units` asks of hand-written code).
+fn duration_tokens(private: &TokenStream, nanos: u64) -> TokenStream {
+    const UNITS: [(&str, u64); 5] = [
+        ("from_hours", 3_600_000_000_000),
+        ("from_mins", 60_000_000_000),
+        ("from_secs", 1_000_000_000),
+        ("from_millis", 1_000_000),
+        ("from_micros", 1_000),
+    ];
+    if nanos == 0 {
+        return quote!(#private::Duration::ZERO);
+    }
+    let (constructor, count) = UNITS
+        .iter()
+        .find(|(_, size)| nanos.is_multiple_of(*size))
+        .map_or(("from_nanos", nanos), |(name, size)| (*name, nanos / size));
+    let constructor = Ident::new(constructor, Span::call_site());
+    let count = Literal::u64_unsuffixed(count);
+    quote!(#private::Duration::#constructor(#count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_use_the_largest_exact_unit() {
+        let private = quote!(p);
+        let text = |nanos| duration_tokens(&private, nanos).to_string();
+        assert_eq!(text(0), "p :: Duration :: ZERO");
+        assert_eq!(text(86_400_000_000_000), "p :: Duration :: from_hours (24)");
+        assert_eq!(text(600_000_000_000), "p :: Duration :: from_mins (10)");
+        assert_eq!(text(90_000_000_000), "p :: Duration :: from_secs (90)");
+        assert_eq!(text(1_500_000_000), "p :: Duration :: from_millis (1500)");
+        assert_eq!(text(2_000), "p :: Duration :: from_micros (2)");
+        assert_eq!(text(1_500), "p :: Duration :: from_nanos (1500)");
+    }
+
+    #[test]
+    fn serde_crate_paths() {
+        assert_eq!(path_text(&syn::parse_quote!(::docket)), "::docket");
+        assert_eq!(path_text(&syn::parse_quote!(dk)), "dk");
+        assert_eq!(
+            path_text(&syn::parse_quote!(crate::vendored::docket)),
+            "crate::vendored::docket"
+        );
     }
 }

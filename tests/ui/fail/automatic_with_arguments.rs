@@ -1,5 +1,6 @@
-#![allow(unused_variables)]
 #[docket::task(perpetual = "1m", automatic)]
-async fn sweep(older_than_days: u32) {}
+async fn sweep(region: String, execution: docket::Execution) {
+    let _ = (region, execution);
+}
 
 fn main() {}

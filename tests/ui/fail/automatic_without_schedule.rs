@@ -1,5 +1,4 @@
-#![allow(unused_variables)]
 #[docket::task(automatic)]
-async fn lonely() {}
+async fn seed_cache() {}
 
 fn main() {}

@@ -1,5 +1,4 @@
-#![allow(unused_variables)]
-#[docket::task(cron = "every morning")]
-async fn report() {}
+#[docket::task(cron = "0 25 * * 1-5")]
+async fn morning_report() {}
 
 fn main() {}

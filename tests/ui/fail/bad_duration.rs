@@ -1,11 +1,6 @@
-#![allow(unused_variables)]
-#[docket::task(timeout = 5parsecs)]
-async fn far_away() {}
-
-#[docket::task(timeout = "soon")]
-async fn vague() {}
-
-#[docket::task(timeout = 30)]
-async fn unitless() {}
+#[docket::task(timeout = "5 parsecs")]
+async fn send_email(to: String) {
+    let _ = to;
+}
 
 fn main() {}

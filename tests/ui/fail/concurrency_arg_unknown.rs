@@ -1,5 +1,6 @@
-#![allow(unused_variables)]
 #[docket::task(concurrency(max = 1, arg = customer))]
-async fn sync_account(customer_id: String) {}
+async fn charge(customer_id: u64, cents: u64) {
+    let _ = (customer_id, cents);
+}
 
 fn main() {}

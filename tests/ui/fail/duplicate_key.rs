@@ -1,5 +1,6 @@
-#![allow(unused_variables)]
-#[docket::task(timeout = "1s", timeout = "2s")]
-async fn twice() {}
+#[docket::task(timeout = "1m", name = "mail", timeout = "2m")]
+async fn send_email(to: String) {
+    let _ = to;
+}
 
 fn main() {}

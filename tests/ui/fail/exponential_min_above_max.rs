@@ -1,5 +1,6 @@
-#![allow(unused_variables)]
 #[docket::task(retry = Exponential(5, 10m..30s))]
-async fn backwards() {}
+async fn send_email(to: String) {
+    let _ = to;
+}
 
 fn main() {}

@@ -1,7 +1,6 @@
-#![allow(unused_variables)]
 #[docket::task]
-fn not_async(n: u32) -> u32 {
-    n
+fn send_email(to: String) {
+    let _ = to;
 }
 
 fn main() {}

@@ -1,5 +1,6 @@
-#![allow(unused_variables)]
 #[docket::task]
-async fn wants_a_string(#[inject] name: String) {}
+async fn send_email(to: String, #[inject] sender: String) {
+    let _ = (to, sender);
+}
 
 fn main() {}

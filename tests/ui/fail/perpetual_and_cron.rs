@@ -1,5 +1,4 @@
-#![allow(unused_variables)]
-#[docket::task(perpetual = "1m", cron = "@daily")]
-async fn confused() {}
+#[docket::task(perpetual = "1m", cron = "0 9 * * *")]
+async fn sweep() {}
 
 fn main() {}

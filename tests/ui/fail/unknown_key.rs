@@ -1,5 +1,6 @@
-#![allow(unused_variables)]
 #[docket::task(retries = 3)]
-async fn misspelled() {}
+async fn send_email(to: String) {
+    let _ = to;
+}
 
 fn main() {}

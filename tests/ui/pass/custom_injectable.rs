@@ -1,24 +1,42 @@
-use docket::{Execution, FromExecution};
+//! `#[inject]` takes a user type implementing `FromExecution`; `#[arg]` carries a type
+//! whose name is on the built-in list as data.
 
+use docket::{Call, Execution, FromExecution, Task};
+use serde::{Deserialize, Serialize};
+
+/// The tenant a task runs for, from its key (`tenant/job`).
 struct Tenant(String);
 
 impl FromExecution for Tenant {
     type Rejection = String;
 
     async fn from_execution(execution: &Execution) -> Result<Self, Self::Rejection> {
-        Ok(Tenant(execution.key().to_owned()))
+        match execution.key().split_once('/') {
+            Some((tenant, _)) => Ok(Self(tenant.to_owned())),
+            None => Err(format!("key `{}` names no tenant", execution.key())),
+        }
     }
 }
 
-/// `Progress` here is the user's own data type, passed as data with `#[arg]`.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Progress(u8);
+/// A data type that happens to be called `Span`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Span {
+    start: u32,
+    end: u32,
+}
 
 #[docket::task]
-async fn rebuild(shard: u32, #[inject] tenant: Tenant, #[arg] progress: Progress) -> String {
-    format!("{shard} {} {}", tenant.0, progress.0)
+async fn reindex(#[inject] tenant: Tenant, shard: u32, #[arg] span: Span) -> String {
+    format!("{} {shard} {}..{}", tenant.0, span.start, span.end)
 }
 
 fn main() {
-    let _ = Rebuild::new(3, Progress(1));
+    let call = Reindex::new(7, Span { start: 1, end: 9 });
+    assert_eq!(call.span, Span { start: 1, end: 9 });
+    let _: Call = call.into();
+    let _: <Reindex as Task>::Output = String::new();
+    let registration = docket::task::registered()
+        .find(|task| task.name() == "reindex")
+        .unwrap();
+    assert_eq!(registration.parameters(), ["shard", "span"]);
 }
