@@ -261,8 +261,12 @@ impl MainLoop {
                         self.start(delivery, permit);
                     }
                     drop(permits);
-                    if idle && self.mode != Mode::Forever && self.finished().await? {
-                        break;
+                    if idle && self.mode != Mode::Forever {
+                        match self.finished().await {
+                            Ok(true) => break,
+                            Ok(false) => {}
+                            Err(error) => self.disrupted(&error).await,
+                        }
                     }
                 }
                 Err(error) => {
