@@ -15,9 +15,9 @@ use crate::error::{Error, Result, TaskError};
 use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
 use crate::task::Due;
 
-/// Milliseconds since the Unix epoch (0 before it, saturating far after).
+/// Milliseconds since the Unix epoch, rounded up (0 before it, saturating far after).
 pub(super) fn epoch_millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, duration_millis)
+    time.duration_since(UNIX_EPOCH).map_or(0, ceil_millis)
 }
 
 /// A duration in whole milliseconds, saturating.
@@ -43,11 +43,17 @@ pub(super) fn format_time(time: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A due time as schedule.lua takes it: kind and milliseconds.
+/// A duration in milliseconds, rounded up so a due time is never moved earlier.
+fn ceil_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// A due time as schedule.lua takes it: kind and milliseconds, rounded up so that
+/// a task never runs before the instant it was given.
 pub(super) fn due_args(due: &Due) -> (&'static str, u64) {
     match due {
         Due::Now => ("now", 0),
-        Due::After(delay) => ("after", duration_millis(*delay)),
+        Due::After(delay) => ("after", ceil_millis(*delay)),
         Due::At(when) => ("at", epoch_millis(*when)),
     }
 }
@@ -259,6 +265,13 @@ mod tests {
             ("after", 1500)
         );
         assert_eq!(due_args(&Due::At(from_epoch_millis(42))), ("at", 42));
+        // Sub-millisecond instants round up: never run before the time asked for.
+        let just_after = from_epoch_millis(42) + Duration::from_micros(1);
+        assert_eq!(due_args(&Due::At(just_after)), ("at", 43));
+        assert_eq!(
+            due_args(&Due::After(Duration::from_micros(1500))),
+            ("after", 2)
+        );
     }
 
     #[test]
