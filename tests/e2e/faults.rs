@@ -6,7 +6,7 @@ use std::time::Duration;
 use docket::{Docket, ExecutionState, Worker};
 
 use crate::support::{RedisServer, Target, eventually, on_both_backends, runs, test_worker};
-use crate::tasks::{AddNumbers, Probed, WithProgress};
+use crate::tasks::{AddNumbers, Overruns, Probed, WithProgress};
 
 fn fast_worker(docket: &Docket, name: &str) -> docket::WorkerBuilder {
     test_worker(docket)
@@ -126,7 +126,57 @@ async fn unknown_tasks_fail_clearly_or_reach_the_fallback(target: Target) {
     assert_eq!(again.state().await.unwrap(), ExecutionState::Completed);
 }
 
+/// A run past its timeout fails with a timeout error and is stopped then, not later.
+async fn a_timed_out_task_fails_and_stops(target: Target) {
+    let docket = target.docket().await;
+    let probe = target.name.clone();
+    let execution = docket
+        .add(Overruns::new(probe.clone(), 1_500))
+        .await
+        .unwrap();
+    fast_worker(&docket, "timer")
+        .build()
+        .unwrap()
+        .run_until_finished()
+        .await
+        .unwrap();
+    match execution.result::<String>().await {
+        Err(docket::Error::TaskFailed { error, .. }) => {
+            assert!(error.is_timeout(), "{error:?}");
+            assert!(error.message().contains("200ms"), "{error}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // Well past the task's own sleep: it was aborted, so it never reached its end.
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    let seen = runs(&probe);
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].ended.is_none(),
+        "the timed-out task kept running: {seen:?}"
+    );
+}
+
+/// A shutdown asked for before the worker starts is honoured, not forgotten.
+async fn shutdown_before_start_is_honoured(target: Target) {
+    let docket = target.docket().await;
+    let worker = fast_worker(&docket, "early").build().unwrap();
+    worker.shutdown_handle().shutdown();
+    tokio::time::timeout(Duration::from_secs(5), worker.run_forever())
+        .await
+        .expect("run_forever returned")
+        .unwrap();
+    // And the worker can run again afterwards.
+    docket.add(AddNumbers::new(1, 1)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker.run_until_finished())
+        .await
+        .expect("the second run finished")
+        .unwrap();
+}
+
 on_both_backends!(
+    a_timed_out_task_fails_and_stops,
+    shutdown_before_start_is_honoured,
     a_killed_worker_s_task_is_redelivered,
     cancel_interrupts_a_running_task,
     unknown_tasks_fail_clearly_or_reach_the_fallback,

@@ -287,6 +287,13 @@ async fn fire_and_forget_keeps_nothing(target: Target) {
         "no record is kept"
     );
     assert!(matches!(execution.state().await, Err(Error::NotFound(_))));
+    let events: Vec<Event> = tokio::time::timeout(
+        Duration::from_secs(5),
+        execution.subscribe().await.unwrap().collect(),
+    )
+    .await
+    .expect("subscribing to a run with no record ends at once");
+    assert!(events.is_empty(), "{events:?}");
 }
 
 async fn subscribers_see_states_and_progress(target: Target) {

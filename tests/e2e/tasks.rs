@@ -93,3 +93,12 @@ pub async fn chain(probe: String, remaining: u32, docket: Docket) -> docket::Res
     }
     Ok(())
 }
+
+/// Like `probed`, with a 200 ms budget.
+#[docket::task(timeout = "200ms")]
+pub async fn overruns(probe: String, millis: u64, execution: Execution) -> String {
+    let index = probe_start(&probe, &execution);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    probe_end(&probe, index);
+    execution.key().to_owned()
+}

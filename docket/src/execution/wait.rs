@@ -114,9 +114,11 @@ pub(super) async fn subscribe(
             first.push(Event::Progress(progress));
         }
     }
-    let already_done = first
-        .iter()
-        .any(|event| matches!(event, Event::State { state, .. } if state.is_terminal()));
+    // No record (fire-and-forget, or expired): nothing more will ever be said of it.
+    let already_done = first.is_empty()
+        || first
+            .iter()
+            .any(|event| matches!(event, Event::State { state, .. } if state.is_terminal()));
     let live = if already_done {
         futures::stream::empty().boxed()
     } else {

@@ -173,7 +173,6 @@ impl Worker {
                 reason: "this worker is already running".into(),
             });
         }
-        shared.stopping.send_replace(false);
         tracing::info!(
             docket = %shared.docket.name(),
             worker = %shared.info.name,
@@ -184,6 +183,8 @@ impl Worker {
         let background = loops::spawn_all(shared.clone());
         let result = MainLoop::new(shared.clone(), mode).run().await;
         background.stop().await;
+        // Ready for another run; a shutdown asked for before this one started was honoured.
+        shared.stopping.send_replace(false);
         shared.running.store(false, Ordering::Release);
         tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name, "worker stopped");
         result

@@ -18,12 +18,44 @@ pub(super) struct Ran {
     pub key: String,
 }
 
-/// Aborts the task it guards when dropped (the run was abandoned by a drain timeout).
-struct AbortOnDrop(tokio::task::AbortHandle);
+/// A run's place in the worker's in-flight table. Dropping it (the run ended, or was
+/// abandoned by a drain timeout) aborts the task and removes the entry, so nothing is
+/// renewed for a run that is gone.
+struct InFlightGuard<'a> {
+    shared: &'a Shared,
+    id: String,
+    abort: tokio::task::AbortHandle,
+}
 
-impl Drop for AbortOnDrop {
+impl<'a> InFlightGuard<'a> {
+    fn register(shared: &'a Shared, delivery: &Delivery, abort: tokio::task::AbortHandle) -> Self {
+        shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                delivery.id.clone(),
+                InFlight {
+                    key: delivery.message.key.clone(),
+                    abort: abort.clone(),
+                },
+            );
+        Self {
+            shared,
+            id: delivery.id.clone(),
+            abort,
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.0.abort();
+        self.abort.abort();
+        self.shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
     }
 }
 
@@ -84,30 +116,14 @@ pub(super) async fn execute(
         }
     };
     let handle = tokio::spawn(future);
-    let _guard = AbortOnDrop(handle.abort_handle());
-    register(&shared, &delivery, handle.abort_handle());
-    let joined = match options.timeout {
-        Some(limit) => tokio::time::timeout(limit, handle).await.map_err(|_| limit),
-        None => Ok(handle.await),
-    };
-    let outcome = match joined {
-        Ok(Ok(Ok(result))) => Outcome::Completed { result },
-        Ok(Ok(Err(error))) => Outcome::Failed { error },
-        Ok(Err(join)) if join.is_cancelled() => Outcome::Cancelled,
-        Ok(Err(join)) => Outcome::Failed {
-            error: TaskError::new(
-                TaskErrorKind::Panicked,
-                format!("the task panicked: {}", panic_message(join.into_panic())),
-            ),
-        },
-        Err(limit) => Outcome::Failed {
-            error: TaskError::new(
-                TaskErrorKind::TimedOut,
-                format!("the task ran longer than its timeout of {}", human(limit)),
-            ),
-        },
-    };
-    unregister(&shared, &delivery.id);
+    let guard = InFlightGuard::register(&shared, &delivery, handle.abort_handle());
+    // A cancel published between the claim and the registration above reached no
+    // one: look at the record once, now that the listener can find this run.
+    if cancelled_meanwhile(&shared, message).await {
+        handle.abort();
+    }
+    let outcome = outcome_of(handle, options.timeout).await;
+    drop(guard);
     let duration = started.elapsed();
     log_end(&shared, &delivery, &outcome, duration);
 
@@ -135,26 +151,51 @@ pub(super) async fn execute(
     Ran { key }
 }
 
-fn register(shared: &Shared, delivery: &Delivery, abort: tokio::task::AbortHandle) {
-    shared
-        .in_flight
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(
-            delivery.id.clone(),
-            InFlight {
-                key: delivery.message.key.clone(),
-                abort,
-            },
-        );
+/// Awaits the task within its timeout and says how the run ended. A task past its
+/// timeout is aborted at once, so its side effects stop with its budget.
+async fn outcome_of(
+    mut handle: tokio::task::JoinHandle<Result<Option<String>, TaskError>>,
+    timeout: Option<Duration>,
+) -> Outcome {
+    let joined = if let Some(limit) = timeout {
+        if let Ok(joined) = tokio::time::timeout(limit, &mut handle).await {
+            joined
+        } else {
+            handle.abort();
+            return Outcome::Failed {
+                error: TaskError::new(
+                    TaskErrorKind::TimedOut,
+                    format!("the task ran longer than its timeout of {}", human(limit)),
+                ),
+            };
+        }
+    } else {
+        handle.await
+    };
+    match joined {
+        Ok(Ok(result)) => Outcome::Completed { result },
+        Ok(Err(error)) => Outcome::Failed { error },
+        Err(join) if join.is_cancelled() => Outcome::Cancelled,
+        Err(join) => Outcome::Failed {
+            error: TaskError::new(
+                TaskErrorKind::Panicked,
+                format!("the task panicked: {}", panic_message(join.into_panic())),
+            ),
+        },
+    }
 }
 
-fn unregister(shared: &Shared, id: &str) {
-    shared
-        .in_flight
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(id);
+/// The record says the run was cancelled (or replaced) after this worker claimed it.
+async fn cancelled_meanwhile(shared: &Shared, message: &crate::backend::Message) -> bool {
+    match shared.docket.backend().record(&message.key).await {
+        Ok(Some(record)) => {
+            record.generation != message.generation
+                || record.state == crate::execution::ExecutionState::Cancelled
+        }
+        // Fire-and-forget cancellation deletes the record; a read error proves nothing.
+        Ok(None) => !shared.docket.execution_ttl().is_zero(),
+        Err(_) => false,
+    }
 }
 
 fn log_end(shared: &Shared, delivery: &Delivery, outcome: &Outcome, duration: Duration) {
