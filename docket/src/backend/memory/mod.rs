@@ -198,9 +198,11 @@ impl MemoryBackend {
         } else {
             ExecutionState::Queued
         };
-        let current = state
-            .record(&message.key, now)
-            .filter(|r| r.record.generation == message.generation && r.record.state == expected);
+        let current = state.record(&message.key, now).filter(|r| {
+            r.record.generation == message.generation
+                && r.stream_seq == Some(seq)
+                && r.record.state == expected
+        });
         let Some(record) = current else {
             state.stream.remove(&seq);
             claimed
@@ -246,7 +248,10 @@ impl MemoryBackend {
         }
         state.stream.remove(&seq);
         let current = state.record(&run.key, now).is_some_and(|r| {
+            // The stream entry fences too: with `execution_ttl = 0` generations restart
+            // at 1 once a record is deleted, so only the entry tells two runs apart.
             r.record.generation == run.generation
+                && r.stream_seq == Some(seq)
                 && r.record.state == ExecutionState::Running
                 && r.record.worker.as_deref() == Some(worker)
         });

@@ -41,9 +41,12 @@ for i = 0, count - 1 do
         out[#out + 1] = 'dropped'
     else
         local record = record_key(key)
-        local current = redis.call('HMGET', record, 'state', 'generation')
+        local current = redis.call('HMGET', record, 'state', 'generation', 'stream_id')
         local state = current[1]
-        if (state == 'QUEUED' or state == 'RUNNING') and tonumber(current[2]) == tonumber(generation) then
+        -- The message id must be the record's: generations restart at 1 on a
+        -- fire-and-forget docket, so a stale message can share a live generation.
+        if (state == 'QUEUED' or state == 'RUNNING') and tonumber(current[2]) == tonumber(generation)
+            and current[3] == id then
             if redis.call('HINCRBY', record, 'deliveries', 1) > max_deliveries then
                 drop_message(stream, id)
                 conclude(key, 'FAILED', generation, ttl_ms, dead_json, now)

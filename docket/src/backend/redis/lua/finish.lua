@@ -11,7 +11,7 @@
 -- Returns, per run:
 --   'fenced'     the message is no longer pending for this worker (redelivered
 --                elsewhere, or already acknowledged): nothing written;
---   'superseded' the record moved on (another generation or worker): the message is
+--   'superseded' the record moved on (another generation, worker or message): the message is
 --                acknowledged and deleted, the record left alone;
 --   'recorded'   the terminal state is written, the progress deleted, the result stored,
 --                the message acknowledged and deleted, the record set to expire. A run
@@ -34,9 +34,12 @@ for i = 0, count - 1 do
         out[#out + 1] = 'fenced'
     else
         local record = record_key(key)
-        local current = redis.call('HMGET', record, 'state', 'generation', 'worker')
+        local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id')
         drop_message(stream, id)
-        if tonumber(current[2]) ~= tonumber(generation) or current[3] ~= worker then
+        -- The stream id fences too: on a fire-and-forget docket generations restart at 1
+        -- once a record is deleted, so only the message id tells two runs apart.
+        if tonumber(current[2]) ~= tonumber(generation) or current[3] ~= worker
+            or current[4] ~= id then
             out[#out + 1] = 'superseded'
         elseif current[1] == 'CANCELLED' then
             redis.call('DEL', progress_key(key))

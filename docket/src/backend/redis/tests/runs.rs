@@ -137,6 +137,39 @@ async fn replacing_a_running_task_fences_its_finish() {
     assert_eq!(second.message.generation, 2);
 }
 
+/// Fire-and-forget deletes records, so generations restart at 1: a run cancelled
+/// while running must not end (or steal) the key's next run of the same generation.
+#[tokio::test]
+async fn a_stale_run_cannot_end_a_newer_run_of_the_same_generation() {
+    let server = TestServer::start();
+    let backend = open(&server, "reborn", Duration::ZERO).await;
+    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    let mut consumer = backend.consumer("w1").await.unwrap();
+    let old = claim_one(&mut consumer).await;
+    assert!(backend.cancel("k").await.unwrap());
+    assert!(
+        backend.record("k").await.unwrap().is_none(),
+        "fire-and-forget"
+    );
+
+    let again = backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    assert_eq!(again[0].generation, old.message.generation);
+    let new = claim_one(&mut consumer).await;
+    assert_ne!(new.id, old.id);
+
+    let outcomes = backend
+        .finish("w1", vec![completed(&old, None)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [FinishOutcome::Superseded]);
+    assert_eq!(state_of(&backend, "k").await, Some(ExecutionState::Running));
+    let outcomes = backend
+        .finish("w1", vec![completed(&new, None)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [FinishOutcome::Recorded]);
+}
+
 #[tokio::test]
 async fn stale_and_malformed_messages_are_refused_at_claim() {
     let server = TestServer::start();
