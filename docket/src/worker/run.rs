@@ -192,8 +192,9 @@ async fn cancelled_meanwhile(shared: &Shared, message: &crate::backend::Message)
             record.generation != message.generation
                 || record.state == crate::execution::ExecutionState::Cancelled
         }
-        // Fire-and-forget cancellation deletes the record; a read error proves nothing.
-        Ok(None) => !shared.docket.execution_ttl().is_zero(),
+        // A live run always has a record (live records never expire); none means it
+        // was ended, as a fire-and-forget cancel deletes it. A read error proves nothing.
+        Ok(None) => true,
         Err(_) => false,
     }
 }
