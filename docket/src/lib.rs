@@ -3,10 +3,13 @@
 extern crate self as docket;
 
 mod backend;
+pub mod cli;
 mod client;
 mod error;
 pub mod execution;
 pub mod inject;
+mod observe;
+pub mod strikes;
 pub mod task;
 pub mod worker;
 
@@ -23,7 +26,9 @@ pub use execution::{
 };
 pub use inject::{FromExecution, Progress, Retry, TaskKey, WorkerInfo};
 pub use task::{Call, Task};
-pub use worker::{Worker, WorkerBuilder};
+pub use worker::{Worker, WorkerBuilder, WorkerStatus};
+
+pub use cli::run_worker;
 
 /// Declares a docket task. See the [crate documentation](crate) for a tour.
 #[doc(inline)]

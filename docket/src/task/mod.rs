@@ -1,6 +1,7 @@
 //! Declaring tasks: the [`Task`] trait the macro implements, the options it carries, the
 //! registration every worker discovers, and [`Call`], a task call ready to schedule.
 
+pub mod builtin;
 mod call;
 mod options;
 mod registry;

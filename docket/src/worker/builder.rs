@@ -13,7 +13,7 @@ use crate::client::Docket;
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::execution::Execution;
 use crate::inject::WorkerInfo;
-use crate::task::{RunFuture, TaskRegistration, TaskSet, registered};
+use crate::task::{RunFuture, TaskRegistration, TaskSet, builtin, registered};
 
 /// What a worker does with a message whose function it does not know.
 #[derive(Clone)]
@@ -155,7 +155,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Runs only these tasks instead of every registered one.
+    /// Runs only these tasks instead of every registered one (the built-in `trace`,
+    /// `fail` and `sleep` are always included).
     pub fn tasks(mut self, tasks: impl IntoIterator<Item = &'static TaskRegistration>) -> Self {
         self.tasks = Some(tasks.into_iter().collect());
         self
@@ -219,7 +220,10 @@ impl WorkerBuilder {
         }
         let mut tasks = TaskSet::default();
         match self.tasks {
-            Some(chosen) => chosen.into_iter().for_each(|t| tasks.insert(t)),
+            Some(chosen) => registered()
+                .filter(|t| builtin::NAMES.contains(&t.name()))
+                .chain(chosen)
+                .for_each(|t| tasks.insert(t)),
             None => registered().for_each(|t| tasks.insert(t)),
         }
         let name = self.name.unwrap_or_else(default_name);

@@ -84,6 +84,20 @@ pub(crate) struct Settings {
     pub drain_timeout: Duration,
 }
 
+/// A worker's state at one moment (see [`Worker::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStatus {
+    /// Inside `run_forever`/`run_until_finished`/`run_at_most`.
+    pub running: bool,
+    /// Asked to stop: no longer claiming, letting running tasks finish.
+    pub draining: bool,
+    /// Tasks being run now.
+    pub tasks_running: usize,
+    /// Times the worker lost its connection to the docket so far.
+    pub disruptions: u64,
+}
+
 /// Stops a running worker from another task: it stops claiming, lets running tasks
 /// finish (up to its drain timeout) and returns.
 #[derive(Debug, Clone)]
@@ -124,6 +138,21 @@ impl Worker {
     /// How many times the worker lost its connection to the backend and recovered.
     pub fn disruptions(&self) -> u64 {
         self.shared.disruptions.load(Ordering::Relaxed)
+    }
+
+    /// What the worker is doing right now, for health checks and dashboards.
+    pub fn status(&self) -> WorkerStatus {
+        let shared = &self.shared;
+        WorkerStatus {
+            running: shared.running.load(Ordering::Acquire),
+            draining: *shared.stopping.borrow(),
+            tasks_running: shared
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len(),
+            disruptions: shared.disruptions.load(Ordering::Relaxed),
+        }
     }
 
     /// A handle to stop the worker from elsewhere (a signal handler, a test).

@@ -1,0 +1,213 @@
+//! The operator's commands: `clear`, `snapshot`, `workers`, `tasks`, `strike`, `restore`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use super::Outcome;
+use super::args::{DelayArgs, StrikeArgs, StrikeSpec, TasksCommand, WorkersCommand};
+use super::table::{Table, relative, short, timestamp};
+use crate::client::{ActiveWorker, Docket, Snapshot};
+use crate::execution::{Execution, ExecutionRecord};
+use crate::task::Task;
+use crate::task::builtin::{Fail, Sleep, Trace};
+
+fn failed(what: &str, docket: &Docket) -> impl FnOnce(crate::Error) -> String {
+    let name = docket.name().to_owned();
+    move |error| format!("{what} of docket `{name}` failed: {error}")
+}
+
+pub(super) async fn clear(docket: &Docket) -> Outcome {
+    let cleared = docket.clear().await.map_err(failed("clear", docket))?;
+    println!(
+        "cleared {cleared} queued and scheduled task{} from docket `{}`",
+        if cleared == 1 { "" } else { "s" },
+        docket.name()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn snapshot(docket: &Docket, stats: bool) -> Outcome {
+    let snapshot = docket
+        .snapshot()
+        .await
+        .map_err(failed("snapshot", docket))?;
+    print!("{}", render_snapshot(docket, &snapshot, stats));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_snapshot(docket: &Docket, snapshot: &Snapshot, stats: bool) -> String {
+    let now = snapshot.taken;
+    let mut out = format!(
+        "docket `{}` at {} ({})\n{} running, {} queued, {} scheduled; {} worker{}\n\n",
+        docket.name(),
+        crate::client::redact(docket.url()),
+        timestamp(now),
+        snapshot.running.len(),
+        snapshot.queued.len(),
+        snapshot.scheduled.len(),
+        snapshot.workers.len(),
+        if snapshot.workers.len() == 1 { "" } else { "s" },
+    );
+    let mut table = Table::new(&["WHEN", "TASK", "KEY", "STATE", "WORKER", "STARTED"]);
+    let records = snapshot
+        .running
+        .iter()
+        .chain(&snapshot.queued)
+        .chain(&snapshot.scheduled);
+    for record in records {
+        table.row(vec![
+            format!(
+                "{} ({})",
+                timestamp(record.when),
+                relative(record.when, now)
+            ),
+            record.function.clone(),
+            record.key.clone(),
+            record.state.as_str().to_owned(),
+            record.worker.clone().unwrap_or_else(|| "-".into()),
+            record
+                .started_at
+                .map_or_else(|| "-".into(), |at| relative(at, now)),
+        ]);
+    }
+    if table.is_empty() {
+        out.push_str("no tasks\n");
+    } else {
+        out.push_str(&table.render());
+    }
+    if stats {
+        out.push('\n');
+        out.push_str(&render_stats(snapshot));
+    }
+    out
+}
+
+#[derive(Default)]
+struct TaskStats {
+    running: usize,
+    queued: usize,
+    scheduled: usize,
+    oldest_queued: Option<SystemTime>,
+}
+
+fn render_stats<'a>(snapshot: &'a Snapshot) -> String {
+    let mut by_task: BTreeMap<&str, TaskStats> = BTreeMap::new();
+    let mut tally = |records: &'a [ExecutionRecord], bump: fn(&mut TaskStats, &ExecutionRecord)| {
+        for record in records {
+            bump(by_task.entry(&record.function).or_default(), record);
+        }
+    };
+    tally(&snapshot.running, |s, _| s.running += 1);
+    tally(&snapshot.queued, |s, r| {
+        s.queued += 1;
+        s.oldest_queued = Some(s.oldest_queued.map_or(r.when, |t| t.min(r.when)));
+    });
+    tally(&snapshot.scheduled, |s, _| s.scheduled += 1);
+    let mut table = Table::new(&["TASK", "RUNNING", "QUEUED", "SCHEDULED", "OLDEST QUEUED"]);
+    for (task, s) in &by_task {
+        table.row(vec![
+            (*task).to_owned(),
+            s.running.to_string(),
+            s.queued.to_string(),
+            s.scheduled.to_string(),
+            s.oldest_queued
+                .map_or_else(|| "-".into(), |at| relative(at, snapshot.taken)),
+        ]);
+    }
+    let mut out = String::from("per task:\n");
+    if table.is_empty() {
+        out.push_str("no tasks\n");
+    } else {
+        out.push_str(&table.render());
+    }
+    if let Some(oldest) = snapshot.queued.iter().map(|r| r.when).min() {
+        let waited = snapshot.taken.duration_since(oldest).unwrap_or_default();
+        let _ = writeln!(out, "oldest queued task has waited {}", short(waited));
+    }
+    out
+}
+
+pub(super) async fn workers(docket: &Docket, which: WorkersCommand) -> Outcome {
+    let (workers, empty) = match &which {
+        WorkersCommand::Ls => (
+            docket
+                .workers()
+                .await
+                .map_err(failed("listing workers", docket))?,
+            format!("no workers are running for docket `{}`", docket.name()),
+        ),
+        WorkersCommand::ForTask { task } => (
+            docket
+                .task_workers(task)
+                .await
+                .map_err(failed("listing workers", docket))?,
+            format!("no workers of docket `{}` can run `{task}`", docket.name()),
+        ),
+    };
+    if workers.is_empty() {
+        println!("{empty}");
+    } else {
+        let now = SystemTime::now();
+        print!("{}", render_workers(&workers, now));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_workers(workers: &[ActiveWorker], now: SystemTime) -> String {
+    let mut table = Table::new(&["WORKER", "LAST SEEN", "TASKS"]);
+    for worker in workers {
+        table.row(vec![
+            worker.name.clone(),
+            relative(worker.last_seen, now),
+            worker.tasks.join(", "),
+        ]);
+    }
+    table.render()
+}
+
+pub(super) async fn add_builtin(docket: &Docket, which: TasksCommand) -> Outcome {
+    let execution = match which {
+        TasksCommand::Trace { message, when } => add(docket, Trace::new(message), &when).await,
+        TasksCommand::Fail { message, when } => add(docket, Fail::new(message), &when).await,
+        TasksCommand::Sleep { seconds, when } => add(docket, Sleep::new(seconds), &when).await,
+    }
+    .map_err(failed("adding a task", docket))?;
+    println!(
+        "added {} task {} to docket `{}`, due {}",
+        execution.function(),
+        execution.key(),
+        docket.name(),
+        timestamp(execution.when())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn add<T: Task>(docket: &Docket, task: T, when: &DelayArgs) -> crate::Result<Execution> {
+    match when.delay {
+        Some(delay) => docket.add(task).after(delay).await,
+        None => docket.add(task).await,
+    }
+}
+
+/// Strike instructions are checked here; applying them arrives with the strike list.
+pub(super) fn strike(args: &StrikeArgs, strike: bool) -> Outcome {
+    let spec = args.spec()?;
+    let verb = if strike { "strike" } else { "restore" };
+    Err(format!(
+        "cannot {verb} {}: this version of docket checks strike instructions but does not \
+         apply them yet; nothing was sent",
+        describe(&spec)
+    ))
+}
+
+fn describe(spec: &StrikeSpec) -> String {
+    let task = spec.task.as_deref().unwrap_or("every task");
+    match &spec.condition {
+        None => format!("`{task}`"),
+        Some((parameter, operator, value)) => {
+            format!("`{task}` where {parameter} {operator} {value}")
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The command line (SPEC §8): one clap command tree shared by the standalone `docket`
+//! binary and every application whose `main` calls [`run_worker`].
+//!
+//! ```no_run
+//! #[docket::task]
+//! async fn send_welcome_email(address: String) { /* ... */ }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     // `myapp worker --concurrency 50`, `myapp snapshot`, `myapp strike ...`
+//!     docket::run_worker().await
+//! }
+//! ```
+//!
+//! To embed the commands in a larger command line, mount [`command()`] as a subcommand
+//! and hand its matches to [`run_matches`].
+
+mod admin;
+mod args;
+mod duration;
+mod logging;
+mod table;
+mod values;
+mod watch;
+mod worker;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+pub use args::{DEFAULT_NAME, DEFAULT_URL, StrikeSpec};
+pub use duration::parse_duration;
+pub use values::parse_strike_value;
+
+use crate::backend::BackendUrl;
+use crate::client::Docket;
+use args::{Cli, Command, GlobalArgs};
+
+/// The command tree, for embedding in a larger `clap` command line or for generating
+/// documentation.
+///
+/// ```
+/// let help = docket::cli::command().render_help().to_string();
+/// assert!(help.contains("worker"));
+/// ```
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs the command line of this process's arguments, with every task linked into the
+/// binary: `myapp worker`, `myapp snapshot`, `myapp strike ...`.
+///
+/// Returns the process exit code: 0 on success (a worker drained after SIGTERM/SIGINT
+/// included), 1 when the command failed (one line on stderr saying why), 2 for bad usage.
+pub async fn run_worker() -> ExitCode {
+    run_from(std::env::args_os()).await
+}
+
+/// Like [`run_worker`], with the arguments given (the first is the program name).
+///
+/// ```no_run
+/// # async fn f() {
+/// let code = docket::cli::run_from(["myapp", "worker", "--until-finished"]).await;
+/// # }
+/// ```
+pub async fn run_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match command().try_get_matches_from(args) {
+        Ok(matches) => run_matches(&matches).await,
+        Err(error) => {
+            // Help and version go to stdout with 0; usage errors to stderr with 2.
+            let _ = error.print();
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+        }
+    }
+}
+
+/// Runs already-parsed matches of [`command()`] (for a larger command line that mounted
+/// it as a subcommand).
+pub async fn run_matches(matches: &clap::ArgMatches) -> ExitCode {
+    let cli = match Cli::from_arg_matches(matches) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(2);
+        }
+    };
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A command's failure, as the one line printed after `error: `.
+type Outcome = Result<ExitCode, String>;
+
+async fn dispatch(cli: Cli) -> Outcome {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Version => {
+            println!("docket {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut tree = self::command();
+            let name = std::env::args_os()
+                .next()
+                .and_then(|arg0| {
+                    std::path::Path::new(&arg0)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                })
+                .unwrap_or_else(|| "docket".to_owned());
+            clap_complete::generate(shell, &mut tree, name, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(args) => {
+            logging::install(global.logging_level, global.logging_format);
+            worker::run(&global, *args).await
+        }
+        Command::Strike(args) => admin::strike(&args, true),
+        Command::Restore(args) => admin::strike(&args, false),
+        other => {
+            logging::install(global.logging_level, global.logging_format);
+            let docket = connect_shared(&global, name_of(&other)).await?;
+            match other {
+                Command::Clear => admin::clear(&docket).await,
+                Command::Snapshot { stats } => admin::snapshot(&docket, stats).await,
+                Command::Watch { key } => watch::run(&docket, &key).await,
+                Command::Workers(which) => admin::workers(&docket, which).await,
+                Command::Tasks(which) => admin::add_builtin(&docket, which).await,
+                _ => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+fn name_of(command: &Command) -> &'static str {
+    match command {
+        Command::Worker(_) => "worker",
+        Command::Strike(_) => "strike",
+        Command::Restore(_) => "restore",
+        Command::Clear => "clear",
+        Command::Snapshot { .. } => "snapshot",
+        Command::Watch { .. } => "watch",
+        Command::Workers(_) => "workers",
+        Command::Tasks(_) => "tasks",
+        Command::Version => "version",
+        Command::Completions { .. } => "completions",
+    }
+}
+
+/// Connects for a command that operates a docket other processes use: `memory://` is
+/// refused, since this process's store would only ever be empty.
+async fn connect_shared(global: &GlobalArgs, command: &str) -> Result<Docket, String> {
+    if let Ok(BackendUrl::Memory { .. }) = BackendUrl::parse(&global.url) {
+        return Err(format!(
+            "`{command}` cannot use `{}`: a memory:// docket lives inside one process, so \
+             this command would only ever see an empty docket of its own; point --url \
+             (DOCKET_URL) at the Redis server your workers use (memory:// suits `worker` only)",
+            global.url
+        ));
+    }
+    connect(global).await
+}
+
+async fn connect(global: &GlobalArgs) -> Result<Docket, String> {
+    Docket::connect(global.docket.clone(), global.url.clone())
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot open docket `{}` at {}: {error}",
+                global.docket,
+                crate::client::redact(&global.url)
+            )
+        })
+}

@@ -1,0 +1,7 @@
+//! The standalone `docket` command: run workers (with the built-in tasks) and operate
+//! dockets. `docket --help` lists the commands.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    docket::run_worker().await
+}
