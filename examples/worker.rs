@@ -1,14 +1,16 @@
-//! A worker for the quickstart's kind of tasks, on Redis (or any `DOCKET_URL`).
+//! An application binary: its own tasks, and the whole docket command line.
 //!
 //! ```sh
-//! DOCKET_URL=redis://localhost:6379/0 cargo run --example worker
+//! cargo run --example worker -- worker --concurrency 20     # on redis://localhost:6379/0
+//! cargo run --example worker -- --url redis://127.0.0.1:6379/0 snapshot --stats
+//! cargo run --example worker -- tasks trace "is anyone there?"
 //! ```
 //!
-//! Stops on Ctrl-C, letting running tasks finish.
+//! SIGTERM or Ctrl-C stops claiming and lets running tasks finish before exiting 0.
 
 use std::time::Duration;
 
-use docket::{Docket, Progress, Worker};
+use docket::Progress;
 
 /// Adds two numbers.
 #[docket::task]
@@ -28,17 +30,6 @@ async fn resize_images(count: u64, progress: Progress) -> docket::Result<String>
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
-    let url = std::env::var("DOCKET_URL").unwrap_or_else(|_| "redis://localhost:6379/0".into());
-    let name = std::env::var("DOCKET_NAME").unwrap_or_else(|_| "docket".into());
-    let docket = Docket::connect(name, url).await?;
-    let worker = Worker::builder(docket).concurrency(10).build()?;
-    let stop = worker.shutdown_handle();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stop.shutdown();
-    });
-    worker.run_forever().await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    docket::run_worker().await
 }

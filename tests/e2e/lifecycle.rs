@@ -481,7 +481,13 @@ async fn workers_and_snapshot_show_what_is_live(target: Target) {
     // The drain let the running task finish.
     let slow = docket.get_execution("slow").await.unwrap().unwrap();
     assert_eq!(slow.state().await.unwrap(), ExecutionState::Completed);
-    assert_eq!(docket.snapshot().await.unwrap().total_tasks(), 0);
+    let after = docket.snapshot().await.unwrap();
+    assert_eq!(after.total_tasks(), 0);
+    assert!(
+        after.workers.is_empty(),
+        "a stopped worker leaves: {after:?}"
+    );
+    assert!(docket.task_workers("probed").await.unwrap().is_empty());
 }
 
 on_both_backends!(

@@ -231,6 +231,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
         expire_after: Duration,
     ) -> BoxFuture<'_, Result<()>>;
 
+    /// Forgets a worker that stopped, so that it leaves `workers()` at once.
+    fn leave(&self, worker: &str, tasks: &[&'static str]) -> BoxFuture<'_, Result<()>>;
+
     /// The workers seen within their expiry, optionally only those running `task`.
     fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<WorkerEntry>>>;
 

@@ -25,6 +25,18 @@ impl Background {
         self.shared.stopping.send_replace(true);
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        // A worker that stops says so, rather than lingering in `workers()` until its
+        // heartbeat expires.
+        let shared = &self.shared;
+        let tasks = shared.tasks.names();
+        if let Err(error) = shared
+            .docket
+            .backend()
+            .leave(&shared.info.name, &tasks)
+            .await
+        {
+            tracing::debug!(worker = %shared.info.name, %error, "could not deregister the worker");
+        }
     }
 }
 

@@ -551,6 +551,11 @@ impl Backend for MemoryBackend {
         ready(())
     }
 
+    fn leave(&self, worker: &str, _tasks: &[&'static str]) -> BoxFuture<'_, Result<()>> {
+        self.state().workers.remove(worker);
+        ready(())
+    }
+
     fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<WorkerEntry>>> {
         let state = self.state();
         let workers = state

@@ -172,6 +172,12 @@ impl Backend for RedisBackend {
         )
     }
 
+    fn leave(&self, worker: &str, tasks: &[&'static str]) -> BoxFuture<'_, Result<()>> {
+        let worker = worker.to_owned();
+        let tasks = tasks.to_vec();
+        Box::pin(async move { observe::leave(&self.shared, &worker, &tasks).await })
+    }
+
     fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<WorkerEntry>>> {
         let task = task.map(str::to_owned);
         Box::pin(async move { observe::workers(&self.shared, task.as_deref()).await })

@@ -146,6 +146,29 @@ pub(super) async fn heartbeat(
     Ok(())
 }
 
+/// Removes a stopped worker from the registries.
+pub(super) async fn leave(shared: &Shared, worker: &str, tasks: &[&'static str]) -> Result<()> {
+    let mut pipeline = redis::pipe();
+    pipeline
+        .cmd("ZREM")
+        .arg(shared.keys.workers())
+        .arg(worker)
+        .ignore();
+    pipeline
+        .cmd("DEL")
+        .arg(shared.keys.worker_tasks(worker))
+        .ignore();
+    for task in tasks {
+        pipeline
+            .cmd("ZREM")
+            .arg(shared.keys.task_workers(task))
+            .arg(worker)
+            .ignore();
+    }
+    let () = pipeline.query_async(&mut shared.connection()).await?;
+    Ok(())
+}
+
 /// The workers of the registry (or of one task's), with their tasks. A worker whose
 /// task list has expired (it stopped sending heartbeats) is left out even before a
 /// live worker's heartbeat prunes it.

@@ -1,0 +1,449 @@
+//! The command line as operators use it: a real application binary (`docket-app`, whose
+//! `main` is `docket::run_worker()`) against a `redis-server` this test starts.
+
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use docket::{Docket, ExecutionState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::support::{RedisServer, Target};
+
+const APP: &str = env!("CARGO_BIN_EXE_docket-app");
+
+/// A docket on its own server, and the command line pointed at it.
+struct Cli {
+    target: Target,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self {
+            target: Target::redis_with(RedisServer::start()),
+        }
+    }
+
+    /// The app with `--url`/`--docket` given through the guide's variables.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(APP);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DOCKET_URL", &self.target.url)
+            .env("DOCKET_NAME", &self.target.name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs a command to its end (bounded), returning its output.
+    async fn run(&self, args: &[&str]) -> Output {
+        let child = self.command(args).spawn().expect("start docket-app");
+        finish(child, Duration::from_secs(30), args).await
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args).await;
+        assert!(
+            output.status.success(),
+            "{args:?} failed ({}):\n{}{}",
+            output.status,
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    }
+
+    /// A worker process, left running.
+    fn worker(&self, extra: &[&str]) -> Child {
+        let mut args = vec![
+            "worker",
+            "--minimum-check-interval",
+            "20ms",
+            "--scheduling-resolution",
+            "20ms",
+        ];
+        args.extend_from_slice(extra);
+        self.command(&args).spawn().expect("start a worker")
+    }
+
+    async fn docket(&self) -> Docket {
+        self.target.docket().await
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn finish(child: Child, within: Duration, what: &[&str]) -> Output {
+    tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what:?} did not end within {within:?}"))
+        .expect("wait for docket-app")
+}
+
+/// The key printed by `tasks ...`: `added trace task KEY to docket ...`.
+fn added_key(stdout: &str) -> String {
+    stdout
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("no key in {stdout:?}"))
+        .to_owned()
+}
+
+fn sigterm(child: &Child) {
+    let pid = child.id().expect("the worker is running");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+async fn wait_for_state(docket: &Docket, key: &str, state: ExecutionState) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = match docket.get_execution(key).await.unwrap() {
+            Some(execution) => Some(execution.state().await.unwrap()),
+            None => None,
+        };
+        if now == Some(state) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} never became {state:?} (is {now:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_then_worker_until_finished_runs_it_and_exits_0() {
+    let cli = Cli::new();
+    let added = cli.ok(&["tasks", "trace", "hi"]).await;
+    assert!(added.starts_with("added trace task "), "{added}");
+    let key = added_key(&added);
+
+    let worker = cli.worker(&["--until-finished", "--logging-format", "json"]);
+    let output = finish(worker, Duration::from_secs(30), &["worker"]).await;
+    let logs = text(&output.stderr);
+    assert!(output.status.success(), "{}\n{logs}", output.status);
+    // JSON logging: one object per line, the trace among them.
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "trace: hi" || l["message"] == "trace: hi"),
+        "{logs}"
+    );
+    let docket = cli.docket().await;
+    let execution = docket.get_execution(&key).await.unwrap().unwrap();
+    assert_eq!(execution.state().await.unwrap(), ExecutionState::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_shows_queued_and_future_tasks_and_clear_empties_the_docket() {
+    let cli = Cli::new();
+    let queued = added_key(&cli.ok(&["tasks", "trace", "now"]).await);
+    let later = added_key(&cli.ok(&["tasks", "sleep", "2", "--delay", "10m"]).await);
+    cli.ok(&["tasks", "fail", "boom", "--delay", "1h30m"]).await;
+
+    let snapshot = cli.ok(&["snapshot"]).await;
+    assert!(
+        snapshot.contains("0 running, 1 queued, 2 scheduled"),
+        "{snapshot}"
+    );
+    let line = |key: &str| {
+        snapshot
+            .lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("{key} missing from\n{snapshot}"))
+            .to_owned()
+    };
+    assert!(line(&queued).contains("trace"), "{snapshot}");
+    assert!(line(&queued).contains("QUEUED"), "{snapshot}");
+    assert!(line(&later).contains("sleep"), "{snapshot}");
+    assert!(line(&later).contains("SCHEDULED"), "{snapshot}");
+    assert!(line(&later).contains("(in 9m"), "{snapshot}");
+    for column in ["WHEN", "TASK", "KEY", "STATE", "WORKER", "STARTED"] {
+        assert!(snapshot.contains(column), "{column}: {snapshot}");
+    }
+
+    let stats = cli.ok(&["snapshot", "--stats"]).await;
+    assert!(stats.contains("per task:"), "{stats}");
+    let trace = stats
+        .lines()
+        .find(|l| l.starts_with("trace "))
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert_eq!(
+        trace.split_whitespace().take(4).collect::<Vec<_>>(),
+        ["trace", "0", "1", "0"]
+    );
+    assert!(stats.contains("oldest queued task has waited"), "{stats}");
+
+    let cleared = cli.ok(&["clear"]).await;
+    assert!(
+        cleared.starts_with("cleared 3 queued and scheduled tasks"),
+        "{cleared}"
+    );
+    let after = cli.ok(&["snapshot"]).await;
+    assert!(
+        after.contains("0 running, 0 queued, 0 scheduled"),
+        "{after}"
+    );
+    assert!(after.contains("no tasks"), "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_ls_shows_a_running_worker_with_its_tasks() {
+    let cli = Cli::new();
+    let idle = cli.ok(&["workers", "ls"]).await;
+    assert!(idle.starts_with("no workers are running"), "{idle}");
+
+    let worker = cli.worker(&["--name", "cli-worker-1"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let listed = cli.ok(&["workers", "ls"]).await;
+        if listed.contains("cli-worker-1") {
+            break listed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never showed up: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The app's own task and the built-in ones.
+    for task in ["app_greet", "fail", "sleep", "trace"] {
+        assert!(listed.contains(task), "{task}: {listed}");
+    }
+    let for_task = cli.ok(&["workers", "for-task", "app_greet"]).await;
+    assert!(for_task.contains("cli-worker-1"), "{for_task}");
+    let none = cli.ok(&["workers", "for-task", "no_such_task"]).await;
+    assert!(none.contains("no workers of docket"), "{none}");
+    assert!(none.contains("`no_such_task`"), "{none}");
+
+    sigterm(&worker);
+    let output = finish(worker, Duration::from_secs(20), &["worker"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let after = cli.ok(&["workers", "ls"]).await;
+    assert!(
+        after.starts_with("no workers are running"),
+        "a stopped worker leaves: {after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_sleep_finish_then_exits_0() {
+    let cli = Cli::new();
+    let key = added_key(&cli.ok(&["tasks", "sleep", "3"]).await);
+    let docket = cli.docket().await;
+    let worker = cli.worker(&["--drain-timeout", "30s"]);
+    wait_for_state(&docket, &key, ExecutionState::Running).await;
+    let signalled = Instant::now();
+    sigterm(&worker);
+    let output = finish(worker, Duration::from_secs(20), &["worker"]).await;
+    let logs = text(&output.stderr);
+    assert!(output.status.success(), "{}\n{logs}", output.status);
+    assert!(logs.contains("SIGTERM"), "{logs}");
+    let execution = docket.get_execution(&key).await.unwrap().unwrap();
+    assert_eq!(
+        execution.state().await.unwrap(),
+        ExecutionState::Completed,
+        "the drain let the sleep finish"
+    );
+    // It waited for the sleep rather than leaving at once.
+    assert!(signalled.elapsed() > Duration::from_millis(500), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_follows_a_task_to_its_end_one_line_per_change() {
+    let cli = Cli::new();
+    let key = added_key(&cli.ok(&["tasks", "sleep", "0.5"]).await);
+    let watcher = cli.command(&["watch", &key]).spawn().unwrap();
+    let mut worker = cli.worker(&[]);
+    let output = finish(watcher, Duration::from_secs(30), &["watch"]).await;
+    let printed = text(&output.stdout);
+    assert!(output.status.success(), "{printed}{}", text(&output.stderr));
+    let lines: Vec<&str> = printed.lines().collect();
+    assert!(lines.len() >= 2, "{printed}");
+    assert!(
+        lines.first().unwrap().contains(&format!("{key} QUEUED")),
+        "{printed}"
+    );
+    assert!(lines.iter().any(|l| l.contains("RUNNING on ")), "{printed}");
+    assert!(lines.last().unwrap().contains("COMPLETED"), "{printed}");
+
+    let failed = added_key(&cli.ok(&["tasks", "fail", "on purpose"]).await);
+    let output = cli.run(&["watch", &failed]).await;
+    let printed = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("FAILED"), "{printed}");
+    assert!(printed.contains("on purpose"), "{printed}");
+    worker.kill().await.unwrap();
+
+    let missing = cli.run(&["watch", "no-such-key"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("no task with key `no-such-key`"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_port_answers_while_the_worker_runs() {
+    let cli = Cli::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut worker = cli.worker(&["--healthcheck-port", &port.to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            if answer.contains("healthy") {
+                break answer;
+            }
+        }
+        assert!(Instant::now() < deadline, "no health answer on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(
+        answer.contains(&format!("\"docket\":\"{}\"", cli.target.name)),
+        "{answer}"
+    );
+    worker.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_by_name_before_connecting() {
+    // No server at all: each refusal happens before any connection is tried.
+    let cli = Cli {
+        target: Target {
+            name: "nowhere".into(),
+            url: "redis://127.0.0.1:1/0".into(),
+            redis: None,
+        },
+    };
+    let cases: [(&[&str], i32, &str); 7] = [
+        (
+            &["worker", "--redelivery-timeout", "5 minutes"],
+            2,
+            "invalid duration `5 minutes`",
+        ),
+        (&["worker", "--metrics-port", "70000"], 2, "70000"),
+        (&["--url", "mysql://db", "snapshot"], 2, "`mysql://db`"),
+        (
+            &["strike", "process_order", "customer_id", "==", "int:abc"],
+            1,
+            "invalid strike value `int:abc`",
+        ),
+        (
+            &["strike", "charge", "amount", "between", "int:5"],
+            1,
+            "two-element array",
+        ),
+        (
+            &["--url", "memory://x", "snapshot"],
+            1,
+            "`snapshot` cannot use `memory://x`",
+        ),
+        (&["worker", "--tasks", "nope"], 1, "`nope` matches no task"),
+    ];
+    for (args, code, needle) in cases {
+        let output = cli.run(args).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.trim_end().lines().count() <= 3,
+            "one clear error: {stderr}"
+        );
+    }
+    // An unreachable server is one line too, naming the docket and the URL.
+    let output = cli.run(&["snapshot"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("redis://127.0.0.1:1/0"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_version_and_completions() {
+    let cli = Cli {
+        target: Target::memory(),
+    };
+    let help = cli.ok(&["--help"]).await;
+    for command in [
+        "worker",
+        "strike",
+        "restore",
+        "clear",
+        "snapshot",
+        "watch",
+        "workers",
+        "tasks",
+        "version",
+        "completions",
+    ] {
+        assert!(help.contains(command), "{command}: {help}");
+    }
+    let worker_help = cli.ok(&["worker", "--help"]).await;
+    for variable in [
+        "DOCKET_WORKER_CONCURRENCY",
+        "DOCKET_WORKER_REDELIVERY_TIMEOUT",
+        "DOCKET_WORKER_HEALTHCHECK_PORT",
+        "DOCKET_LOGGING_FORMAT",
+        "DOCKET_TASKS",
+    ] {
+        assert!(worker_help.contains(variable), "{variable}: {worker_help}");
+    }
+    let version = cli.ok(&["version"]).await;
+    assert!(version.starts_with("docket 0."), "{version}");
+    let bash = cli.ok(&["completions", "bash"]).await;
+    assert!(bash.contains("docket-app"), "{bash}");
+    assert!(bash.contains("snapshot"), "{bash}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_worker_runs_its_own_tasks_from_the_environment() {
+    // memory:// is allowed for `worker`: the in-process docket is empty, so
+    // --until-finished returns at once; the variables of the guide are read.
+    let cli = Cli {
+        target: Target::memory(),
+    };
+    let output = cli
+        .command(&["worker", "--until-finished"])
+        .env("DOCKET_WORKER_NAME", "env-named")
+        .env("DOCKET_WORKER_CONCURRENCY", "3")
+        .env("DOCKET_TASKS", "app_greet")
+        .spawn()
+        .unwrap();
+    let output = finish(output, Duration::from_secs(20), &["worker"]).await;
+    let logs = text(&output.stderr);
+    assert!(output.status.success(), "{logs}");
+    assert!(logs.contains("env-named"), "{logs}");
+    assert!(logs.contains("concurrency=3"), "{logs}");
+    assert!(logs.contains("app_greet"), "{logs}");
+}
