@@ -8,7 +8,7 @@ use docket::{Docket, ExecutionState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::support::{RedisServer, Target};
+use crate::support::{RedisServer, Target, free_port};
 
 const APP: &str = env!("CARGO_BIN_EXE_docket-app");
 
@@ -380,8 +380,14 @@ async fn bad_input_is_refused_by_name_before_connecting() {
             "one clear error: {stderr}"
         );
     }
-    // An unreachable server is one line too, naming the docket and the URL.
+    // An unreachable server is one line too, at once, naming the docket and the URL.
+    let started = Instant::now();
     let output = cli.run(&["snapshot"]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
@@ -394,20 +400,17 @@ async fn help_version_and_completions() {
     let cli = Cli {
         target: Target::memory(),
     };
+    // The binary prints the tree the library defines (whose contents the unit tests
+    // check command by command).
     let help = cli.ok(&["--help"]).await;
-    for command in [
-        "worker",
-        "strike",
-        "restore",
-        "clear",
-        "snapshot",
-        "watch",
-        "workers",
-        "tasks",
-        "version",
-        "completions",
-    ] {
-        assert!(help.contains(command), "{command}: {help}");
+    let tree = docket::cli::command();
+    let commands: Vec<String> = tree
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    assert!(commands.len() >= 10, "{commands:?}");
+    for command in &commands {
+        assert!(help.contains(command.as_str()), "{command}: {help}");
     }
     let worker_help = cli.ok(&["worker", "--help"]).await;
     for variable in [
@@ -446,4 +449,49 @@ async fn a_memory_worker_runs_its_own_tasks_from_the_environment() {
     assert!(logs.contains("env-named"), "{logs}");
     assert!(logs.contains("concurrency=3"), "{logs}");
     assert!(logs.contains("app_greet"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_before_redis_waits_for_it() {
+    let port = free_port();
+    let cli = Cli {
+        target: Target {
+            name: crate::support::unique("early"),
+            url: format!("redis://127.0.0.1:{port}/0"),
+            redis: None,
+        },
+    };
+    let worker = cli.worker(&["--until-finished", "--reconnection-delay", "100ms"]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let server = RedisServer::start_on(port, &["--save", "", "--appendonly", "no"]);
+    let output = finish(worker, Duration::from_secs(20), &["worker"]).await;
+    let logs = text(&output.stderr);
+    assert!(output.status.success(), "{logs}");
+    assert!(
+        logs.contains("cannot reach the docket yet; waiting"),
+        "{logs}"
+    );
+    assert!(logs.contains("worker starting"), "{logs}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_waiting_for_redis_exits_0() {
+    let cli = Cli {
+        target: Target {
+            name: crate::support::unique("never"),
+            url: format!("redis://127.0.0.1:{}/0", free_port()),
+            redis: None,
+        },
+    };
+    let worker = cli.worker(&["--reconnection-delay", "100ms"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(&worker);
+    let output = finish(worker, Duration::from_secs(10), &["worker"]).await;
+    let logs = text(&output.stderr);
+    assert!(output.status.success(), "{logs}");
+    assert!(
+        logs.contains("stopping before the docket could be reached"),
+        "{logs}"
+    );
 }

@@ -38,7 +38,11 @@ impl RedisServer {
 
     /// Starts a server with these extra arguments.
     pub fn start_with(extra: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), extra)
+    }
+
+    /// Starts a server on `port` (from [`free_port`]) with these extra arguments.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(unique(&format!("docket-redis-{port}")));
         std::fs::create_dir_all(&dir).expect("create the redis data dir");
         let mut server = Self {
@@ -125,7 +129,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

@@ -174,11 +174,14 @@ async fn connect_shared(global: &GlobalArgs, command: &str) -> Result<Docket, St
 async fn connect(global: &GlobalArgs) -> Result<Docket, String> {
     Docket::connect(global.docket.clone(), global.url.clone())
         .await
-        .map_err(|error| {
-            format!(
-                "cannot open docket `{}` at {}: {error}",
-                global.docket,
-                crate::client::redact(&global.url)
-            )
-        })
+        .map_err(|error| cannot_open(global, &error))
+}
+
+/// The one line printed when the docket cannot be opened.
+fn cannot_open(global: &GlobalArgs, error: &crate::Error) -> String {
+    format!(
+        "cannot open docket `{}` at {}: {error}",
+        global.docket,
+        crate::client::redact(&global.url)
+    )
 }

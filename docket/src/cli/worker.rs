@@ -3,11 +3,14 @@
 use std::net::{Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use super::Outcome;
 use super::args::{GlobalArgs, WorkerArgs};
+use crate::client::{Docket, redact};
+use crate::error::Error;
 use crate::observe;
 use crate::task::{TaskRegistration, registered};
 use crate::worker::Worker;
@@ -17,7 +20,12 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
     // Ports are taken before connecting so that a clash is reported at once.
     let health = bind(args.healthcheck_port, "--healthcheck-port").await?;
     let metrics = bind(args.metrics_port, "--metrics-port").await?;
-    let docket = super::connect(global).await?;
+    let mut signals =
+        Signals::new().map_err(|e| format!("cannot listen for SIGTERM/SIGINT: {e}"))?;
+    let Some(docket) = connect_patiently(global, args.reconnection_delay, &mut signals).await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let mut builder = Worker::builder(docket)
         .concurrency(usize::try_from(args.concurrency).unwrap_or(usize::MAX))
         .redelivery_timeout(args.redelivery_timeout)
@@ -48,7 +56,7 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
             (path == "/metrics").then(|| observe::metrics(&docket, w.name(), w.status()))
         })));
     }
-    let signals = tokio::spawn(stop_on_signals(worker.clone(), args.drain_timeout));
+    let signals = tokio::spawn(stop_on_signals(signals, worker.clone(), args.drain_timeout));
     let result = if args.until_finished {
         worker.run_until_finished().await
     } else {
@@ -58,6 +66,42 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
     servers.iter().for_each(tokio::task::JoinHandle::abort);
     result.map_err(|e| format!("worker `{}` stopped: {e}", worker.name()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connects, waiting for a server that is not up yet (a container started before Redis)
+/// with a capped backoff from `--reconnection-delay`. `None` when a signal came first.
+async fn connect_patiently(
+    global: &GlobalArgs,
+    first_delay: Duration,
+    signals: &mut Signals,
+) -> Result<Option<Docket>, String> {
+    let mut delay = first_delay.max(Duration::from_millis(100));
+    let cap = (first_delay * 8).max(Duration::from_secs(1));
+    loop {
+        match Docket::connect(global.docket.clone(), global.url.clone()).await {
+            Ok(docket) => return Ok(Some(docket)),
+            Err(Error::Redis(error))
+                if error.is_connection_refusal() || error.is_timeout() || error.is_io_error() =>
+            {
+                tracing::warn!(
+                    docket = %global.docket,
+                    url = %redact(&global.url),
+                    %error,
+                    retry_in = ?delay,
+                    "cannot reach the docket yet; waiting"
+                );
+            }
+            Err(error) => return Err(super::cannot_open(global, &error)),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            signal = signals.next() => {
+                tracing::info!(signal, "stopping before the docket could be reached");
+                return Ok(None);
+            }
+        }
+        delay = (delay * 2).min(cap);
+    }
 }
 
 /// Binds a port on every interface (IPv6 and IPv4 where the system maps them).
@@ -75,14 +119,7 @@ async fn bind(port: Option<u16>, flag: &str) -> Result<Option<TcpListener>, Stri
 
 /// The first SIGTERM or SIGINT drains the worker; a second one leaves at once, leaving
 /// running tasks for redelivery.
-async fn stop_on_signals(worker: Arc<Worker>, drain: std::time::Duration) {
-    let mut signals = match Signals::new() {
-        Ok(signals) => signals,
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM/SIGINT; stop the worker another way");
-            return;
-        }
-    };
+async fn stop_on_signals(mut signals: Signals, worker: Arc<Worker>, drain: Duration) {
     let name = signals.next().await;
     tracing::info!(
         worker = %worker.name(),

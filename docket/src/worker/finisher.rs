@@ -47,10 +47,18 @@ impl Finisher {
         FinishSender(self.sender.clone())
     }
 
-    /// Writes what is left and stops.
-    pub(super) async fn close(self) {
+    /// Writes what is left and stops, giving up at `deadline`: finishes not written by
+    /// then (Redis is unreachable) leave their messages pending, to be redelivered.
+    pub(super) async fn close(self, deadline: tokio::time::Instant) {
         drop(self.sender);
-        let _ = self.task.await;
+        let mut task = self.task;
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+            tracing::warn!(
+                "could not record every finished task before stopping; their messages \
+                 stay pending and will be redelivered"
+            );
+        }
     }
 }
 

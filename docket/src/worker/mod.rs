@@ -438,6 +438,8 @@ impl MainLoop {
                 }
             }
         }
-        self.finisher.close().await;
+        // Finishes already handed over get a moment even when the drain ran out.
+        let grace = tokio::time::Instant::now() + Duration::from_secs(1);
+        self.finisher.close(deadline.max(grace)).await;
     }
 }

@@ -21,8 +21,12 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
 const RECONNECT_RETRIES: usize = 6;
 
 /// The connection every command and script goes through. It reconnects by itself after
-/// a disruption (a Redis restart); the command that saw the disruption fails.
+/// a disruption (a Redis restart); the command that saw the disruption fails. Opening it
+/// fails at once when the server cannot be reached (callers decide whether to wait).
 pub(super) async fn command_connection(client: &Client) -> RedisResult<ConnectionManager> {
+    // The manager retries its first connection too, for seconds; one plain attempt
+    // first makes an unreachable server an immediate, clear error.
+    drop(blocking_connection(client).await?);
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_connection_timeout(Some(CONNECTION_TIMEOUT))
