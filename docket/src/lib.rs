@@ -3,6 +3,7 @@
 extern crate self as docket;
 
 mod backend;
+pub mod behaviors;
 pub mod cli;
 mod client;
 mod error;
@@ -11,6 +12,7 @@ pub mod inject;
 mod observe;
 pub mod strikes;
 pub mod task;
+pub mod testing;
 pub mod worker;
 
 #[doc(hidden)]
@@ -20,11 +22,14 @@ pub mod __private;
 pub use crate::client::{
     ActiveWorker, Add, DEFAULT_EXECUTION_TTL, Docket, DocketBuilder, Snapshot,
 };
+pub use behaviors::{Perpetual, Timeout};
 pub use error::{Error, Result, TaskError};
 pub use execution::{
     Disposition, Event, Execution, ExecutionRecord, ExecutionState, ProgressState,
 };
-pub use inject::{FromExecution, Progress, Retry, TaskKey, WorkerInfo};
+pub use inject::{
+    Depends, FromExecution, FromWorker, Progress, Retry, Shared, TaskKey, WorkerInfo,
+};
 pub use task::{Call, Task};
 pub use worker::{Worker, WorkerBuilder, WorkerStatus};
 

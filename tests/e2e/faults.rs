@@ -97,6 +97,7 @@ async fn unknown_tasks_fail_clearly_or_reach_the_fallback(target: Target) {
     let execution = docket.add(AddNumbers::new(1, 2)).await.unwrap();
     let without = Worker::builder(docket.clone())
         .tasks(docket::task::registered().filter(|t| t.name() != "add_numbers"))
+        .schedule_automatic_tasks(false)
         .minimum_check_interval(Duration::from_millis(20))
         .build()
         .unwrap();

@@ -1,8 +1,10 @@
 //! docket's end-to-end suite: one binary, every scenario on `memory://` and on a
 //! `redis-server` the test starts itself.
 
+mod behaviors;
 mod cli;
 mod faults;
+mod injection;
 mod lifecycle;
 mod support;
 mod tasks;

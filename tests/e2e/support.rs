@@ -183,6 +183,8 @@ pub fn test_worker(docket: &Docket) -> WorkerBuilder {
         .minimum_check_interval(Duration::from_millis(20))
         .scheduling_resolution(Duration::from_millis(20))
         .reconnection_delay(Duration::from_millis(50))
+        // This binary registers automatic tasks; scenarios that want them opt in.
+        .schedule_automatic_tasks(false)
 }
 
 /// One run of a probed task, as the task saw it.
@@ -232,6 +234,27 @@ pub fn probe_end(name: &str, index: usize) {
         probe.running -= 1;
         probe.runs[index].ended = Some(Instant::now());
     });
+}
+
+/// A run recorded in a probe that ends when dropped, however the run ends.
+pub struct ProbeGuard {
+    probe: String,
+    index: usize,
+}
+
+impl ProbeGuard {
+    pub fn start(probe: &str, execution: &docket::Execution) -> Self {
+        Self {
+            probe: probe.to_owned(),
+            index: probe_start(probe, execution),
+        }
+    }
+}
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        probe_end(&self.probe, self.index);
+    }
 }
 
 pub fn runs(name: &str) -> Vec<Run> {

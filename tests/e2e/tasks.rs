@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use docket::{Docket, Execution, Progress, Retry, TaskKey, WorkerInfo};
+use docket::{
+    Depends, Docket, Execution, Perpetual, Progress, Retry, Shared, TaskKey, Timeout, WorkerInfo,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::support::{probe_end, probe_start};
+use crate::support::{ProbeGuard, probe_end, probe_start};
 
 #[docket::task]
 pub async fn add_numbers(a: i64, b: i64) -> i64 {
@@ -101,4 +103,201 @@ pub async fn overruns(probe: String, millis: u64, execution: Execution) -> Strin
     tokio::time::sleep(Duration::from_millis(millis)).await;
     probe_end(&probe, index);
     execution.key().to_owned()
+}
+
+/// Fails on every attempt, naming it; three attempts 100 ms apart.
+#[docket::task(retry = Fixed(3, 100ms))]
+pub async fn fails_thrice(probe: String, execution: Execution) -> Result<(), String> {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    Err(format!("attempt {} failed", execution.attempt()))
+}
+
+/// Fails on attempts 1–3; delays 200 ms, 400 ms, then capped at 500 ms.
+#[docket::task(retry = Exponential(5, 200ms..500ms))]
+pub async fn backs_off(probe: String, execution: Execution) -> Result<u32, String> {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    if execution.attempt() < 4 {
+        return Err(format!("attempt {}", execution.attempt()));
+    }
+    Ok(execution.attempt())
+}
+
+/// Retries forever, 20 ms apart; succeeds on attempt `succeed_on`.
+#[docket::task(retry = Forever(20ms))]
+pub async fn stubborn(probe: String, succeed_on: u32, execution: Execution) -> Result<u32, String> {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    if execution.attempt() < succeed_on {
+        return Err("not yet".into());
+    }
+    Ok(execution.attempt())
+}
+
+/// No retry policy: forces its own retries, `delay_ms` apart, until attempt 3.
+#[docket::task]
+pub async fn forces_retries(
+    probe: String,
+    delay_ms: u64,
+    retry: Retry,
+    execution: Execution,
+) -> anyhow::Result<u32> {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    if retry.attempt() < 3 {
+        return Err(retry.after(Duration::from_millis(delay_ms)).into());
+    }
+    Ok(retry.attempt())
+}
+
+/// Sleeps `millis`, then fails; retried 3 times, 300 ms apart.
+#[docket::task(retry = Fixed(3, 300ms))]
+pub async fn slow_failure(probe: String, millis: u64, execution: Execution) -> Result<(), String> {
+    // Ends the probe's run when the future is dropped too (a cancelled run).
+    let _run = ProbeGuard::start(&probe, &execution);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    Err("slow failure".into())
+}
+
+/// A perpetual task every 150 ms that fails on its even runs.
+#[docket::task(perpetual = "150ms")]
+pub async fn ticks(probe: String, execution: Execution) -> Result<(), String> {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    if index % 2 == 1 {
+        return Err(format!("tick {} fails", index + 1));
+    }
+    Ok(())
+}
+
+/// Perpetual, counting up through `perpetuate`; ends its chain after `last`.
+#[docket::task(perpetual = "30ms")]
+pub async fn counts_up(
+    probe: String,
+    n: u32,
+    last: u32,
+    perpetual: Perpetual,
+    execution: Execution,
+) -> docket::Result<u32> {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    if n >= last {
+        perpetual.cancel();
+    } else {
+        perpetual.perpetuate(CountsUp::new(probe, n + 1, last))?;
+    }
+    Ok(n)
+}
+
+/// Reschedules itself with `Perpetual::after` though it declares no schedule.
+#[docket::task]
+pub async fn self_paced(probe: String, perpetual: Perpetual, execution: Execution) {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    if index < 2 {
+        perpetual.after(Duration::from_millis(250));
+    }
+}
+
+/// An automatic perpetual task (seeded by workers that enable automatic tasks).
+#[docket::task(perpetual(every = "1h", automatic))]
+pub async fn hourly_sweep() {}
+
+/// An automatic cron task, every day at 09:30 in Paris.
+#[docket::task(cron(expr = "30 9 * * *", tz = "Europe/Paris"))]
+pub async fn morning_report() {}
+
+/// Sleeps `millis` within a 300 ms budget, extending it by `extend_ms` first.
+#[docket::task(timeout = "300ms")]
+pub async fn extends(millis: u64, extend_ms: u64, timeout: Timeout) -> u64 {
+    if extend_ms > 0 {
+        timeout.extend(Duration::from_millis(extend_ms));
+    }
+    let left = timeout
+        .remaining()
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    left
+}
+
+/// Times out on each of its 2 attempts.
+#[docket::task(timeout = "100ms", retry = 2)]
+pub async fn always_late(probe: String, execution: Execution) {
+    let _index = probe_start(&probe, &execution);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+}
+
+/// Counts how often it is resolved, per probe.
+#[derive(Debug, Clone)]
+pub struct Resolved(pub usize);
+
+impl docket::FromExecution for Resolved {
+    type Rejection = String;
+
+    async fn from_execution(execution: &Execution) -> Result<Self, String> {
+        let probe: serde_json::Value =
+            serde_json::from_str(execution.args()).map_err(|e| e.to_string())?;
+        let probe = probe["probe"].as_str().unwrap_or_default().to_owned();
+        if probe.ends_with("-refuse") {
+            return Err("the resolver refused".into());
+        }
+        let index = probe_start(&format!("{probe}-resolutions"), execution);
+        probe_end(&format!("{probe}-resolutions"), index);
+        Ok(Self(index))
+    }
+}
+
+/// Built once per worker; counts builds and teardowns in its probe.
+#[derive(Debug)]
+pub struct Pool {
+    pub worker: String,
+}
+
+pub static POOL_BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+pub static POOL_TEARDOWNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl docket::FromWorker for Pool {
+    async fn from_worker(worker: &WorkerInfo) -> Result<Self, String> {
+        POOL_BUILDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Self {
+            worker: worker.name().to_owned(),
+        })
+    }
+
+    async fn teardown(&self) {
+        POOL_TEARDOWNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Given to the worker on its builder.
+#[derive(Debug)]
+pub struct Greeting(pub String);
+
+impl docket::FromWorker for Greeting {}
+
+/// Takes the same dependency twice, a shared pool and a provided greeting.
+#[docket::task]
+pub async fn uses_dependencies(
+    probe: String,
+    first: Depends<Resolved>,
+    second: Depends<Resolved>,
+    pool: Shared<Pool>,
+    greeting: Shared<Greeting>,
+) -> (usize, usize, String, String) {
+    let _ = probe;
+    (first.0, second.0, pool.worker.clone(), greeting.0.clone())
+}
+
+/// Needs a `Greeting` the worker may not have.
+#[docket::task]
+pub async fn needs_greeting(greeting: Shared<Greeting>) -> String {
+    greeting.0.clone()
+}
+
+/// Resolves a dependency that may refuse.
+#[docket::task]
+pub async fn picky(probe: String, resolved: Depends<Resolved>) -> usize {
+    let _ = probe;
+    resolved.0
 }

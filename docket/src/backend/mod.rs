@@ -90,6 +90,9 @@ pub(crate) enum Outcome {
     Failed { error: TaskError },
     /// Cancelled while running.
     Cancelled,
+    /// Not run: put back for later (a behaviour's admission deferred it). Only valid
+    /// with a [`Reschedule`].
+    Deferred,
 }
 
 /// One finished run to record.
@@ -99,6 +102,32 @@ pub(crate) struct Finish {
     pub key: String,
     pub generation: u64,
     pub outcome: Outcome,
+    /// Run the key again (a retry, a perpetual task's next run, a deferred admission):
+    /// in the same atomic step the record moves to a new generation instead of ending.
+    pub next: Option<Reschedule>,
+}
+
+/// The next run of a key, scheduled by the step that records the end of this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reschedule {
+    pub due: NextDue,
+    /// The next run's attempt: this one's + 1 for a retry, 1 for a perpetual run.
+    pub attempt: u32,
+    /// New arguments (a JSON object), or `None` to keep the current ones.
+    pub args: Option<String>,
+    /// The trace context the next message carries.
+    pub traceparent: Option<String>,
+}
+
+/// When a rescheduled run is due, by the store's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NextDue {
+    /// This long after the run ended.
+    After(Duration),
+    /// At this instant.
+    At(SystemTime),
+    /// This long after the run started, or at once if that has passed.
+    AfterStart(Duration),
 }
 
 /// What recording a finished run did.
@@ -245,6 +274,20 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Removes every queued and scheduled task (their records end CANCELLED). Returns how many.
     fn clear(&self) -> BoxFuture<'_, Result<usize>>;
+
+    /// Takes the lease `name` for `holder` for `ttl` unless someone else holds it.
+    fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>>;
+
+    /// Moves a virtual clock (`memory://` only; see `docket::testing`): `advance` it now,
+    /// and whether an idle docket jumps to its next due task from now on.
+    fn virtual_time(&self, advance: Duration, auto_advance: Option<bool>) -> Result<()> {
+        let _ = (advance, auto_advance);
+        Err(crate::error::Error::InvalidOption {
+            name: "virtual time",
+            value: "redis".into(),
+            reason: "only memory:// dockets have a virtual clock".into(),
+        })
+    }
 
     /// The store's clock (the Redis server's `TIME`).
     fn now(&self) -> BoxFuture<'_, Result<SystemTime>>;

@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 
 pub use state::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
 
+use crate::behaviors::RunControl;
 use crate::client::Docket;
 use crate::error::Result;
-use crate::inject::WorkerInfo;
+use crate::inject::{WorkerInfo, WorkerValues};
 use crate::task::TaskOptions;
 
 /// One scheduled run of a task: what `add` returns, and what a running task can inject.
@@ -52,6 +53,8 @@ pub(crate) struct RunInfo {
     pub worker: WorkerInfo,
     pub options: TaskOptions,
     pub redelivered: bool,
+    pub control: Arc<RunControl>,
+    pub values: Arc<WorkerValues>,
 }
 
 impl std::fmt::Debug for Execution {
@@ -138,6 +141,16 @@ impl Execution {
     /// Inside a run: the options the task declared.
     pub fn options(&self) -> Option<&TaskOptions> {
         self.inner.parts.run.as_ref().map(|run| &run.options)
+    }
+
+    /// Inside a run: the worker's shared values.
+    pub(crate) fn worker_values(&self) -> Option<&Arc<WorkerValues>> {
+        self.inner.parts.run.as_ref().map(|run| &run.values)
+    }
+
+    /// Inside a run: what injected handles tell the worker.
+    pub(crate) fn control(&self) -> Option<&Arc<RunControl>> {
+        self.inner.parts.run.as_ref().map(|run| &run.control)
     }
 
     /// The docket this execution belongs to.

@@ -3,9 +3,12 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use super::FromExecution;
 use crate::backend::ProgressUpdate;
+use crate::behaviors::{Chosen, ForcedRetry, RunControl};
 use crate::error::Result;
 use crate::execution::Execution;
 
@@ -85,10 +88,28 @@ impl FromExecution for WorkerInfo {
 ///     Ok(())
 /// }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A task can also force a retry with a delay of its choosing, whatever its policy says
+/// (mind [`is_last`](Self::is_last) to avoid retrying forever):
+///
+/// ```
+/// use std::time::Duration;
+/// use docket::Retry;
+///
+/// #[docket::task]
+/// async fn poll_export(export_id: u64, retry: Retry) -> anyhow::Result<()> {
+///     let ready = export_id % 2 == 0;
+///     if !ready && retry.attempt() < 10 {
+///         return Err(retry.after(Duration::from_secs(30)).into());
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone)]
 pub struct Retry {
     attempt: u32,
     attempts: Option<u32>,
+    control: Option<Arc<RunControl>>,
 }
 
 impl Retry {
@@ -111,6 +132,23 @@ impl Retry {
     pub fn is_last(&self) -> bool {
         self.remaining() == Some(0)
     }
+
+    /// Retries this call `delay` after the run ends, as attempt + 1, whatever the run
+    /// returns and whatever the policy says. Returns the error to end the run with.
+    pub fn after(&self, delay: Duration) -> ForcedRetry {
+        if let Some(control) = &self.control {
+            control.force_retry(Chosen::After(delay));
+        }
+        ForcedRetry
+    }
+
+    /// Retries this call at `when` (see [`after`](Self::after)).
+    pub fn at(&self, when: SystemTime) -> ForcedRetry {
+        if let Some(control) = &self.control {
+            control.force_retry(Chosen::At(when));
+        }
+        ForcedRetry
+    }
 }
 
 impl FromExecution for Retry {
@@ -122,6 +160,7 @@ impl FromExecution for Retry {
             attempts: execution
                 .options()
                 .map_or(Some(1), |options| options.retry.attempts()),
+            control: execution.control().cloned(),
         })
     }
 }

@@ -28,10 +28,13 @@
 //! ```
 
 mod builtins;
+mod depends;
 
 use std::future::Future;
 
 pub use builtins::{Progress, Retry, TaskKey, WorkerInfo};
+pub(crate) use depends::WorkerValues;
+pub use depends::{Depends, FromWorker, Shared};
 
 use crate::execution::Execution;
 

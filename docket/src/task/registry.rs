@@ -97,6 +97,12 @@ impl TaskSet {
         self.by_name.get(name).copied()
     }
 
+    pub(crate) fn registrations(&self) -> Vec<&'static TaskRegistration> {
+        let mut all: Vec<_> = self.by_name.values().copied().collect();
+        all.sort_unstable_by_key(|t| t.name);
+        all
+    }
+
     pub(crate) fn names(&self) -> Vec<&'static str> {
         let mut names: Vec<_> = self.by_name.keys().copied().collect();
         names.sort_unstable();

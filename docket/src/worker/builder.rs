@@ -9,10 +9,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{Settings, Shared, Worker};
+use crate::behaviors::{Behavior, PerpetualBehavior, RetryBehavior};
 use crate::client::Docket;
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::execution::Execution;
-use crate::inject::WorkerInfo;
+use crate::inject::{FromWorker, WorkerInfo, WorkerValues};
 use crate::task::{RunFuture, TaskRegistration, TaskSet, builtin, registered};
 
 /// What a worker does with a message whose function it does not know.
@@ -45,7 +46,7 @@ impl std::fmt::Debug for Fallback {
 /// | `heartbeat_interval` | 2 seconds |
 /// | `missed_heartbeats` | 5 |
 /// | `drain_timeout` | 30 seconds |
-#[derive(Debug)]
+/// | `automatic_interval` | 1 minute |
 #[must_use]
 pub struct WorkerBuilder {
     docket: Docket,
@@ -53,6 +54,19 @@ pub struct WorkerBuilder {
     settings: Settings,
     tasks: Option<Vec<&'static TaskRegistration>>,
     fallback: Option<Fallback>,
+    behaviors: Vec<Arc<dyn Behavior>>,
+    values: Arc<WorkerValues>,
+}
+
+impl std::fmt::Debug for WorkerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("docket", &self.docket.name())
+            .field("name", &self.name)
+            .field("settings", &self.settings)
+            .field("behaviors", &self.behaviors.len())
+            .finish_non_exhaustive()
+    }
 }
 
 static WORKER_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -87,9 +101,12 @@ impl WorkerBuilder {
                 heartbeat_interval: Duration::from_secs(2),
                 missed_heartbeats: 5,
                 drain_timeout: Duration::from_secs(30),
+                automatic_interval: Duration::from_mins(1),
             },
             tasks: None,
             fallback: None,
+            behaviors: Vec::new(),
+            values: Arc::default(),
         }
     }
 
@@ -155,6 +172,27 @@ impl WorkerBuilder {
         self
     }
 
+    /// How often the worker re-seeds automatic perpetual and cron tasks whose chain is
+    /// not live (a lease keeps the fleet from doing it more than once per interval).
+    pub fn automatic_interval(mut self, interval: Duration) -> Self {
+        self.settings.automatic_interval = interval;
+        self
+    }
+
+    /// Adds a behaviour around every run, after the built-in retry and perpetual ones
+    /// and any added before it.
+    pub fn behavior(mut self, behavior: impl Behavior) -> Self {
+        self.behaviors.push(Arc::new(behavior));
+        self
+    }
+
+    /// Gives the worker a value its runs share as [`Shared<T>`](crate::Shared) (a
+    /// worker-level dependency). Values given here are the caller's to release.
+    pub fn shared<T: FromWorker>(self, value: T) -> Self {
+        self.values.provide(value);
+        self
+    }
+
     /// Runs only these tasks instead of every registered one (the built-in `trace`,
     /// `fail` and `sleep` are always included).
     pub fn tasks(mut self, tasks: impl IntoIterator<Item = &'static TaskRegistration>) -> Self {
@@ -194,6 +232,7 @@ impl WorkerBuilder {
             ("minimum_check_interval", s.minimum_check_interval),
             ("scheduling_resolution", s.scheduling_resolution),
             ("heartbeat_interval", s.heartbeat_interval),
+            ("automatic_interval", s.automatic_interval),
         ];
         for (name, value) in positive {
             if value.is_zero() {
@@ -244,6 +283,14 @@ impl WorkerBuilder {
                 settings: self.settings,
                 tasks,
                 fallback: self.fallback,
+                behaviors: [
+                    Arc::new(RetryBehavior) as Arc<dyn Behavior>,
+                    Arc::new(PerpetualBehavior),
+                ]
+                .into_iter()
+                .chain(self.behaviors)
+                .collect(),
+                values: self.values,
                 in_flight: Mutex::new(HashMap::new()),
                 stopping: watch::channel(false).0,
                 running: AtomicBool::new(false),

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use tokio::task::JoinSet;
 
 use super::Shared;
+use crate::behaviors::seed_automatic;
 
 /// Due tasks moved per scheduler pass.
 const PROMOTE_BATCH: usize = 1000;
@@ -46,6 +47,9 @@ pub(super) fn spawn_all(shared: Arc<Shared>) -> Background {
     tasks.spawn(renewer(shared.clone()));
     tasks.spawn(heartbeat(shared.clone()));
     tasks.spawn(cancellations(shared.clone()));
+    if shared.settings.schedule_automatic_tasks {
+        tasks.spawn(automatic(shared.clone()));
+    }
     Background { shared, tasks }
 }
 
@@ -160,6 +164,28 @@ async fn cancellations(shared: Arc<Shared>) {
             Err(error) => lost_connection(&shared, "listening for cancellations", &error),
         }
         if !pause(&shared, shared.settings.reconnection_delay).await {
+            return;
+        }
+    }
+}
+
+/// Seeds automatic perpetual and cron tasks at startup, then every `automatic_interval`.
+async fn automatic(shared: Arc<Shared>) {
+    let tasks = shared.tasks.registrations();
+    if !tasks.iter().any(|t| t.options().automatic) {
+        return;
+    }
+    let every = shared.settings.automatic_interval;
+    loop {
+        match seed_automatic(&shared.docket, &shared.info.name, &tasks, every).await {
+            Ok(seeded) if !seeded.is_empty() => tracing::info!(
+                docket = %shared.docket.name(), worker = %shared.info.name, tasks = ?seeded,
+                "seeded automatic tasks"
+            ),
+            Ok(_) => {}
+            Err(error) => lost_connection(&shared, "seeding automatic tasks", &error),
+        }
+        if !pause(&shared, every).await {
             return;
         }
     }

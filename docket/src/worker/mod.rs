@@ -36,9 +36,10 @@ use tokio::task::JoinSet;
 pub use builder::{Fallback, WorkerBuilder};
 
 use crate::backend::{Claimed, Consumer, Delivery};
+use crate::behaviors::Behavior;
 use crate::client::Docket;
 use crate::error::{Error, Result};
-use crate::inject::WorkerInfo;
+use crate::inject::{WorkerInfo, WorkerValues};
 use crate::task::TaskSet;
 
 /// A worker: runs the tasks it knows, as many at once as its concurrency allows.
@@ -56,6 +57,10 @@ pub(crate) struct Shared {
     pub settings: Settings,
     pub tasks: TaskSet,
     pub fallback: Option<Fallback>,
+    /// The built-in behaviours, then the user's, in order.
+    pub behaviors: Vec<Arc<dyn Behavior>>,
+    /// `Shared<T>` values: given on the builder, or built on first use.
+    pub values: Arc<WorkerValues>,
     /// In-flight deliveries: delivery id → key, for renewal and cancellation.
     pub in_flight: Mutex<HashMap<String, InFlight>>,
     /// Set when the worker should stop claiming.
@@ -82,6 +87,7 @@ pub(crate) struct Settings {
     pub heartbeat_interval: Duration,
     pub missed_heartbeats: u32,
     pub drain_timeout: Duration,
+    pub automatic_interval: Duration,
 }
 
 /// A worker's state at one moment (see [`Worker::status`]).
@@ -212,6 +218,7 @@ impl Worker {
         let background = loops::spawn_all(shared.clone());
         let result = MainLoop::new(shared.clone(), mode).run().await;
         background.stop().await;
+        shared.values.teardown().await;
         // Ready for another run; a shutdown asked for before this one started was honoured.
         shared.stopping.send_replace(false);
         shared.running.store(false, Ordering::Release);

@@ -1,6 +1,7 @@
 //! Running one delivery: build its [`Execution`], resolve and await the task, record
 //! how it ended.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -8,7 +9,10 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::finisher::FinishSender;
 use super::{InFlight, Shared};
-use crate::backend::{Delivery, Finish, FinishOutcome, Outcome};
+use futures::FutureExt;
+
+use crate::backend::{Delivery, Finish, FinishOutcome, NextDue, Outcome, Reschedule};
+use crate::behaviors::{Admission, Plan, RunControl};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::execution::{Disposition, Execution, ExecutionParts, RunInfo};
 use crate::task::TaskOptions;
@@ -69,6 +73,7 @@ pub(super) async fn execute(
     let key = message.key.clone();
     let registration = shared.tasks.get(&message.function);
     let options = registration.map_or_else(TaskOptions::new, |r| *r.options());
+    let control = Arc::new(RunControl::default());
     let execution = Execution::new(
         shared.docket.clone(),
         ExecutionParts {
@@ -83,56 +88,49 @@ pub(super) async fn execute(
                 worker: shared.info.clone(),
                 options,
                 redelivered: delivery.redelivered,
+                control: control.clone(),
+                values: shared.values.clone(),
             }),
         },
     );
-    let punctuality = SystemTime::now()
-        .duration_since(message.when)
-        .unwrap_or_default();
-    tracing::info!(
-        docket = %shared.docket.name(),
-        worker = %shared.info.name,
-        task = %message.function,
-        key = %key,
-        attempt = message.attempt,
-        redelivered = delivery.redelivered,
-        punctuality_ms = punctuality.as_millis(),
-        "task started"
-    );
-    let started = Instant::now();
-
-    let future: crate::task::RunFuture = match (registration, &shared.fallback) {
-        (Some(registration), _) => (registration.runner())(execution),
-        (None, Some(fallback)) => fallback.call(execution),
-        (None, None) => {
-            let function = message.function.clone();
-            Box::pin(async move {
-                tracing::warn!(task = %function, "no task is registered under this name");
-                Err(TaskError::new(
-                    TaskErrorKind::UnknownTask,
-                    format!("no task named `{function}` is registered in this worker"),
-                ))
-            })
+    let (outcome, next) = match admit(&shared, &execution).await {
+        Admission::Run => {
+            control.start_clock(options.timeout);
+            let outcome = run(
+                &shared,
+                &delivery,
+                registration,
+                execution.clone(),
+                &control,
+            )
+            .await;
+            let plan = plan_after(&shared, &execution, &outcome).await;
+            let next = plan.into_reschedule(message.attempt, message.traceparent.clone());
+            log_next(&shared, &delivery, next.as_ref());
+            (outcome, next)
+        }
+        Admission::Defer(delay) => {
+            tracing::info!(key = %key, task = %message.function, delay = ?delay, "run deferred by a behaviour");
+            let next = Reschedule {
+                due: NextDue::After(delay),
+                attempt: message.attempt,
+                args: None,
+                traceparent: message.traceparent.clone(),
+            };
+            (Outcome::Deferred, Some(next))
+        }
+        Admission::Cancel(reason) => {
+            tracing::info!(key = %key, task = %message.function, %reason, "run cancelled by a behaviour");
+            (Outcome::Cancelled, None)
         }
     };
-    let handle = tokio::spawn(future);
-    let guard = InFlightGuard::register(&shared, &delivery, handle.abort_handle());
-    // A cancel published between the claim and the registration above reached no
-    // one: look at the record once, now that the listener can find this run.
-    if cancelled_meanwhile(&shared, message).await {
-        handle.abort();
-    }
-    let outcome = outcome_of(handle, options.timeout).await;
-    drop(guard);
-    let duration = started.elapsed();
-    log_end(&shared, &delivery, &outcome, duration);
-
     let recorded = finisher
         .finish(Finish {
             delivery_id: delivery.id.clone(),
             key: key.clone(),
             generation: message.generation,
             outcome,
+            next,
         })
         .await;
     match recorded {
@@ -151,26 +149,134 @@ pub(super) async fn execute(
     Ran { key }
 }
 
-/// Awaits the task within its timeout and says how the run ended. A task past its
-/// timeout is aborted at once, so its side effects stop with its budget.
+/// Asks every behaviour whether the run may start; the first that does not admit it
+/// decides.
+async fn admit(shared: &Shared, execution: &Execution) -> Admission {
+    for behavior in &shared.behaviors {
+        let admission = AssertUnwindSafe(behavior.admit(execution))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(key = %execution.key(), "a behaviour panicked deciding admission; running the task");
+                Admission::Run
+            });
+        if admission != Admission::Run {
+            return admission;
+        }
+    }
+    Admission::Run
+}
+
+/// What follows the run, as the behaviours plan it in turn.
+async fn plan_after(shared: &Shared, execution: &Execution, outcome: &Outcome) -> Plan {
+    let mut plan = Plan::default();
+    for behavior in &shared.behaviors {
+        let hook = match outcome {
+            Outcome::Failed { error } => behavior.on_failure(execution, error, &mut plan),
+            Outcome::Completed { .. } => behavior.on_completion(execution, &mut plan),
+            Outcome::Cancelled | Outcome::Deferred => break,
+        };
+        if AssertUnwindSafe(hook).catch_unwind().await.is_err() {
+            tracing::error!(key = %execution.key(), "a behaviour panicked planning what follows a run; ignored");
+        }
+    }
+    plan
+}
+
+/// Runs the task itself, within its (extendable) timeout.
+async fn run(
+    shared: &Shared,
+    delivery: &Delivery,
+    registration: Option<&'static crate::task::TaskRegistration>,
+    execution: Execution,
+    control: &RunControl,
+) -> Outcome {
+    let message = &delivery.message;
+    let punctuality = SystemTime::now()
+        .duration_since(message.when)
+        .unwrap_or_default();
+    tracing::info!(
+        docket = %shared.docket.name(),
+        worker = %shared.info.name,
+        task = %message.function,
+        key = %message.key,
+        attempt = message.attempt,
+        redelivered = delivery.redelivered,
+        punctuality_ms = punctuality.as_millis(),
+        "task started"
+    );
+    let started = Instant::now();
+    let timeout = execution.options().and_then(|o| o.timeout);
+    let future: crate::task::RunFuture = match (registration, &shared.fallback) {
+        (Some(registration), _) => (registration.runner())(execution),
+        (None, Some(fallback)) => fallback.call(execution),
+        (None, None) => {
+            let function = message.function.clone();
+            Box::pin(async move {
+                tracing::warn!(task = %function, "no task is registered under this name");
+                Err(TaskError::new(
+                    TaskErrorKind::UnknownTask,
+                    format!("no task named `{function}` is registered in this worker"),
+                ))
+            })
+        }
+    };
+    let handle = tokio::spawn(future);
+    let guard = InFlightGuard::register(shared, delivery, handle.abort_handle());
+    // A cancel published between the claim and the registration above reached no
+    // one: look at the record once, now that the listener can find this run.
+    if cancelled_meanwhile(shared, message).await {
+        handle.abort();
+    }
+    let outcome = outcome_of(handle, control, timeout).await;
+    drop(guard);
+    log_end(shared, delivery, &outcome, started.elapsed());
+    outcome
+}
+
+fn log_next(shared: &Shared, delivery: &Delivery, next: Option<&Reschedule>) {
+    let Some(next) = next else { return };
+    let message = &delivery.message;
+    let what = if next.attempt > message.attempt {
+        "task will be retried"
+    } else {
+        "task will run again"
+    };
+    tracing::info!(
+        docket = %shared.docket.name(), worker = %shared.info.name, task = %message.function,
+        key = %message.key, next_attempt = next.attempt, due = ?next.due, "{what}"
+    );
+}
+
+/// Awaits the task within its deadline and says how the run ended. A task past its
+/// deadline (which it may have extended) is aborted at once, so its side effects stop
+/// with its budget.
 async fn outcome_of(
     mut handle: tokio::task::JoinHandle<Result<Option<String>, TaskError>>,
+    control: &RunControl,
     timeout: Option<Duration>,
 ) -> Outcome {
-    let joined = if let Some(limit) = timeout {
-        if let Ok(joined) = tokio::time::timeout(limit, &mut handle).await {
-            joined
-        } else {
-            handle.abort();
-            return Outcome::Failed {
-                error: TaskError::new(
-                    TaskErrorKind::TimedOut,
-                    format!("the task ran longer than its timeout of {}", human(limit)),
-                ),
-            };
+    let joined = loop {
+        let Some(deadline) = control.deadline() else {
+            break (&mut handle).await;
+        };
+        tokio::select! {
+            joined = &mut handle => break joined,
+            () = tokio::time::sleep_until(deadline) => {
+                // Extended meanwhile: wait for the new deadline.
+                if control.deadline().is_some_and(|d| d > tokio::time::Instant::now()) {
+                    continue;
+                }
+                handle.abort();
+                let budget = timeout.map_or_else(String::new, |t| format!(" of {}", human(t)));
+                return Outcome::Failed {
+                    error: TaskError::new(
+                        TaskErrorKind::TimedOut,
+                        format!("the task ran longer than its timeout{budget}"),
+                    ),
+                };
+            }
         }
-    } else {
-        handle.await
     };
     match joined {
         Ok(Ok(result)) => Outcome::Completed { result },
@@ -213,7 +319,7 @@ fn log_end(shared: &Shared, delivery: &Delivery, outcome: &Outcome, duration: Du
             key = %message.key, attempt = message.attempt, duration_ms, outcome = "failed",
             error = %error, "task failed"
         ),
-        Outcome::Cancelled => tracing::info!(
+        Outcome::Cancelled | Outcome::Deferred => tracing::info!(
             docket = %shared.docket.name(), worker = %shared.info.name, task = %message.function,
             key = %message.key, attempt = message.attempt, duration_ms, outcome = "cancelled",
             "task cancelled"

@@ -17,10 +17,10 @@ use tokio_stream::wrappers::BroadcastStream;
 use self::store::{Entry, Owner, Record, State};
 use super::{
     Backend, BackendConfig, BoxFuture, Claimed, Consumer, Delivery, EventStream, Finish,
-    FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, Outcome, ProgressUpdate, Promotion,
-    ScheduleOutcome, WorkerEntry,
+    FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue, Outcome, ProgressUpdate,
+    Promotion, Reschedule, ScheduleOutcome, WorkerEntry,
 };
-use crate::error::Result;
+use crate::error::{Result, TaskError};
 use crate::execution::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
 use crate::task::Due;
 
@@ -90,7 +90,7 @@ impl MemoryBackend {
     }
 
     fn schedule_one(&self, state: &mut State, task: NewTask, now: Instant) -> ScheduleOutcome {
-        let wall = SystemTime::now();
+        let wall = state.wall();
         let mut generation = 1;
         let mut disposition = Disposition::Scheduled;
         let existing = state.record(&task.key, now).map(|r| {
@@ -141,13 +141,7 @@ impl MemoryBackend {
             generation,
             traceparent: task.traceparent,
         };
-        let (record_state, stream_seq) = if when <= wall {
-            (ExecutionState::Queued, Some(state.push(message)))
-        } else {
-            state.queue.insert((when, task.key.clone()));
-            state.parked.insert(task.key.clone(), message);
-            (ExecutionState::Scheduled, None)
-        };
+        let (record_state, stream_seq) = state.place(message, wall);
         let record = ExecutionRecord {
             key: task.key.clone(),
             state: record_state,
@@ -189,6 +183,7 @@ impl MemoryBackend {
         now: Instant,
         claimed: &mut Claimed,
     ) {
+        let wall = state.wall();
         let Some(entry) = state.stream.get(&seq) else {
             return;
         };
@@ -212,7 +207,7 @@ impl MemoryBackend {
         };
         record.record.state = ExecutionState::Running;
         record.record.worker = Some(worker.to_owned());
-        record.record.started_at = Some(SystemTime::now());
+        record.record.started_at = Some(wall);
         let snapshot = record.record.clone();
         if let Some(entry) = state.stream.get_mut(&seq) {
             entry.owner = Some(Owner {
@@ -261,7 +256,7 @@ impl MemoryBackend {
         let (end_state, error, result) = match run.outcome {
             Outcome::Completed { result } => (ExecutionState::Completed, None, result),
             Outcome::Failed { error } => (ExecutionState::Failed, Some(error), None),
-            Outcome::Cancelled => (ExecutionState::Cancelled, None, None),
+            Outcome::Cancelled | Outcome::Deferred => (ExecutionState::Cancelled, None, None),
         };
         if !self.ttl.is_zero()
             && let Some(result) = result
@@ -272,6 +267,10 @@ impl MemoryBackend {
             if let Some(record) = state.records.get_mut(&run.key) {
                 record.record.has_result = true;
             }
+        }
+        if let Some(next) = run.next {
+            self.reschedule(state, &run.key, next, error);
+            return FinishOutcome::Recorded;
         }
         state.end(&run.key, end_state, error.clone(), self.ttl, now);
         self.publish(
@@ -284,6 +283,52 @@ impl MemoryBackend {
             },
         );
         FinishOutcome::Recorded
+    }
+
+    /// Moves a finished run's key to its next generation, in the same critical section
+    /// that recorded its end (finish.lua's `reschedule`).
+    fn reschedule(&self, state: &mut State, key: &str, next: Reschedule, error: Option<TaskError>) {
+        let wall = state.wall();
+        let Some(record) = state.records.get(key) else {
+            return;
+        };
+        let when = match next.due {
+            NextDue::After(delay) => wall + delay,
+            NextDue::At(at) => at,
+            NextDue::AfterStart(every) => record
+                .record
+                .started_at
+                .map_or(wall, |started| (started + every).max(wall)),
+        };
+        let message = Message {
+            key: key.to_owned(),
+            function: record.record.function.clone(),
+            args: next.args.unwrap_or_else(|| record.record.args.clone()),
+            when,
+            attempt: next.attempt,
+            generation: record.record.generation + 1,
+            traceparent: next.traceparent,
+        };
+        let (new_state, stream_seq) = state.place(message.clone(), wall);
+        state.progress.remove(key);
+        let Some(record) = state.records.get_mut(key) else {
+            return;
+        };
+        let r = &mut record.record;
+        r.state = new_state;
+        r.generation = message.generation;
+        r.args = message.args;
+        r.attempt = message.attempt;
+        r.when = when;
+        r.worker = None;
+        r.started_at = None;
+        r.completed_at = None;
+        r.error = error;
+        r.has_result = false;
+        record.stream_seq = stream_seq;
+        record.expires = None;
+        let snapshot = record.record.clone();
+        self.publish_state(&snapshot);
     }
 
     fn cancel_live(&self, state: &mut State, key: &str, now: Instant) -> bool {
@@ -364,9 +409,17 @@ impl Backend for MemoryBackend {
 
     fn promote_due(&self, limit: usize) -> BoxFuture<'_, Result<Promotion>> {
         let now = Instant::now();
-        let wall = SystemTime::now();
         let mut state = self.state();
         state.purge(now);
+        // Virtual time: a docket with nothing queued or running jumps to its next task.
+        if state.auto_advance
+            && state.stream.is_empty()
+            && let Some((first, _)) = state.queue.first()
+            && let Ok(ahead) = first.duration_since(state.wall())
+        {
+            state.clock_offset += ahead;
+        }
+        let wall = state.wall();
         let mut moved = 0;
         while moved < limit {
             let Some((when, key)) = state.queue.first().cloned() else {
@@ -551,6 +604,33 @@ impl Backend for MemoryBackend {
         ready(())
     }
 
+    fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let held = state
+            .locks
+            .get(name)
+            .is_some_and(|(owner, until)| owner != holder && *until > now);
+        if !held {
+            state
+                .locks
+                .insert(name.to_owned(), (holder.to_owned(), now + ttl));
+        }
+        drop(state);
+        ready(!held)
+    }
+
+    fn virtual_time(&self, advance: Duration, auto_advance: Option<bool>) -> Result<()> {
+        let mut state = self.state();
+        state.clock_offset += advance;
+        if let Some(on) = auto_advance {
+            state.auto_advance = on;
+        }
+        drop(state);
+        // Tasks that just fell due are promoted by the next scheduler pass.
+        Ok(())
+    }
+
     fn leave(&self, worker: &str, _tasks: &[&'static str]) -> BoxFuture<'_, Result<()>> {
         self.state().workers.remove(worker);
         ready(())
@@ -626,7 +706,7 @@ impl Backend for MemoryBackend {
     }
 
     fn now(&self) -> BoxFuture<'_, Result<SystemTime>> {
-        ready(SystemTime::now())
+        ready(self.state().wall())
     }
 }
 

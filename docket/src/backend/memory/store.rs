@@ -43,9 +43,31 @@ pub(super) struct State {
     pub workers: HashMap<String, WorkerEntry>,
     pub sweep_lock: Option<(String, Instant)>,
     pub last_purge: Option<Instant>,
+    /// Virtual time (`docket::testing`): how far the docket's clock is ahead of the
+    /// system's, and whether an idle docket jumps to its next due task.
+    pub clock_offset: Duration,
+    pub auto_advance: bool,
+    /// Leases by name: holder and expiry.
+    pub locks: HashMap<String, (String, Instant)>,
 }
 
 impl State {
+    /// The docket's clock: the system's, plus any virtual advance.
+    pub fn wall(&self) -> SystemTime {
+        SystemTime::now() + self.clock_offset
+    }
+
+    /// Queues `message` when it is due by `wall`, else parks it until its time.
+    pub fn place(&mut self, message: Message, wall: SystemTime) -> (ExecutionState, Option<u64>) {
+        if message.when <= wall {
+            (ExecutionState::Queued, Some(self.push(message)))
+        } else {
+            self.queue.insert((message.when, message.key.clone()));
+            self.parked.insert(message.key.clone(), message);
+            (ExecutionState::Scheduled, None)
+        }
+    }
+
     /// The live or unexpired record of a key.
     pub fn record(&mut self, key: &str, now: Instant) -> Option<&mut Record> {
         let expired = self
@@ -99,9 +121,10 @@ impl State {
             self.records.remove(key);
             return;
         }
+        let wall = self.wall();
         if let Some(record) = self.records.get_mut(key) {
             record.record.state = state;
-            record.record.completed_at = Some(SystemTime::now());
+            record.record.completed_at = Some(wall);
             record.record.error = error;
             record.stream_seq = None;
             record.expires = Some(now + ttl);

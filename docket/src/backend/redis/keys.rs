@@ -48,6 +48,11 @@ impl Keys {
         format!("{}:lock:redelivery", self.prefix)
     }
 
+    /// `{p}:lock:{name}`: a lease some worker holds (`seed:{task}` for automatic tasks).
+    pub(super) fn lock(&self, name: &str) -> String {
+        format!("{}:lock:{name}", self.prefix)
+    }
+
     /// `{p}:runs:{key}`: the execution record.
     pub(super) fn record(&self, key: &str) -> String {
         format!("{}:runs:{key}", self.prefix)

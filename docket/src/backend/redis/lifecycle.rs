@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::Shared;
 use super::scripts::SCRIPTS;
-use super::wire::{due_args, parse_time};
+use super::wire::{due_args, next_args, parse_time};
 use crate::backend::{Finish, FinishOutcome, NewTask, Outcome, Promotion, ScheduleOutcome};
 use crate::error::{Error, Result};
 use crate::execution::Disposition;
@@ -74,6 +74,7 @@ pub(super) async fn finish(
     let mut invocation = SCRIPTS.finish.prepare_invoke();
     invocation
         .key(shared.keys.stream())
+        .key(shared.keys.queue())
         .arg(shared.keys.prefix())
         .arg(worker)
         .arg(shared.ttl_ms)
@@ -83,7 +84,10 @@ pub(super) async fn finish(
             Outcome::Completed { result } => ("COMPLETED", String::new(), result.as_deref()),
             Outcome::Failed { error } => ("FAILED", error.to_json(), None),
             Outcome::Cancelled => ("CANCELLED", String::new(), None),
+            Outcome::Deferred => ("DEFERRED", String::new(), None),
         };
+        let next = run.next.as_ref();
+        let (next_kind, next_ms) = next_args(next.map(|n| &n.due));
         invocation
             .arg(&run.delivery_id)
             .arg(&run.key)
@@ -91,7 +95,12 @@ pub(super) async fn finish(
             .arg(state)
             .arg(error)
             .arg(if result.is_some() { "1" } else { "0" })
-            .arg(result.unwrap_or(""));
+            .arg(result.unwrap_or(""))
+            .arg(next_kind)
+            .arg(next_ms)
+            .arg(next.map_or(0, |n| n.attempt))
+            .arg(next.and_then(|n| n.args.as_deref()).unwrap_or(""))
+            .arg(next.and_then(|n| n.traceparent.as_deref()).unwrap_or(""));
     }
     let reply: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
     if reply.len() != runs.len() {

@@ -172,6 +172,22 @@ impl Backend for RedisBackend {
         )
     }
 
+    fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {
+        let key = self.shared.keys.lock(name);
+        let holder = holder.to_owned();
+        Box::pin(async move {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(holder)
+                .arg("NX")
+                .arg("PX")
+                .arg(wire::duration_millis(ttl).max(1))
+                .query_async(&mut self.shared.connection())
+                .await?;
+            Ok(taken.is_some())
+        })
+    }
+
     fn leave(&self, worker: &str, tasks: &[&'static str]) -> BoxFuture<'_, Result<()>> {
         let worker = worker.to_owned();
         let tasks = tasks.to_vec();

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 
-use crate::backend::Message;
+use crate::backend::{Message, NextDue};
 use crate::error::{Error, Result, TaskError};
 use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
 use crate::task::Due;
@@ -55,6 +55,16 @@ pub(super) fn due_args(due: &Due) -> (&'static str, u64) {
         Due::Now => ("now", 0),
         Due::After(delay) => ("after", ceil_millis(*delay)),
         Due::At(when) => ("at", epoch_millis(*when)),
+    }
+}
+
+/// A rescheduled run's due time as finish.lua's `next_kind` and `next_ms`.
+pub(super) fn next_args(next: Option<&NextDue>) -> (&'static str, u64) {
+    match next {
+        None => ("", 0),
+        Some(NextDue::After(delay)) => ("after", ceil_millis(*delay)),
+        Some(NextDue::At(when)) => ("at", epoch_millis(*when)),
+        Some(NextDue::AfterStart(every)) => ("start", ceil_millis(*every)),
     }
 }
 

@@ -52,7 +52,8 @@ for i = 0, count - 1 do
                 conclude(key, 'FAILED', generation, ttl_ms, dead_json, now)
                 out[#out + 1] = 'dead'
             else
-                redis.call('HSET', record, 'state', 'RUNNING', 'worker', worker, 'started_at', rfc3339(now))
+                redis.call('HSET', record, 'state', 'RUNNING', 'worker', worker,
+                    'started_at', rfc3339(now), 'started_ms', int(now))
                 publish_state(key, 'RUNNING', generation, worker)
                 out[#out + 1] = 'run'
             end

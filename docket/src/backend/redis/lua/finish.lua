@@ -1,12 +1,20 @@
 -- finish.lua: records finished runs, each fenced by ownership and generation.
 --
 -- KEYS[1]  stream     {p}:stream
+-- KEYS[2]  queue      {p}:queue
 -- ARGV[1]  prefix
 -- ARGV[2]  worker     the consumer that ran them
 -- ARGV[3]  ttl_ms     execution_ttl (0: fire-and-forget, keep nothing)
--- ARGV[4]  count      how many runs follow, 7 arguments each:
---   id, key, generation, state ('COMPLETED' | 'FAILED' | 'CANCELLED'), error_json (''),
---   has_result ('1' | '0'), result
+-- ARGV[4]  count      how many runs follow, 12 arguments each:
+--   id, key, generation, state ('COMPLETED' | 'FAILED' | 'CANCELLED' | 'DEFERRED'),
+--   error_json (''), has_result ('1' | '0'), result,
+--   next_kind ('' | 'after' | 'at' | 'start'), next_ms, next_attempt,
+--   next_args ('' keeps the current arguments), traceparent
+--
+-- With a next_kind, the run is not concluded: in the same step the key is rescheduled
+-- (a retry, a perpetual task's next run) as a new generation, due after next_ms, at
+-- next_ms, or next_ms after the run started ('start', never in the past). Its record
+-- keeps the last error while a retry waits. A run cancelled meanwhile is not rescheduled.
 --
 -- Returns, per run:
 --   'fenced'     the message is no longer pending for this worker (redelivered
@@ -17,18 +25,57 @@
 --                the message acknowledged and deleted, the record set to expire. A run
 --                cancelled while running keeps its CANCELLED record.
 
-local stream = KEYS[1]
+local stream, queue = KEYS[1], KEYS[2]
 local worker, ttl_ms = ARGV[2], ARGV[3]
 local keep = tonumber(ttl_ms) > 0
 local count = tonumber(ARGV[4])
 local now = now_ms()
 local out = {}
 
+-- Moves a finished run's key to its next generation (see the header).
+local function reschedule(record, key, generation, kind, ms, attempt, args, traceparent,
+                          state, error_json, now)
+    local current = to_table(redis.call('HGETALL', record))
+    local due = now
+    if kind == 'after' then
+        due = now + ms
+    elseif kind == 'at' then
+        due = ms
+    elseif kind == 'start' then
+        due = math.max(now, (tonumber(current['started_ms']) or now) + ms)
+    end
+    if args == '' then
+        args = current['args']
+    end
+    local new_generation = int(tonumber(generation) + 1)
+    local when = rfc3339(due)
+    local fields = message_fields(key, when, current['function'], args, attempt,
+        new_generation, traceparent)
+    local new_state, id = place(stream, queue, key, fields, due, now)
+    redis.call('HDEL', record, 'worker', 'started_at', 'started_ms', 'completed_at',
+        'deliveries', 'stream_id', 'result_key')
+    redis.call('HSET', record, 'state', new_state, 'generation', new_generation,
+        'when', when, 'args', args, 'attempt', attempt)
+    if id ~= '' then
+        redis.call('HSET', record, 'stream_id', id)
+    end
+    if state == 'FAILED' and error_json ~= '' then
+        redis.call('HSET', record, 'error', error_json)
+    else
+        redis.call('HDEL', record, 'error')
+    end
+    redis.call('PERSIST', record)
+    redis.call('DEL', progress_key(key))
+    publish_state(key, new_state, new_generation)
+end
+
 for i = 0, count - 1 do
-    local base = 5 + i * 7
+    local base = 5 + i * 12
     local id, key, generation = ARGV[base], ARGV[base + 1], ARGV[base + 2]
     local state, error_json = ARGV[base + 3], ARGV[base + 4]
     local has_result, result = ARGV[base + 5], ARGV[base + 6]
+    local next_kind, next_ms = ARGV[base + 7], tonumber(ARGV[base + 8])
+    local next_attempt, next_args, traceparent = ARGV[base + 9], ARGV[base + 10], ARGV[base + 11]
 
     if not is_pending_for(stream, id, worker) then
         out[#out + 1] = 'fenced'
@@ -50,7 +97,12 @@ for i = 0, count - 1 do
                 redis.call('SET', stored, result, 'PX', ttl_ms)
                 redis.call('HSET', record, 'result_key', stored)
             end
-            conclude(key, state, generation, ttl_ms, error_json, now)
+            if next_kind == '' then
+                conclude(key, state, generation, ttl_ms, error_json, now)
+            else
+                reschedule(record, key, generation, next_kind, next_ms, next_attempt,
+                    next_args, traceparent, state, error_json, now)
+            end
             out[#out + 1] = 'recorded'
         end
     end

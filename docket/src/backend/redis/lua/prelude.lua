@@ -116,6 +116,32 @@ local function conclude(key, state, generation, ttl_ms, error_json, now)
     publish_state(key, state, generation, nil, error_json)
 end
 
+-- The fields of a stream message (and of a parked task).
+local function message_fields(key, when, fn, args, attempt, generation, traceparent)
+    local fields = {
+        'key', key, 'when', when, 'function', fn, 'args', args,
+        'attempt', attempt, 'generation', generation,
+    }
+    if traceparent and traceparent ~= '' then
+        fields[#fields + 1] = 'traceparent'
+        fields[#fields + 1] = traceparent
+    end
+    return fields
+end
+
+-- Queues a message that is due (XADD) or parks it until `due` (ms). Returns the new
+-- state and the stream id ('' when parked).
+local function place(stream, queue, key, fields, due, now)
+    if due <= now then
+        return 'QUEUED', redis.call('XADD', stream, '*', unpack(fields))
+    end
+    local parked = parked_key(key)
+    redis.call('DEL', parked)
+    redis.call('HSET', parked, unpack(fields))
+    redis.call('ZADD', queue, int(due), key)
+    return 'SCHEDULED', ''
+end
+
 -- Whether the group has delivered `id` to `worker` and it is not acknowledged yet.
 local function is_pending_for(stream, id, worker)
     local pending = redis.pcall('XPENDING', stream, GROUP, id, id, 1, worker)

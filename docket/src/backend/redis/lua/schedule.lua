@@ -51,29 +51,14 @@ for i = 0, count - 1 do
         end
         local new_generation = int(generation + 1)
         local when = rfc3339(due)
-        local message = {
-            'key', key, 'when', when, 'function', fn, 'args', args,
-            'attempt', attempt, 'generation', new_generation,
-        }
-        if traceparent ~= '' then
-            message[#message + 1] = 'traceparent'
-            message[#message + 1] = traceparent
-        end
+        local fields = message_fields(key, when, fn, args, attempt, new_generation, traceparent)
 
         -- The record is rewritten whole: no worker, times, error or result of an earlier
         -- run survive, nor the expiry of a terminal record.
         redis.call('DEL', record, progress_key(key))
-        local new_state
-        if due <= now then
-            local id = redis.call('XADD', stream, '*', unpack(message))
-            new_state = 'QUEUED'
+        local new_state, id = place(stream, queue, key, fields, due, now)
+        if id ~= '' then
             redis.call('HSET', record, 'stream_id', id)
-        else
-            new_state = 'SCHEDULED'
-            local parked = parked_key(key)
-            redis.call('DEL', parked)
-            redis.call('HSET', parked, unpack(message))
-            redis.call('ZADD', queue, int(due), key)
         end
         redis.call('HSET', record,
             'state', new_state, 'generation', new_generation, 'when', when,

@@ -74,6 +74,7 @@ fn completed(delivery: &Delivery, result: Option<&str>) -> Finish {
         outcome: Outcome::Completed {
             result: result.map(str::to_owned),
         },
+        next: None,
     }
 }
 
