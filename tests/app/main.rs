@@ -1,10 +1,38 @@
 //! An application binary as users write one: its own tasks, and `main` handing the
 //! command line to docket. The end-to-end suite drives it as a real process.
 
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 /// Records a greeting; the suite checks it ran through the worker command.
 #[docket::task(name = "app_greet")]
 async fn greet(name: String) -> String {
     format!("hello, {name}")
+}
+
+/// A perpetual task every 300 ms that logs its start and end to `log`, taking 200 ms:
+/// the suite kills its worker mid-run and reads the log for overlapping chains.
+#[docket::task(name = "app_tick", perpetual = "300ms")]
+async fn tick(log: String, execution: docket::Execution) -> std::io::Result<()> {
+    let line = |what: &str| -> std::io::Result<()> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        writeln!(
+            file,
+            "{} {what} {} {}",
+            now.as_millis(),
+            execution.generation(),
+            execution.redelivered()
+        )
+    };
+    line("start")?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    line("end")
 }
 
 #[tokio::main]

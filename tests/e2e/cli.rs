@@ -495,3 +495,115 @@ async fn sigterm_while_waiting_for_redis_exits_0() {
         "{logs}"
     );
 }
+
+/// One run of `app_tick`, from its log: (start ms, end ms, generation, redelivered).
+fn tick_runs(log: &std::path::Path) -> Vec<(u128, Option<u128>, u64, bool)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut runs: Vec<(u128, Option<u128>, u64, bool)> = Vec::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let (at, what, generation, redelivered) = (
+            parts[0].parse().unwrap(),
+            parts[1],
+            parts[2].parse().unwrap(),
+            parts[3] == "true",
+        );
+        if what == "start" {
+            runs.push((at, None, generation, redelivered));
+        } else if let Some(run) = runs
+            .iter_mut()
+            .rev()
+            .find(|r| r.2 == generation && r.1.is_none())
+        {
+            run.1 = Some(at);
+        }
+    }
+    runs
+}
+
+/// kill -9 of the worker running a perpetual task: after the redelivery timeout another
+/// worker takes the run over, and the chain goes on as one chain — no two runs overlap,
+/// one copy of the key is ever waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_run_of_a_perpetual_task_leaves_exactly_one_chain() {
+    let cli = Cli::new();
+    let docket = cli.docket().await;
+    let log = std::env::temp_dir().join(format!("{}.ticks", cli.target.name));
+    let log_text = log.to_string_lossy().into_owned();
+    docket
+        .add(crate::tasks::AppTick::new(log_text))
+        .key("tick")
+        .await
+        .unwrap();
+    let mut first = cli.worker(&["--name", "doomed", "--redelivery-timeout", "1s"]);
+    // Wait for a run in progress (a start without its end), past the first one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = tick_runs(&log);
+        if runs.len() >= 2 && runs.last().unwrap().1.is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "app_tick never ran: {runs:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+    let killed_at = tick_runs(&log).len();
+
+    let second = cli.worker(&["--name", "survivor", "--redelivery-timeout", "1s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tick_runs(&log).len() < killed_at + 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the chain did not go on: {:?}",
+            tick_runs(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(&second);
+    let output = finish(second, Duration::from_secs(20), &["worker"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let runs = tick_runs(&log);
+    let _ = std::fs::remove_file(&log);
+    // The killed run was taken over: same generation, redelivered.
+    let killed = runs[killed_at - 1];
+    let retaken = runs[killed_at];
+    assert!(killed.1.is_none(), "{runs:?}");
+    assert_eq!(
+        retaken.2, killed.2,
+        "the same run was redelivered: {runs:?}"
+    );
+    assert!(retaken.3, "{runs:?}");
+    // One chain: generations go up by one, and each run starts after the last ended.
+    for pair in runs[killed_at..].windows(2) {
+        assert_eq!(pair[1].2, pair[0].2 + 1, "{runs:?}");
+        assert!(
+            pair[1].0 >= pair[0].1.unwrap(),
+            "overlapping runs: {runs:?}"
+        );
+    }
+    // And exactly one copy of the key waits.
+    let mut redis = cli.target.redis.as_ref().unwrap().connection();
+    let prefix = cli.target.name.clone();
+    let entries: Vec<(String, Vec<(String, String)>)> = ::redis::cmd("XRANGE")
+        .arg(format!("{prefix}:stream"))
+        .arg("-")
+        .arg("+")
+        .query(&mut redis)
+        .unwrap();
+    let queued = entries
+        .iter()
+        .filter(|(_, fields)| fields.iter().any(|(f, v)| f == "key" && v == "tick"))
+        .count();
+    let parked: Option<f64> = ::redis::cmd("ZSCORE")
+        .arg(format!("{prefix}:queue"))
+        .arg("tick")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(
+        queued + usize::from(parked.is_some()),
+        1,
+        "{entries:?} {parked:?}"
+    );
+}

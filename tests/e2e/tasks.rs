@@ -301,3 +301,10 @@ pub async fn picky(probe: String, resolved: Depends<Resolved>) -> usize {
     let _ = probe;
     resolved.0
 }
+
+/// Wire-compatible with `app_tick` of the `docket-app` binary, to schedule it from here.
+#[docket::task(name = "app_tick", perpetual = "300ms")]
+pub async fn app_tick(log: String) {
+    let _ = log;
+    unreachable!("only docket-app workers run app_tick");
+}
