@@ -402,6 +402,7 @@ async fn a_cancelled_running_task_stops_at_once_and_is_not_retried(target: Targe
         .unwrap()
         .duration_since(cancelled_at);
     running.await.unwrap().unwrap();
+    println!("cancel to task dropped: {stopped:?}");
     assert!(stopped < Duration::from_secs(1), "{stopped:?}");
     assert_eq!(execution.state().await.unwrap(), ExecutionState::Cancelled);
     assert_eq!(
