@@ -607,3 +607,35 @@ async fn kill_9_mid_run_of_a_perpetual_task_leaves_exactly_one_chain() {
         "{entries:?} {parked:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strike_blocks_a_task_and_restore_lets_it_run() {
+    let cli = Cli::new();
+    let struck = cli.ok(&["strike", "sleep"]).await;
+    assert!(struck.starts_with("struck `sleep`"), "{struck}");
+    assert!(struck.contains("strikes in effect:"), "{struck}");
+    let refused = cli.ok(&["tasks", "sleep", "1"]).await;
+    assert!(refused.starts_with("struck sleep task"), "{refused}");
+    assert!(refused.contains("nothing was added"), "{refused}");
+    let listed = cli.ok(&["strikes"]).await;
+    assert!(listed.lines().any(|l| l.starts_with("sleep ")), "{listed}");
+
+    // A typed parameter strike on another task, then restore of the first.
+    let typed = cli
+        .ok(&["strike", "trace", "message", "==", "str:int:7"])
+        .await;
+    assert!(typed.contains("trace message == \"int:7\""), "{typed}");
+    let restored = cli.ok(&["restore", "sleep"]).await;
+    assert!(restored.starts_with("restored `sleep`"), "{restored}");
+    let listed = cli.ok(&["strikes"]).await;
+    assert!(!listed.lines().any(|l| l.starts_with("sleep ")), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("trace ")), "{listed}");
+
+    let key = added_key(&cli.ok(&["tasks", "sleep", "0.2"]).await);
+    let worker = cli.worker(&["--until-finished"]);
+    let output = finish(worker, Duration::from_secs(30), &["worker"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let docket = cli.docket().await;
+    let execution = docket.get_execution(&key).await.unwrap().unwrap();
+    assert_eq!(execution.state().await.unwrap(), ExecutionState::Completed);
+}

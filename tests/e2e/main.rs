@@ -6,5 +6,6 @@ mod cli;
 mod faults;
 mod injection;
 mod lifecycle;
+mod strikes;
 mod support;
 mod tasks;

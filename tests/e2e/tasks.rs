@@ -308,3 +308,43 @@ pub async fn app_tick(log: String) {
     let _ = log;
     unreachable!("only docket-app workers run app_tick");
 }
+
+/// A task with typed arguments, for strikes.
+#[docket::task]
+pub async fn charge(probe: String, customer: String, amount: u64, vip: bool, execution: Execution) {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    let _ = (customer, amount, vip);
+}
+
+/// Another task sharing the `customer` parameter.
+#[docket::task]
+pub async fn refund(probe: String, customer: String, execution: Execution) {
+    let index = probe_start(&probe, &execution);
+    probe_end(&probe, index);
+    let _ = customer;
+}
+
+/// Runs of `fast_sweep`, by docket.
+pub static FAST_SWEEPS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, usize>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// An automatic perpetual task every 100 ms (seeded by workers that enable them).
+#[docket::task(perpetual(every = "100ms", automatic))]
+pub async fn fast_sweep(docket: Docket) {
+    *FAST_SWEEPS
+        .lock()
+        .unwrap()
+        .entry(docket.name().to_owned())
+        .or_default() += 1;
+}
+
+pub fn fast_sweeps(docket: &str) -> usize {
+    FAST_SWEEPS
+        .lock()
+        .unwrap()
+        .get(docket)
+        .copied()
+        .unwrap_or(0)
+}

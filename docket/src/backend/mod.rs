@@ -19,6 +19,7 @@ use futures::Stream;
 pub(crate) use self::url::BackendUrl;
 use crate::error::{Result, TaskError};
 use crate::execution::{Disposition, Event, ExecutionRecord, ProgressState};
+use crate::strikes::Instruction;
 use crate::task::Due;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -275,6 +276,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Removes every queued and scheduled task (their records end CANCELLED). Returns how many.
     fn clear(&self) -> BoxFuture<'_, Result<usize>>;
 
+    /// Appends a strike instruction (compacting the stream past `compact_above`
+    /// entries) and returns its entry id.
+    fn append_strike(
+        &self,
+        instruction: Instruction,
+        compact_above: usize,
+    ) -> BoxFuture<'_, Result<String>>;
+
+    /// Opens a reader of the strikes stream (its own connection for blocking reads).
+    fn strike_reader(&self) -> BoxFuture<'_, Result<Box<dyn StrikeReader>>>;
+
     /// Takes the lease `name` for `holder` for `ttl` unless someone else holds it.
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>>;
 
@@ -298,6 +310,21 @@ pub(crate) trait Consumer: Send {
     /// Reads up to `max` new messages, waiting up to `block` when none are ready, and
     /// claims them: each is marked RUNNING for this worker unless superseded.
     fn claim(&mut self, max: usize, block: Duration) -> BoxFuture<'_, Result<Claimed>>;
+}
+
+/// A strike instruction read back, or why it could not be.
+pub(crate) type StrikeEntry = (String, std::result::Result<Instruction, String>);
+
+/// Reads the strikes stream.
+pub(crate) trait StrikeReader: Send {
+    /// Up to `count` entries after `after` (from the start when `None`), waiting up to
+    /// `block` for one when there are none.
+    fn read<'a>(
+        &'a mut self,
+        after: Option<&'a str>,
+        block: Option<Duration>,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Vec<StrikeEntry>>>;
 }
 
 /// Opens the backend a URL names.

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::Outcome;
-use super::args::{DelayArgs, StrikeArgs, StrikeSpec, TasksCommand, WorkersCommand};
+use super::args::{DelayArgs, GlobalArgs, StrikeArgs, TasksCommand, WorkersCommand};
 use super::table::{Table, relative, short, timestamp};
 use crate::client::{ActiveWorker, Docket, Snapshot};
-use crate::execution::{Execution, ExecutionRecord};
+use crate::execution::{Disposition, Execution, ExecutionRecord};
+use crate::strikes::Strike;
 use crate::task::Task;
 use crate::task::builtin::{Fail, Sleep, Trace};
 
@@ -80,6 +81,11 @@ fn render_snapshot(docket: &Docket, snapshot: &Snapshot, stats: bool) -> String 
     if stats {
         out.push('\n');
         out.push_str(&render_stats(snapshot));
+    }
+    let strikes = docket.strikes();
+    if !strikes.is_empty() {
+        out.push('\n');
+        out.push_str(&render_strikes(&strikes));
     }
     out
 }
@@ -174,6 +180,15 @@ pub(super) async fn add_builtin(docket: &Docket, which: TasksCommand) -> Outcome
         TasksCommand::Sleep { seconds, when } => add(docket, Sleep::new(seconds), &when).await,
     }
     .map_err(failed("adding a task", docket))?;
+    if execution.disposition() == Disposition::Struck {
+        println!(
+            "struck {} task {}: a strike in docket `{}` blocks it; nothing was added",
+            execution.function(),
+            execution.key(),
+            docket.name()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "added {} task {} to docket `{}`, due {}",
         execution.function(),
@@ -191,23 +206,63 @@ async fn add<T: Task>(docket: &Docket, task: T, when: &DelayArgs) -> crate::Resu
     }
 }
 
-/// Strike instructions are checked here; applying them arrives with the strike list.
-pub(super) fn strike(args: &StrikeArgs, strike: bool) -> Outcome {
+/// `docket strike` / `docket restore`: checked before connecting, then applied.
+pub(super) async fn strike(global: &GlobalArgs, args: &StrikeArgs, strike: bool) -> Outcome {
     let spec = args.spec()?;
-    let verb = if strike { "strike" } else { "restore" };
-    Err(format!(
-        "cannot {verb} {}: this version of docket checks strike instructions but does not \
-         apply them yet; nothing was sent",
-        describe(&spec)
-    ))
+    let instruction = match spec.condition {
+        None => Strike::task(spec.task.clone().unwrap_or_default()),
+        Some((parameter, operator, value)) => {
+            let condition = Strike::when(parameter, operator, value);
+            match &spec.task {
+                Some(task) => condition.for_task(task.clone()),
+                None => condition,
+            }
+        }
+    };
+    let docket = super::connect_shared(global, if strike { "strike" } else { "restore" }).await?;
+    let verb = if strike { "struck" } else { "restored" };
+    let done = if strike {
+        docket.strike(instruction.clone()).await
+    } else {
+        docket.restore(instruction.clone()).await
+    };
+    done.map_err(failed(
+        if strike { "a strike" } else { "a restore" },
+        &docket,
+    ))?;
+    println!("{verb} `{instruction}` in docket `{}`", docket.name());
+    print!("{}", render_strikes(&docket.strikes()));
+    Ok(ExitCode::SUCCESS)
 }
 
-fn describe(spec: &StrikeSpec) -> String {
-    let task = spec.task.as_deref().unwrap_or("every task");
-    match &spec.condition {
-        None => format!("`{task}`"),
-        Some((parameter, operator, value)) => {
-            format!("`{task}` where {parameter} {operator} {value}")
-        }
+/// `docket strikes`: the strikes in effect.
+pub(super) async fn strikes(docket: &Docket) -> Outcome {
+    if !docket.strikes_loaded(Duration::from_secs(10)).await {
+        return Err(format!(
+            "could not read the strikes of docket `{}`",
+            docket.name()
+        ));
     }
+    print!("{}", render_strikes(&docket.strikes()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_strikes(strikes: &[Strike]) -> String {
+    if strikes.is_empty() {
+        return "no strikes in effect\n".to_owned();
+    }
+    let mut table = Table::new(&["TASK", "PARAMETER", "OPERATOR", "VALUE"]);
+    for strike in strikes {
+        let (parameter, operator, value) = strike.condition().map_or_else(
+            || ("*".to_owned(), String::new(), String::new()),
+            |(p, o, v)| (p.to_owned(), o.to_string(), v.to_string()),
+        );
+        table.row(vec![
+            strike.task_name().unwrap_or("*").to_owned(),
+            parameter,
+            operator,
+            value,
+        ]);
+    }
+    format!("strikes in effect:\n{}", table.render())
 }

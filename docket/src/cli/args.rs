@@ -107,6 +107,8 @@ pub enum Command {
     Strike(StrikeArgs),
     /// Lift a strike made with `strike`.
     Restore(StrikeArgs),
+    /// List the strikes in effect.
+    Strikes,
     /// Delete every queued and scheduled task of the docket.
     Clear,
     /// Show the tasks and workers of the docket.
@@ -595,6 +597,7 @@ mod tests {
             "worker",
             "strike",
             "restore",
+            "strikes",
             "clear",
             "snapshot",
             "watch",

@@ -125,13 +125,20 @@ async fn dispatch(cli: Cli) -> Outcome {
             logging::install(global.logging_level, global.logging_format);
             worker::run(&global, *args).await
         }
-        Command::Strike(args) => admin::strike(&args, true),
-        Command::Restore(args) => admin::strike(&args, false),
+        Command::Strike(args) => {
+            logging::install(global.logging_level, global.logging_format);
+            admin::strike(&global, &args, true).await
+        }
+        Command::Restore(args) => {
+            logging::install(global.logging_level, global.logging_format);
+            admin::strike(&global, &args, false).await
+        }
         other => {
             logging::install(global.logging_level, global.logging_format);
             let docket = connect_shared(&global, name_of(&other)).await?;
             match other {
                 Command::Clear => admin::clear(&docket).await,
+                Command::Strikes => admin::strikes(&docket).await,
                 Command::Snapshot { stats } => admin::snapshot(&docket, stats).await,
                 Command::Watch { key } => watch::run(&docket, &key).await,
                 Command::Workers(which) => admin::workers(&docket, which).await,
@@ -148,6 +155,7 @@ fn name_of(command: &Command) -> &'static str {
         Command::Strike(_) => "strike",
         Command::Restore(_) => "restore",
         Command::Clear => "clear",
+        Command::Strikes => "strikes",
         Command::Snapshot { .. } => "snapshot",
         Command::Watch { .. } => "watch",
         Command::Workers(_) => "workers",

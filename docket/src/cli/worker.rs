@@ -26,6 +26,7 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
     else {
         return Ok(ExitCode::SUCCESS);
     };
+    let docket_handle = docket.clone();
     let mut builder = Worker::builder(docket)
         .concurrency(usize::try_from(args.concurrency).unwrap_or(usize::MAX))
         .redelivery_timeout(args.redelivery_timeout)
@@ -51,9 +52,11 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
     }
     if let Some(listener) = metrics {
         let w = worker.clone();
-        let docket = global.docket.clone();
+        let handle = docket_handle.clone();
         servers.push(tokio::spawn(observe::serve(listener, move |path| {
-            (path == "/metrics").then(|| observe::metrics(&docket, w.name(), w.status()))
+            (path == "/metrics").then(|| {
+                observe::metrics(handle.name(), w.name(), w.status(), handle.strikes().len())
+            })
         })));
     }
     let signals = tokio::spawn(stop_on_signals(signals, worker.clone(), args.drain_timeout));

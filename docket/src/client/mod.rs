@@ -4,14 +4,15 @@ mod add;
 mod snapshot;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use add::Add;
 pub use snapshot::{ActiveWorker, Snapshot};
 
 use crate::backend::{self, Backend, BackendConfig, BackendUrl, NewTask, ScheduleOutcome};
 use crate::error::{Error, Result};
-use crate::execution::{Execution, ExecutionParts};
+use crate::execution::{Disposition, Execution, ExecutionParts};
+use crate::strikes::{Instruction, Strike, StrikeFollower, Strikes};
 use crate::task::{Call, Task};
 
 /// The default `execution_ttl`: terminal records and results live 15 minutes.
@@ -63,7 +64,16 @@ struct Inner {
     url: String,
     execution_ttl: Duration,
     backend: Arc<dyn Backend>,
+    /// The strikes in effect, kept current by the follower.
+    strikes: Arc<Strikes>,
+    _follower: StrikeFollower,
 }
+
+/// How long a producer that just connected waits for the strikes before checking a
+/// call against what it has (a worker waits for them without limit).
+const STRIKES_LOAD_WAIT: Duration = Duration::from_secs(5);
+/// The strikes stream is compacted past this many entries.
+const STRIKES_COMPACT_ABOVE: usize = 256;
 
 impl std::fmt::Debug for Docket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,12 +136,16 @@ impl DocketBuilder {
             execution_ttl: self.execution_ttl,
         };
         let backend = backend::open(&url, config).await?;
+        let strikes = Strikes::new();
+        let follower = StrikeFollower::spawn(backend.clone(), strikes.clone(), self.name.clone());
         Ok(Docket {
             inner: Arc::new(Inner {
                 name: self.name,
                 url: self.url,
                 execution_ttl: self.execution_ttl,
                 backend,
+                strikes,
+                _follower: follower,
             }),
         })
     }
@@ -234,6 +248,11 @@ impl Docket {
     }
 
     pub(crate) async fn schedule(&self, calls: Vec<Call>, replace: bool) -> Result<Vec<Execution>> {
+        if !self.inner.strikes.is_loaded()
+            && !self.inner.strikes.wait_loaded(STRIKES_LOAD_WAIT).await
+        {
+            tracing::warn!(docket = %self.name(), "strikes not loaded yet; checking calls against those seen so far");
+        }
         let mut tasks = Vec::with_capacity(calls.len());
         for call in calls {
             let args = call.args_json()?.to_owned();
@@ -254,18 +273,56 @@ impl Docket {
                 traceparent: None,
             });
         }
-        let outcomes = self.backend().schedule(tasks.clone()).await?;
-        if outcomes.len() != tasks.len() {
+        // Stricken calls are answered STRUCK here and never written.
+        let struck: Vec<bool> = tasks
+            .iter()
+            .map(|task| {
+                self.inner
+                    .strikes
+                    .blocking(&task.function, &task.args)
+                    .inspect(|strike| {
+                        tracing::info!(
+                            docket = %self.name(), key = %task.key, task = %task.function,
+                            strike = %strike, "call struck"
+                        );
+                    })
+                    .is_some()
+            })
+            .collect();
+        let to_write: Vec<NewTask> = tasks
+            .iter()
+            .zip(&struck)
+            .filter(|(_, struck)| !**struck)
+            .map(|(task, _)| task.clone())
+            .collect();
+        let written = to_write.len();
+        let mut outcomes = if to_write.is_empty() {
+            Vec::new()
+        } else {
+            self.backend().schedule(to_write).await?
+        };
+        if outcomes.len() != written {
             return Err(Error::Protocol(format!(
-                "scheduled {} calls but the backend answered for {}",
-                tasks.len(),
+                "scheduled {written} calls but the backend answered for {}",
                 outcomes.len()
             )));
         }
+        outcomes.reverse();
         let executions = tasks
             .into_iter()
-            .zip(outcomes)
-            .map(|(task, outcome)| self.execution_for(task, &outcome))
+            .zip(struck)
+            .map(|(task, struck)| {
+                let outcome = if struck {
+                    ScheduleOutcome {
+                        disposition: Disposition::Struck,
+                        generation: 0,
+                        when: SystemTime::now(),
+                    }
+                } else {
+                    outcomes.pop().expect("one outcome per written call")
+                };
+                self.execution_for(task, &outcome)
+            })
             .collect();
         Ok(executions)
     }
@@ -350,6 +407,64 @@ impl Docket {
     /// When the backend cannot be reached.
     pub async fn task_workers(&self, task: &str) -> Result<Vec<ActiveWorker>> {
         snapshot::workers(self, Some(task)).await
+    }
+
+    /// Strikes: calls matching `strike` are refused by `add` (STRUCK) and cancelled
+    /// instead of run, by every producer and worker of the docket, until restored.
+    /// Returns once this handle applies it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] naming a malformed strike; otherwise a backend error.
+    pub async fn strike(&self, strike: Strike) -> Result<()> {
+        self.instruct(Instruction::Strike(strike)).await
+    }
+
+    /// Lifts a strike made with [`strike`](Self::strike) (the same task, parameter,
+    /// operator and value). Other strikes stay in effect.
+    ///
+    /// # Errors
+    /// As [`strike`](Self::strike).
+    pub async fn restore(&self, strike: Strike) -> Result<()> {
+        self.instruct(Instruction::Restore(strike)).await
+    }
+
+    /// The strikes in effect, as this handle follows them.
+    pub fn strikes(&self) -> Vec<Strike> {
+        self.inner.strikes.all()
+    }
+
+    /// Waits until this handle has replayed the strikes stream; false if `within`
+    /// passed first.
+    pub async fn strikes_loaded(&self, within: Duration) -> bool {
+        self.inner.strikes.wait_loaded(within).await
+    }
+
+    pub(crate) fn strike_list(&self) -> &Strikes {
+        &self.inner.strikes
+    }
+
+    async fn instruct(&self, instruction: Instruction) -> Result<()> {
+        let (Instruction::Strike(strike) | Instruction::Restore(strike)) = &instruction else {
+            unreachable!("callers give strikes and restores");
+        };
+        strike.validate().map_err(|reason| Error::InvalidOption {
+            name: "strike",
+            value: strike.to_string(),
+            reason,
+        })?;
+        let id = self
+            .backend()
+            .append_strike(instruction, STRIKES_COMPACT_ABOVE)
+            .await?;
+        if !self
+            .inner
+            .strikes
+            .wait_applied(&id, STRIKES_LOAD_WAIT)
+            .await
+        {
+            tracing::warn!(docket = %self.name(), "a strike was written but not seen back yet");
+        }
+        Ok(())
     }
 
     /// Removes every queued and scheduled task; their records end CANCELLED. Running

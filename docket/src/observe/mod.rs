@@ -26,7 +26,12 @@ pub(crate) fn health(docket: &str, worker: &str, status: WorkerStatus) -> Respon
 }
 
 /// The worker's own gauges and counters in the Prometheus text format.
-pub(crate) fn metrics(docket: &str, worker: &str, status: WorkerStatus) -> Response {
+pub(crate) fn metrics(
+    docket: &str,
+    worker: &str,
+    status: WorkerStatus,
+    strikes: usize,
+) -> Response {
     let labels = format!(
         "docket_name=\"{}\",docket_worker=\"{}\"",
         escape(docket),
@@ -38,8 +43,11 @@ pub(crate) fn metrics(docket: &str, worker: &str, status: WorkerStatus) -> Respo
          docket_tasks_running{{{labels}}} {}\n\
          # HELP docket_redis_disruptions Times this worker lost its connection to Redis.\n\
          # TYPE docket_redis_disruptions counter\n\
-         docket_redis_disruptions_total{{{labels}}} {}\n",
-        status.tasks_running, status.disruptions
+         docket_redis_disruptions_total{{{labels}}} {}\n\
+         # HELP docket_strikes_in_effect Strikes in effect in the docket.\n\
+         # TYPE docket_strikes_in_effect gauge\n\
+         docket_strikes_in_effect{{{labels}}} {}\n",
+        status.tasks_running, status.disruptions, strikes
     );
     Response::text(200, "text/plain; version=0.0.4; charset=utf-8", body)
 }
@@ -80,11 +88,16 @@ mod tests {
 
     #[test]
     fn metrics_escape_labels() {
-        let text = metrics("d", "w\"1", status(true, false)).body;
+        let text = metrics("d", "w\"1", status(true, false), 3).body;
         assert!(
             text.contains("docket_tasks_running{docket_name=\"d\",docket_worker=\"w\\\"1\"} 2"),
             "{text}"
         );
         assert!(text.contains("docket_redis_disruptions_total{"), "{text}");
+        assert!(
+            text.contains("docket_strikes_in_effect{docket_name=\"d\""),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with(" 3"), "{text}");
     }
 }

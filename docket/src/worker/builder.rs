@@ -14,6 +14,7 @@ use crate::client::Docket;
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::execution::Execution;
 use crate::inject::{FromWorker, WorkerInfo, WorkerValues};
+use crate::strikes::StrikeBehavior;
 use crate::task::{RunFuture, TaskRegistration, TaskSet, builtin, registered};
 
 /// What a worker does with a message whose function it does not know.
@@ -284,7 +285,8 @@ impl WorkerBuilder {
                 tasks,
                 fallback: self.fallback,
                 behaviors: [
-                    Arc::new(RetryBehavior) as Arc<dyn Behavior>,
+                    Arc::new(StrikeBehavior) as Arc<dyn Behavior>,
+                    Arc::new(RetryBehavior),
                     Arc::new(PerpetualBehavior),
                 ]
                 .into_iter()

@@ -208,6 +208,19 @@ impl Worker {
                 reason: "this worker is already running".into(),
             });
         }
+        // Nothing runs before the strikes in effect are known.
+        if !shared.docket.strikes_loaded(Duration::from_secs(1)).await {
+            tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name, "waiting for the strikes to load");
+            let mut stopping = shared.stopping.subscribe();
+            tokio::select! {
+                () = async { while !shared.docket.strikes_loaded(Duration::from_mins(1)).await {} } => {}
+                _ = stopping.wait_for(|stop| *stop) => {
+                    shared.stopping.send_replace(false);
+                    shared.running.store(false, Ordering::Release);
+                    return Ok(());
+                }
+            }
+        }
         tracing::info!(
             docket = %shared.docket.name(),
             worker = %shared.info.name,

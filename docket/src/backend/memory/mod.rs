@@ -18,10 +18,11 @@ use self::store::{Entry, Owner, Record, State};
 use super::{
     Backend, BackendConfig, BoxFuture, Claimed, Consumer, Delivery, EventStream, Finish,
     FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue, Outcome, ProgressUpdate,
-    Promotion, Reschedule, ScheduleOutcome, WorkerEntry,
+    Promotion, Reschedule, ScheduleOutcome, StrikeEntry, StrikeReader, WorkerEntry,
 };
 use crate::error::{Result, TaskError};
 use crate::execution::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
+use crate::strikes::{Instruction, StrikeSet};
 use crate::task::Due;
 
 /// One named in-process store.
@@ -31,6 +32,8 @@ struct Store {
     ready: Notify,
     events: broadcast::Sender<(String, Event)>,
     cancels: broadcast::Sender<String>,
+    /// Woken when a strike instruction is appended.
+    strikes_changed: Notify,
 }
 
 /// The stores of this process, by name; they live as long as the process.
@@ -56,6 +59,7 @@ impl MemoryBackend {
                     ready: Notify::new(),
                     events: broadcast::channel(4096).0,
                     cancels: broadcast::channel(1024).0,
+                    strikes_changed: Notify::new(),
                 })
             })
             .clone();
@@ -604,6 +608,48 @@ impl Backend for MemoryBackend {
         ready(())
     }
 
+    fn append_strike(
+        &self,
+        instruction: Instruction,
+        compact_above: usize,
+    ) -> BoxFuture<'_, Result<String>> {
+        let mut state = self.state();
+        let push = |state: &mut State, instruction: Instruction| {
+            state.next_strike += 1;
+            let seq = state.next_strike;
+            state.strike_log.push((seq, instruction));
+            seq
+        };
+        let id = push(&mut state, instruction);
+        let length = state.strike_log.len();
+        if length > compact_above {
+            // strike.lua's compaction: fold, and rewrite when that halves the log.
+            let mut set = StrikeSet::default();
+            state
+                .strike_log
+                .iter()
+                .for_each(|(_, i)| set.apply(i.clone()));
+            let live = set.all();
+            if live.len() + 1 < length / 2 {
+                state.strike_log.clear();
+                push(&mut state, Instruction::Reset);
+                for strike in live {
+                    push(&mut state, Instruction::Strike(strike));
+                }
+            }
+        }
+        drop(state);
+        self.store.strikes_changed.notify_waiters();
+        ready(id.to_string())
+    }
+
+    fn strike_reader(&self) -> BoxFuture<'_, Result<Box<dyn StrikeReader>>> {
+        let reader = MemoryStrikeReader {
+            store: self.store.clone(),
+        };
+        ready(Box::new(reader) as Box<dyn StrikeReader>)
+    }
+
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {
         let now = Instant::now();
         let mut state = self.state();
@@ -707,6 +753,50 @@ impl Backend for MemoryBackend {
 
     fn now(&self) -> BoxFuture<'_, Result<SystemTime>> {
         ready(self.state().wall())
+    }
+}
+
+struct MemoryStrikeReader {
+    store: Arc<Store>,
+}
+
+impl MemoryStrikeReader {
+    fn after(&self, after: u64, count: usize) -> Vec<StrikeEntry> {
+        let state = self
+            .store
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state
+            .strike_log
+            .iter()
+            .filter(|(seq, _)| *seq > after)
+            .take(count)
+            .map(|(seq, instruction)| (seq.to_string(), Ok(instruction.clone())))
+            .collect()
+    }
+}
+
+impl StrikeReader for MemoryStrikeReader {
+    fn read<'a>(
+        &'a mut self,
+        after: Option<&'a str>,
+        block: Option<Duration>,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Vec<StrikeEntry>>> {
+        let after = after.and_then(|id| id.parse().ok()).unwrap_or(0);
+        Box::pin(async move {
+            let changed = self.store.strikes_changed.notified();
+            let entries = self.after(after, count);
+            if !entries.is_empty() {
+                return Ok(entries);
+            }
+            let Some(block) = block else {
+                return Ok(entries);
+            };
+            let _ = tokio::time::timeout(block, changed).await;
+            Ok(self.after(after, count))
+        })
     }
 }
 

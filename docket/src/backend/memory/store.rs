@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::backend::{Message, WorkerEntry};
 use crate::error::TaskError;
 use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
+use crate::strikes::Instruction;
 
 /// A record and when it expires (terminal records only).
 #[allow(clippy::struct_field_names)]
@@ -47,6 +48,9 @@ pub(super) struct State {
     /// system's, and whether an idle docket jumps to its next due task.
     pub clock_offset: Duration,
     pub auto_advance: bool,
+    /// The strikes stream: sequence number and instruction.
+    pub strike_log: Vec<(u64, Instruction)>,
+    pub next_strike: u64,
     /// Leases by name: holder and expiry.
     pub locks: HashMap<String, (String, Instant)>,
 }

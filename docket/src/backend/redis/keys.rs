@@ -38,6 +38,11 @@ impl Keys {
         format!("{}:queue", self.prefix)
     }
 
+    /// `{p}:strikes`: the stream of strike instructions.
+    pub(super) fn strikes(&self) -> String {
+        format!("{}:strikes", self.prefix)
+    }
+
     /// `{p}:workers`: worker → last heartbeat in ms.
     pub(super) fn workers(&self) -> String {
         format!("{}:workers", self.prefix)

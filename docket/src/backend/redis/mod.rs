@@ -13,6 +13,7 @@ mod keys;
 mod lifecycle;
 mod observe;
 mod scripts;
+mod strikes;
 mod wire;
 
 #[cfg(test)]
@@ -31,10 +32,12 @@ use redis::aio::ConnectionManager;
 use self::keys::Keys;
 use super::{
     Backend, BackendConfig, BoxFuture, Consumer, Delivery, EventStream, Finish, FinishOutcome,
-    LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion, ScheduleOutcome, WorkerEntry,
+    LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion, ScheduleOutcome, StrikeReader,
+    WorkerEntry,
 };
 use crate::error::{Error, Result};
 use crate::execution::{ExecutionRecord, ProgressState};
+use crate::strikes::Instruction;
 
 /// A docket stored in Redis (or Valkey).
 pub(crate) struct RedisBackend {
@@ -170,6 +173,21 @@ impl Backend for RedisBackend {
         Box::pin(
             async move { observe::heartbeat(&self.shared, &worker, &tasks, expire_after).await },
         )
+    }
+
+    fn append_strike(
+        &self,
+        instruction: Instruction,
+        compact_above: usize,
+    ) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move { strikes::append(&self.shared, &instruction, compact_above).await })
+    }
+
+    fn strike_reader(&self) -> BoxFuture<'_, Result<Box<dyn StrikeReader>>> {
+        Box::pin(async move {
+            let reader = strikes::RedisStrikeReader::open(&self.shared).await?;
+            Ok(Box::new(reader) as Box<dyn StrikeReader>)
+        })
     }
 
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {

@@ -69,7 +69,7 @@ pub(super) fn next_args(next: Option<&NextDue>) -> (&'static str, u64) {
 }
 
 /// The text of a reply value; `None` for nil, arrays and the like.
-fn text(value: &Value) -> Option<String> {
+pub(super) fn text(value: &Value) -> Option<String> {
     match value {
         Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
         Value::SimpleString(text) | Value::VerbatimString { text, .. } => Some(text.clone()),
