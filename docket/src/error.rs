@@ -122,6 +122,9 @@ pub(crate) enum TaskErrorKind {
     Dependency,
     /// The worker does not know the function.
     UnknownTask,
+    /// Admission refused the run (a strike, a cooldown, a rate limit): it ended
+    /// CANCELLED, and this says why.
+    Refused,
 }
 
 impl TaskError {
@@ -155,6 +158,12 @@ impl TaskError {
     /// An injected parameter could not be resolved.
     pub fn is_dependency(&self) -> bool {
         self.kind == TaskErrorKind::Dependency
+    }
+
+    /// Admission refused the run (a strike, a cooldown, a dropping rate limit); the
+    /// record ended CANCELLED with this as its reason.
+    pub fn is_refused(&self) -> bool {
+        self.kind == TaskErrorKind::Refused
     }
 
     /// No worker-side task is registered under the message's function name.

@@ -348,3 +348,44 @@ pub fn fast_sweeps(docket: &str) -> usize {
         .copied()
         .unwrap_or(0)
 }
+
+/// At most one run per customer at a time.
+#[docket::task(concurrency(max = 1, arg = customer))]
+pub async fn one_per_customer(probe: String, customer: String, millis: u64, execution: Execution) {
+    let _run = ProbeGuard::start(&probe, &execution);
+    let _ = customer;
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+/// At most two runs at a time.
+#[docket::task(concurrency(max = 2))]
+pub async fn two_at_a_time(probe: String, millis: u64, execution: Execution) {
+    let _run = ProbeGuard::start(&probe, &execution);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+/// Debounced: runs once after calls stop for 300 ms.
+#[docket::task(debounce = "300ms")]
+pub async fn debounced(probe: String, n: u32, execution: Execution) -> u32 {
+    let _run = ProbeGuard::start(&probe, &execution);
+    n
+}
+
+/// Runs at most once per 500 ms; calls within the window are dropped.
+#[docket::task(cooldown = "500ms")]
+pub async fn cooled(probe: String, n: u32, execution: Execution) -> u32 {
+    let _run = ProbeGuard::start(&probe, &execution);
+    n
+}
+
+/// At most 10 runs per second; the rest wait.
+#[docket::task(rate_limit(10, per = "1s"))]
+pub async fn rate_limited(probe: String, execution: Execution) {
+    let _run = ProbeGuard::start(&probe, &execution);
+}
+
+/// At most 10 runs per second; the rest are dropped.
+#[docket::task(rate_limit(10, per = "1s", drop))]
+pub async fn rate_dropped(probe: String, execution: Execution) {
+    let _run = ProbeGuard::start(&probe, &execution);
+}

@@ -91,6 +91,8 @@ pub(crate) enum Outcome {
     Failed { error: TaskError },
     /// Cancelled while running.
     Cancelled,
+    /// Not run: admission refused it (the record ends CANCELLED with the reason).
+    Refused { error: TaskError },
     /// Not run: put back for later (a behaviour's admission deferred it). Only valid
     /// with a [`Reschedule`].
     Deferred,
@@ -106,6 +108,41 @@ pub(crate) struct Finish {
     /// Run the key again (a retry, a perpetual task's next run, a deferred admission):
     /// in the same atomic step the record moves to a new generation instead of ending.
     pub next: Option<Reschedule>,
+    /// The concurrency slot the run held (`release`) or waits for (`NextDue::Wait`).
+    pub slot: Option<Slot>,
+    /// The run held `slot`: release it and wake the oldest waiter.
+    pub release: bool,
+}
+
+/// How long a slot reserved for a woken waiter lasts before the waiter must claim it
+/// (a running holder renews its own with its messages).
+pub(crate) const SLOT_LEASE: Duration = Duration::from_secs(30);
+
+/// A concurrency limit's scope and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub scope: String,
+    pub max: u32,
+}
+
+/// An admission check a worker makes before running a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AdmissionCheck {
+    /// Take (or renew) a slot of `slot` for `key`, held for `lease`.
+    Slot {
+        slot: Slot,
+        key: String,
+        lease: Duration,
+    },
+    /// Start a cooldown window on `scope` unless one is running.
+    Cooldown { scope: String, window: Duration },
+    /// Count a run in `scope`'s sliding window unless `limit` ran in the last `per`.
+    Rate {
+        scope: String,
+        member: String,
+        limit: u32,
+        per: Duration,
+    },
 }
 
 /// The next run of a key, scheduled by the step that records the end of this one.
@@ -129,6 +166,9 @@ pub(crate) enum NextDue {
     At(SystemTime),
     /// This long after the run started, or at once if that has passed.
     AfterStart(Duration),
+    /// When a slot of the finish's `slot` frees: parked as a waiter, oldest first (or
+    /// queued at once if one is free by now).
+    Wait,
 }
 
 /// What recording a finished run did.
@@ -286,6 +326,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Opens a reader of the strikes stream (its own connection for blocking reads).
     fn strike_reader(&self) -> BoxFuture<'_, Result<Box<dyn StrikeReader>>>;
+
+    /// Makes an admission check: `None` admits the call; `Some(wait)` refuses it, and
+    /// for rate limits says how long until there is room.
+    fn admission(&self, check: AdmissionCheck) -> BoxFuture<'_, Result<Option<Duration>>>;
+
+    /// Renews the slots these runs (`(slot, key)`) hold, for `lease`.
+    fn renew_slots(&self, held: Vec<(Slot, String)>, lease: Duration) -> BoxFuture<'_, Result<()>>;
+
+    /// Wakes waiters into slots freed by holders whose leases ran out (reserving each
+    /// a slot for `lease`). Returns how many woke.
+    fn wake_waiters(&self, lease: Duration) -> BoxFuture<'_, Result<usize>>;
 
     /// Takes the lease `name` for `holder` for `ttl` unless someone else holds it.
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>>;

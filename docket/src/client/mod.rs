@@ -13,7 +13,7 @@ use crate::backend::{self, Backend, BackendConfig, BackendUrl, NewTask, Schedule
 use crate::error::{Error, Result};
 use crate::execution::{Disposition, Execution, ExecutionParts};
 use crate::strikes::{Instruction, Strike, StrikeFollower, Strikes};
-use crate::task::{Call, Task};
+use crate::task::{Call, Due, Task};
 
 /// The default `execution_ttl`: terminal records and results live 15 minutes.
 pub const DEFAULT_EXECUTION_TTL: Duration = Duration::from_mins(15);
@@ -33,6 +33,12 @@ pub(crate) const RESERVED_KEYS: &[&str] = &[
     "state",
     "cancel",
     "lock",
+    "concurrency",
+    "waiting",
+    "waiting-scopes",
+    "cooldown",
+    "rate",
+    "debounce",
 ];
 
 /// A handle to one named docket on one backend. Cheap to clone; share it freely.
@@ -261,13 +267,21 @@ impl Docket {
                     validate_key(&key)?;
                     key
                 }
+                // Debounced calls of a task share one key, so each replaces the last.
+                None if call.debounce.is_some() => format!("debounce:{}", call.function),
                 None => uuid::Uuid::now_v7().to_string(),
+            };
+            // Debounce (trailing edge): the call replaces any waiting one and is due
+            // once calls have stopped for the settle time.
+            let (due, replace) = match call.debounce {
+                Some(settle) => (Due::After(settle), true),
+                None => (call.due, replace),
             };
             tasks.push(NewTask {
                 key,
                 function: call.function.to_owned(),
                 args,
-                due: call.due,
+                due,
                 attempt: 1,
                 replace,
                 traceparent: None,

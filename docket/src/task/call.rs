@@ -41,6 +41,8 @@ pub struct Call {
     pub(crate) args: std::result::Result<String, String>,
     pub(crate) key: Option<String>,
     pub(crate) due: Due,
+    /// The task's `debounce` settle time.
+    pub(crate) debounce: Option<Duration>,
 }
 
 impl Call {
@@ -86,6 +88,7 @@ impl<T: Task> From<T> for Call {
             args: serde_json::to_string(&task).map_err(|e| e.to_string()),
             key: None,
             due: Due::Now,
+            debounce: T::OPTIONS.debounce,
         }
     }
 }

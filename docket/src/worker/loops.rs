@@ -79,7 +79,22 @@ fn lost_connection(shared: &Shared, what: &str, error: &crate::Error) {
 /// `scheduling_resolution`, whichever is sooner.
 async fn scheduler(shared: Arc<Shared>) {
     let resolution = shared.settings.scheduling_resolution;
+    let limited = shared
+        .tasks
+        .registrations()
+        .iter()
+        .any(|t| t.options().concurrency.is_some());
     loop {
+        // Slots whose holders died free up by expiring: wake their waiters.
+        if limited
+            && let Err(error) = shared
+                .docket
+                .backend()
+                .wake_waiters(shared.settings.redelivery_timeout)
+                .await
+        {
+            lost_connection(&shared, "waking tasks waiting for a slot", &error);
+        }
         let wait = match shared.docket.backend().promote_due(PROMOTE_BATCH).await {
             Ok(promotion) if promotion.moved >= PROMOTE_BATCH => Duration::ZERO,
             Ok(promotion) => promotion
@@ -100,15 +115,23 @@ async fn scheduler(shared: Arc<Shared>) {
 async fn renewer(shared: Arc<Shared>) {
     let every = (shared.settings.redelivery_timeout / 4).max(Duration::from_millis(10));
     while pause(&shared, every).await {
-        let ids: Vec<String> = shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect();
+        let (ids, slots): (Vec<String>, Vec<_>) = {
+            let in_flight = shared
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let slots = in_flight
+                .values()
+                .filter_map(|run| Some((run.slot.clone()?, run.key.clone())))
+                .collect();
+            (in_flight.keys().cloned().collect(), slots)
+        };
         if ids.is_empty() {
             continue;
+        }
+        let lease = shared.settings.redelivery_timeout;
+        if let Err(error) = shared.docket.backend().renew_slots(slots, lease).await {
+            lost_connection(&shared, "renewing concurrency slots", &error);
         }
         match shared.docket.backend().renew(&shared.info.name, ids).await {
             Ok(lost) => {

@@ -22,6 +22,7 @@
 
 mod builder;
 mod finisher;
+mod gates;
 mod loops;
 mod run;
 
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
 pub(crate) struct InFlight {
     pub key: String,
     pub abort: tokio::task::AbortHandle,
+    /// The concurrency slot the run holds, renewed with its message.
+    pub slot: Option<crate::backend::Slot>,
 }
 
 /// The worker's tuning, as the production guide names it.

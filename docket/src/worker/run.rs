@@ -11,7 +11,8 @@ use super::finisher::FinishSender;
 use super::{InFlight, Shared};
 use futures::FutureExt;
 
-use crate::backend::{Delivery, Finish, FinishOutcome, NextDue, Outcome, Reschedule};
+use super::gates::{self, Gate};
+use crate::backend::{Delivery, Finish, FinishOutcome, NextDue, Outcome, Reschedule, Slot};
 use crate::behaviors::{Admission, Plan, RunControl};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::execution::{Disposition, Execution, ExecutionParts, RunInfo};
@@ -32,7 +33,12 @@ struct InFlightGuard<'a> {
 }
 
 impl<'a> InFlightGuard<'a> {
-    fn register(shared: &'a Shared, delivery: &Delivery, abort: tokio::task::AbortHandle) -> Self {
+    fn register(
+        shared: &'a Shared,
+        delivery: &Delivery,
+        abort: tokio::task::AbortHandle,
+        slot: Option<Slot>,
+    ) -> Self {
         shared
             .in_flight
             .lock()
@@ -42,6 +48,7 @@ impl<'a> InFlightGuard<'a> {
                 InFlight {
                     key: delivery.message.key.clone(),
                     abort: abort.clone(),
+                    slot,
                 },
             );
         Self {
@@ -93,7 +100,35 @@ pub(super) async fn execute(
             }),
         },
     );
-    let (outcome, next) = match admit(&shared, &execution).await {
+    let mut admission = admit(&shared, &execution).await;
+    let mut held = None;
+    if admission == Admission::Run {
+        match gates::check(&shared, &execution, &options).await {
+            Gate::Run(slot) => held = slot,
+            Gate::Defer(delay) => admission = Admission::Defer(delay),
+            Gate::Drop(reason) => admission = Admission::Cancel(reason),
+            Gate::Wait(slot) => {
+                tracing::info!(
+                    key = %key, task = %message.function, scope = %slot.scope, max = slot.max,
+                    "concurrency limit reached: waiting for a slot"
+                );
+                let next = Reschedule {
+                    due: NextDue::Wait,
+                    attempt: message.attempt,
+                    args: None,
+                    traceparent: message.traceparent.clone(),
+                };
+                let ended = Ended {
+                    outcome: Outcome::Deferred,
+                    next: Some(next),
+                    slot: Some(slot),
+                    release: false,
+                };
+                return finish(&delivery, &finisher, ended, permit).await;
+            }
+        }
+    }
+    let (outcome, next) = match admission {
         Admission::Run => {
             control.start_clock(options.timeout);
             let outcome = run(
@@ -102,6 +137,7 @@ pub(super) async fn execute(
                 registration,
                 execution.clone(),
                 &control,
+                held.clone(),
             )
             .await;
             let plan = plan_after(&shared, &execution, &outcome).await;
@@ -110,7 +146,7 @@ pub(super) async fn execute(
             (outcome, next)
         }
         Admission::Defer(delay) => {
-            tracing::info!(key = %key, task = %message.function, delay = ?delay, "run deferred by a behaviour");
+            tracing::info!(key = %key, task = %message.function, delay = ?delay, "run deferred");
             let next = Reschedule {
                 due: NextDue::After(delay),
                 attempt: message.attempt,
@@ -120,17 +156,46 @@ pub(super) async fn execute(
             (Outcome::Deferred, Some(next))
         }
         Admission::Cancel(reason) => {
-            tracing::info!(key = %key, task = %message.function, %reason, "run cancelled by a behaviour");
-            (Outcome::Cancelled, None)
+            tracing::info!(key = %key, task = %message.function, %reason, "run dropped");
+            let error = TaskError::new(TaskErrorKind::Refused, reason);
+            (Outcome::Refused { error }, None)
         }
     };
+    let release = held.is_some();
+    let ended = Ended {
+        outcome,
+        next,
+        slot: held,
+        release,
+    };
+    finish(&delivery, &finisher, ended, permit).await
+}
+
+/// How a delivery ended, for [`finish`].
+struct Ended {
+    outcome: Outcome,
+    next: Option<Reschedule>,
+    slot: Option<Slot>,
+    release: bool,
+}
+
+/// Records how the delivery ended (and what follows it), then frees its permit.
+async fn finish(
+    delivery: &Delivery,
+    finisher: &FinishSender,
+    ended: Ended,
+    permit: OwnedSemaphorePermit,
+) -> Ran {
+    let key = delivery.message.key.clone();
     let recorded = finisher
         .finish(Finish {
             delivery_id: delivery.id.clone(),
             key: key.clone(),
-            generation: message.generation,
-            outcome,
-            next,
+            generation: delivery.message.generation,
+            outcome: ended.outcome,
+            next: ended.next,
+            slot: ended.slot,
+            release: ended.release,
         })
         .await;
     match recorded {
@@ -174,7 +239,7 @@ async fn plan_after(shared: &Shared, execution: &Execution, outcome: &Outcome) -
         let hook = match outcome {
             Outcome::Failed { error } => behavior.on_failure(execution, error, &mut plan),
             Outcome::Completed { .. } => behavior.on_completion(execution, &mut plan),
-            Outcome::Cancelled | Outcome::Deferred => break,
+            Outcome::Cancelled | Outcome::Deferred | Outcome::Refused { .. } => break,
         };
         if AssertUnwindSafe(hook).catch_unwind().await.is_err() {
             tracing::error!(key = %execution.key(), "a behaviour panicked planning what follows a run; ignored");
@@ -190,6 +255,7 @@ async fn run(
     registration: Option<&'static crate::task::TaskRegistration>,
     execution: Execution,
     control: &RunControl,
+    slot: Option<Slot>,
 ) -> Outcome {
     let message = &delivery.message;
     let punctuality = SystemTime::now()
@@ -222,7 +288,7 @@ async fn run(
         }
     };
     let handle = tokio::spawn(future);
-    let guard = InFlightGuard::register(shared, delivery, handle.abort_handle());
+    let guard = InFlightGuard::register(shared, delivery, handle.abort_handle(), slot);
     // A cancel published between the claim and the registration above reached no
     // one: look at the record once, now that the listener can find this run.
     if cancelled_meanwhile(shared, message).await {
@@ -319,7 +385,7 @@ fn log_end(shared: &Shared, delivery: &Delivery, outcome: &Outcome, duration: Du
             key = %message.key, attempt = message.attempt, duration_ms, outcome = "failed",
             error = %error, "task failed"
         ),
-        Outcome::Cancelled | Outcome::Deferred => tracing::info!(
+        Outcome::Cancelled | Outcome::Deferred | Outcome::Refused { .. } => tracing::info!(
             docket = %shared.docket.name(), worker = %shared.info.name, task = %message.function,
             key = %message.key, attempt = message.attempt, duration_ms, outcome = "cancelled",
             "task cancelled"

@@ -3,6 +3,7 @@
 //! Every handle opened on the same `memory://NAME` in a process shares one store, so a
 //! producer and a worker in one program (or one test) see the same docket.
 
+mod admission;
 mod store;
 
 use std::collections::HashMap;
@@ -16,9 +17,10 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use self::store::{Entry, Owner, Record, State};
 use super::{
-    Backend, BackendConfig, BoxFuture, Claimed, Consumer, Delivery, EventStream, Finish,
-    FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue, Outcome, ProgressUpdate,
-    Promotion, Reschedule, ScheduleOutcome, StrikeEntry, StrikeReader, WorkerEntry,
+    AdmissionCheck, Backend, BackendConfig, BoxFuture, Claimed, Consumer, Delivery, EventStream,
+    Finish, FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue, Outcome,
+    ProgressUpdate, Promotion, Reschedule, ScheduleOutcome, Slot, StrikeEntry, StrikeReader,
+    WorkerEntry,
 };
 use crate::error::{Result, TaskError};
 use crate::execution::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
@@ -167,6 +169,7 @@ impl MemoryBackend {
             Record {
                 record,
                 stream_seq,
+                waiting: None,
                 expires: None,
             },
         );
@@ -261,6 +264,7 @@ impl MemoryBackend {
             Outcome::Completed { result } => (ExecutionState::Completed, None, result),
             Outcome::Failed { error } => (ExecutionState::Failed, Some(error), None),
             Outcome::Cancelled | Outcome::Deferred => (ExecutionState::Cancelled, None, None),
+            Outcome::Refused { error } => (ExecutionState::Cancelled, Some(error), None),
         };
         if !self.ttl.is_zero()
             && let Some(result) = result
@@ -272,8 +276,14 @@ impl MemoryBackend {
                 record.record.has_result = true;
             }
         }
+        if run.release
+            && let Some(slot) = &run.slot
+        {
+            Self::release_slot(state, slot, &run.key);
+            self.wake_scope(state, slot, now);
+        }
         if let Some(next) = run.next {
-            self.reschedule(state, &run.key, next, error);
+            self.reschedule(state, &run.key, next, error, run.slot.as_ref(), now);
             return FinishOutcome::Recorded;
         }
         state.end(&run.key, end_state, error.clone(), self.ttl, now);
@@ -291,12 +301,24 @@ impl MemoryBackend {
 
     /// Moves a finished run's key to its next generation, in the same critical section
     /// that recorded its end (finish.lua's `reschedule`).
-    fn reschedule(&self, state: &mut State, key: &str, next: Reschedule, error: Option<TaskError>) {
+    fn reschedule(
+        &self,
+        state: &mut State,
+        key: &str,
+        next: Reschedule,
+        error: Option<TaskError>,
+        slot: Option<&Slot>,
+        now: Instant,
+    ) {
         let wall = state.wall();
+        let waits = next.due == NextDue::Wait
+            && slot.is_some_and(|slot| !Self::has_free_slot(state, slot, now));
         let Some(record) = state.records.get(key) else {
             return;
         };
         let when = match next.due {
+            NextDue::Wait if waits => record.record.when,
+            NextDue::Wait => wall,
             NextDue::After(delay) => wall + delay,
             NextDue::At(at) => at,
             NextDue::AfterStart(every) => record
@@ -313,7 +335,19 @@ impl MemoryBackend {
             generation: record.record.generation + 1,
             traceparent: next.traceparent,
         };
-        let (new_state, stream_seq) = state.place(message.clone(), wall);
+        let (new_state, stream_seq) = match slot.filter(|_| waits) {
+            Some(slot) => {
+                state.parked.insert(key.to_owned(), message.clone());
+                state
+                    .waiting
+                    .entry(slot.scope.clone())
+                    .or_default()
+                    .push_back(key.to_owned());
+                state.waiting_max.insert(slot.scope.clone(), slot.max);
+                (ExecutionState::Scheduled, None)
+            }
+            None => state.place(message.clone(), wall),
+        };
         state.progress.remove(key);
         let Some(record) = state.records.get_mut(key) else {
             return;
@@ -330,6 +364,7 @@ impl MemoryBackend {
         r.error = error;
         r.has_result = false;
         record.stream_seq = stream_seq;
+        record.waiting = slot.filter(|_| waits).map(|slot| slot.scope.clone());
         record.expires = None;
         let snapshot = record.record.clone();
         self.publish_state(&snapshot);
@@ -650,6 +685,33 @@ impl Backend for MemoryBackend {
         ready(Box::new(reader) as Box<dyn StrikeReader>)
     }
 
+    fn admission(&self, check: AdmissionCheck) -> BoxFuture<'_, Result<Option<Duration>>> {
+        let answer = self.check(check);
+        ready(answer)
+    }
+
+    fn renew_slots(&self, held: Vec<(Slot, String)>, lease: Duration) -> BoxFuture<'_, Result<()>> {
+        let until = Instant::now() + lease;
+        let mut state = self.state();
+        for (slot, key) in held {
+            if let Some(expiry) = state
+                .slots
+                .get_mut(&slot.scope)
+                .and_then(|s| s.get_mut(&key))
+            {
+                *expiry = until;
+            }
+        }
+        drop(state);
+        ready(())
+    }
+
+    fn wake_waiters(&self, lease: Duration) -> BoxFuture<'_, Result<usize>> {
+        let _ = lease;
+        let woke = self.wake_all();
+        ready(woke)
+    }
+
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {
         let now = Instant::now();
         let mut state = self.state();
@@ -722,7 +784,8 @@ impl Backend for MemoryBackend {
             .partition(|entry| entry.owner.is_some());
         let counts = LiveCounts {
             queued: waiting.len(),
-            scheduled: state.queue.len(),
+            // Parked: due later, or waiting for a concurrency slot.
+            scheduled: state.parked.len(),
             running: delivered.len(),
         };
         drop(state);

@@ -15,6 +15,8 @@ pub(super) struct Record {
     pub record: ExecutionRecord,
     /// The stream entry holding the queued or delivered message.
     pub stream_seq: Option<u64>,
+    /// The concurrency scope it waits in, while parked as a waiter.
+    pub waiting: Option<String>,
     pub expires: Option<Instant>,
 }
 
@@ -51,6 +53,16 @@ pub(super) struct State {
     /// The strikes stream: sequence number and instruction.
     pub strike_log: Vec<(u64, Instruction)>,
     pub next_strike: u64,
+    /// Concurrency slots: scope → key → lease expiry.
+    pub slots: HashMap<String, HashMap<String, Instant>>,
+    /// Waiters for a slot, oldest first: scope → keys.
+    pub waiting: HashMap<String, std::collections::VecDeque<String>>,
+    /// The size of each scope that has had waiters.
+    pub waiting_max: HashMap<String, u32>,
+    /// Cooldown windows: scope → end.
+    pub cooldowns: HashMap<String, Instant>,
+    /// Rate-limit windows: scope → run times.
+    pub rates: HashMap<String, std::collections::VecDeque<Instant>>,
     /// Leases by name: holder and expiry.
     pub locks: HashMap<String, (String, Instant)>,
 }

@@ -43,6 +43,12 @@ impl Keys {
         format!("{}:strikes", self.prefix)
     }
 
+    /// `{p}:{kind}:{scope}`: an admission check's state (`concurrency`, `cooldown`,
+    /// `rate`); `waiting:{scope}` and `waiting-scopes` are named in the prelude.
+    pub(super) fn admission(&self, kind: &str, scope: &str) -> String {
+        format!("{}:{kind}:{scope}", self.prefix)
+    }
+
     /// `{p}:workers`: worker → last heartbeat in ms.
     pub(super) fn workers(&self) -> String {
         format!("{}:workers", self.prefix)

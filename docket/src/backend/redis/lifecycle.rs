@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::Shared;
 use super::scripts::SCRIPTS;
-use super::wire::{due_args, next_args, parse_time};
+use super::wire::{due_args, duration_millis, next_args, parse_time};
+use crate::backend::SLOT_LEASE;
 use crate::backend::{Finish, FinishOutcome, NewTask, Outcome, Promotion, ScheduleOutcome};
 use crate::error::{Error, Result};
 use crate::execution::Disposition;
@@ -78,12 +79,14 @@ pub(super) async fn finish(
         .arg(shared.keys.prefix())
         .arg(worker)
         .arg(shared.ttl_ms)
+        .arg(duration_millis(SLOT_LEASE))
         .arg(runs.len());
     for run in &runs {
         let (state, error, result) = match &run.outcome {
             Outcome::Completed { result } => ("COMPLETED", String::new(), result.as_deref()),
             Outcome::Failed { error } => ("FAILED", error.to_json(), None),
             Outcome::Cancelled => ("CANCELLED", String::new(), None),
+            Outcome::Refused { error } => ("CANCELLED", error.to_json(), None),
             Outcome::Deferred => ("DEFERRED", String::new(), None),
         };
         let next = run.next.as_ref();
@@ -100,7 +103,10 @@ pub(super) async fn finish(
             .arg(next_ms)
             .arg(next.map_or(0, |n| n.attempt))
             .arg(next.and_then(|n| n.args.as_deref()).unwrap_or(""))
-            .arg(next.and_then(|n| n.traceparent.as_deref()).unwrap_or(""));
+            .arg(next.and_then(|n| n.traceparent.as_deref()).unwrap_or(""))
+            .arg(if run.release { "1" } else { "0" })
+            .arg(run.slot.as_ref().map_or("", |s| s.scope.as_str()))
+            .arg(run.slot.as_ref().map_or(0, |s| s.max));
     }
     let reply: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
     if reply.len() != runs.len() {

@@ -7,6 +7,7 @@
 //! (claim, reclaim, renew) and [`observe`] (records, results, progress, events,
 //! snapshots, heartbeats).
 
+mod admission;
 mod connection;
 mod consumer;
 mod keys;
@@ -31,9 +32,9 @@ use redis::aio::ConnectionManager;
 
 use self::keys::Keys;
 use super::{
-    Backend, BackendConfig, BoxFuture, Consumer, Delivery, EventStream, Finish, FinishOutcome,
-    LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion, ScheduleOutcome, StrikeReader,
-    WorkerEntry,
+    AdmissionCheck, Backend, BackendConfig, BoxFuture, Consumer, Delivery, EventStream, Finish,
+    FinishOutcome, LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion, ScheduleOutcome,
+    Slot, StrikeReader, WorkerEntry,
 };
 use crate::error::{Error, Result};
 use crate::execution::{ExecutionRecord, ProgressState};
@@ -188,6 +189,18 @@ impl Backend for RedisBackend {
             let reader = strikes::RedisStrikeReader::open(&self.shared).await?;
             Ok(Box::new(reader) as Box<dyn StrikeReader>)
         })
+    }
+
+    fn admission(&self, check: AdmissionCheck) -> BoxFuture<'_, Result<Option<Duration>>> {
+        Box::pin(admission::check(&self.shared, check))
+    }
+
+    fn renew_slots(&self, held: Vec<(Slot, String)>, lease: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(admission::renew(&self.shared, held, lease))
+    }
+
+    fn wake_waiters(&self, lease: Duration) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(admission::wake(&self.shared, lease))
     }
 
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {

@@ -65,6 +65,7 @@ pub(super) fn next_args(next: Option<&NextDue>) -> (&'static str, u64) {
         Some(NextDue::After(delay)) => ("after", ceil_millis(*delay)),
         Some(NextDue::At(when)) => ("at", epoch_millis(*when)),
         Some(NextDue::AfterStart(every)) => ("start", ceil_millis(*every)),
+        Some(NextDue::Wait) => ("wait", 0),
     }
 }
 

@@ -5,11 +5,17 @@
 -- ARGV[1]  prefix
 -- ARGV[2]  worker     the consumer that ran them
 -- ARGV[3]  ttl_ms     execution_ttl (0: fire-and-forget, keep nothing)
--- ARGV[4]  count      how many runs follow, 12 arguments each:
+-- ARGV[4]  lease_ms   how long a concurrency slot reserved for a woken waiter lasts
+-- ARGV[5]  count      how many runs follow, 15 arguments each:
 --   id, key, generation, state ('COMPLETED' | 'FAILED' | 'CANCELLED' | 'DEFERRED'),
 --   error_json (''), has_result ('1' | '0'), result,
 --   next_kind ('' | 'after' | 'at' | 'start'), next_ms, next_attempt,
---   next_args ('' keeps the current arguments), traceparent
+--   next_args ('' keeps the current arguments), traceparent,
+--   release ('1': the run held a concurrency slot), slot_scope, slot_max
+--
+-- A run that held a slot releases it and wakes the oldest waiter of its scope.
+-- next_kind 'wait' parks the call as a waiter of slot_scope (FIFO) unless a slot is
+-- free by now, in which case it is queued again at once.
 --
 -- With a next_kind, the run is not concluded: in the same step the key is rescheduled
 -- (a retry, a perpetual task's next run) as a new generation, due after next_ms, at
@@ -28,14 +34,21 @@
 local stream, queue = KEYS[1], KEYS[2]
 local worker, ttl_ms = ARGV[2], ARGV[3]
 local keep = tonumber(ttl_ms) > 0
-local count = tonumber(ARGV[4])
+local lease_ms = ARGV[4]
+local count = tonumber(ARGV[5])
 local now = now_ms()
 local out = {}
 
 -- Moves a finished run's key to its next generation (see the header).
 local function reschedule(record, key, generation, kind, ms, attempt, args, traceparent,
-                          state, error_json, now)
+                          state, error_json, now, slot_scope, slot_max)
     local current = to_table(redis.call('HGETALL', record))
+    local waiting = false
+    if kind == 'wait' then
+        local slots = slot_key(slot_scope)
+        redis.call('ZREMRANGEBYSCORE', slots, '-inf', '(' .. int(now))
+        waiting = redis.call('ZCARD', slots) >= tonumber(slot_max)
+    end
     local due = now
     if kind == 'after' then
         due = now + ms
@@ -49,11 +62,27 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
     end
     local new_generation = int(tonumber(generation) + 1)
     local when = rfc3339(due)
+    if waiting then
+        when = current['when']
+    end
     local fields = message_fields(key, when, current['function'], args, attempt,
         new_generation, traceparent)
-    local new_state, id = place(stream, queue, key, fields, due, now)
+    local new_state, id = 'SCHEDULED', ''
+    if waiting then
+        local parked = parked_key(key)
+        redis.call('DEL', parked)
+        redis.call('HSET', parked, unpack(fields))
+        redis.call('ZADD', queue, PARKED_FOREVER, key)
+        redis.call('RPUSH', waiting_key(slot_scope), key)
+        redis.call('HSET', WAITING_SCOPES, slot_scope, slot_max)
+    else
+        new_state, id = place(stream, queue, key, fields, due, now)
+    end
     redis.call('HDEL', record, 'worker', 'started_at', 'started_ms', 'completed_at',
-        'deliveries', 'stream_id', 'result_key')
+        'deliveries', 'stream_id', 'result_key', 'waiting')
+    if waiting then
+        redis.call('HSET', record, 'waiting', slot_scope)
+    end
     redis.call('HSET', record, 'state', new_state, 'generation', new_generation,
         'when', when, 'args', args, 'attempt', attempt)
     if id ~= '' then
@@ -70,12 +99,13 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
 end
 
 for i = 0, count - 1 do
-    local base = 5 + i * 12
+    local base = 6 + i * 15
     local id, key, generation = ARGV[base], ARGV[base + 1], ARGV[base + 2]
     local state, error_json = ARGV[base + 3], ARGV[base + 4]
     local has_result, result = ARGV[base + 5], ARGV[base + 6]
     local next_kind, next_ms = ARGV[base + 7], tonumber(ARGV[base + 8])
     local next_attempt, next_args, traceparent = ARGV[base + 9], ARGV[base + 10], ARGV[base + 11]
+    local release, slot_scope, slot_max = ARGV[base + 12], ARGV[base + 13], ARGV[base + 14]
 
     if not is_pending_for(stream, id, worker) then
         out[#out + 1] = 'fenced'
@@ -83,6 +113,10 @@ for i = 0, count - 1 do
         local record = record_key(key)
         local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id')
         drop_message(stream, id)
+        if release == '1' then
+            redis.call('ZREM', slot_key(slot_scope), key)
+            wake_scope(stream, queue, slot_scope, slot_max, lease_ms, now)
+        end
         -- The stream id fences too: on a fire-and-forget docket generations restart at 1
         -- once a record is deleted, so only the message id tells two runs apart.
         if tonumber(current[2]) ~= tonumber(generation) or current[3] ~= worker
@@ -101,7 +135,7 @@ for i = 0, count - 1 do
                 conclude(key, state, generation, ttl_ms, error_json, now)
             else
                 reschedule(record, key, generation, next_kind, next_ms, next_attempt,
-                    next_args, traceparent, state, error_json, now)
+                    next_args, traceparent, state, error_json, now, slot_scope, slot_max)
             end
             out[#out + 1] = 'recorded'
         end

@@ -148,4 +148,48 @@ local function is_pending_for(stream, id, worker)
     return type(pending) == 'table' and pending.err == nil and #pending > 0
 end
 
+-- Admission control keys (see admission.lua).
+local function slot_key(scope) return PREFIX .. ':concurrency:' .. scope end
+local function waiting_key(scope) return PREFIX .. ':waiting:' .. scope end
+local WAITING_SCOPES = PREFIX .. ':waiting-scopes'
+-- Waiters sit in the queue with this score: counted and listed as SCHEDULED, never due.
+local PARKED_FOREVER = 9007199254740991
+
+-- Wakes waiters of `scope` into its free slots (holders whose lease ran out are dropped
+-- first), oldest first: each woken waiter's message goes to the stream with a slot
+-- reserved for it, so no newcomer takes its place. Stale entries (cancelled or replaced
+-- waiters) are skipped. Returns how many woke.
+local function wake_scope(stream, queue, scope, max, lease_ms, now)
+    local slots = slot_key(scope)
+    redis.call('ZREMRANGEBYSCORE', slots, '-inf', '(' .. int(now))
+    local free = tonumber(max) - redis.call('ZCARD', slots)
+    local list = waiting_key(scope)
+    local woke = 0
+    while free > 0 do
+        local key = redis.call('LPOP', list)
+        if not key then
+            break
+        end
+        local record = record_key(key)
+        local current = redis.call('HMGET', record, 'state', 'waiting', 'generation')
+        if current[1] == 'SCHEDULED' and current[2] == scope then
+            local parked = parked_key(key)
+            local fields = redis.call('HGETALL', parked)
+            redis.call('DEL', parked)
+            redis.call('ZREM', queue, key)
+            local id = redis.call('XADD', stream, '*', unpack(fields))
+            redis.call('HSET', record, 'state', 'QUEUED', 'stream_id', id)
+            redis.call('HDEL', record, 'waiting')
+            redis.call('ZADD', slots, int(now + tonumber(lease_ms)), key)
+            publish_state(key, 'QUEUED', current[3])
+            free = free - 1
+            woke = woke + 1
+        end
+    end
+    if redis.call('LLEN', list) == 0 then
+        redis.call('HDEL', WAITING_SCOPES, scope)
+    end
+    return woke
+end
+
 --------------------------------------------------------------------------------------

@@ -75,6 +75,8 @@ fn completed(delivery: &Delivery, result: Option<&str>) -> Finish {
             result: result.map(str::to_owned),
         },
         next: None,
+        slot: None,
+        release: false,
     }
 }
 
