@@ -272,7 +272,35 @@ async fn rate_limits_wait_or_drop(target: Target) {
     assert_eq!(dropped, 40);
 }
 
+/// A holder running far past its lease keeps its slot by renewing it.
+async fn a_long_holder_keeps_its_slot_by_renewing(target: Target) {
+    let docket = target.docket().await;
+    let probe = target.name.clone();
+    docket
+        .add(OnePerCustomer::new(probe.clone(), "long".into(), 1_500))
+        .key("long-holder")
+        .await
+        .unwrap();
+    docket
+        .add(OnePerCustomer::new(probe.clone(), "long".into(), 10))
+        .key("patient")
+        .after(Duration::from_millis(100))
+        .await
+        .unwrap();
+    test_worker(&docket)
+        .redelivery_timeout(Duration::from_millis(400))
+        .build()
+        .unwrap()
+        .run_until_finished()
+        .await
+        .unwrap();
+    let all = runs(&probe);
+    assert_eq!(all.len(), 2);
+    assert_eq!(most_overlapping(&all), 1, "{all:?}");
+}
+
 on_both_backends!(
+    a_long_holder_keeps_its_slot_by_renewing,
     a_per_argument_limit_never_overlaps_one_value,
     a_per_task_limit_of_two,
     waiters_wake_in_fifo_order,

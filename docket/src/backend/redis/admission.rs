@@ -49,6 +49,8 @@ pub(super) async fn check(shared: &Shared, check: AdmissionCheck) -> Result<Opti
     })
 }
 
+/// Extends the slots these runs hold, by the server clock (one script per slot, in one
+/// round trip).
 pub(super) async fn renew(
     shared: &Shared,
     held: Vec<(crate::backend::Slot, String)>,
@@ -57,16 +59,27 @@ pub(super) async fn renew(
     if held.is_empty() {
         return Ok(());
     }
-    let now = std::time::SystemTime::now();
-    let until = super::wire::epoch_millis(now + lease);
+    // Loaded once so that the pipeline can use EVALSHA.
+    let _: i64 = SCRIPTS
+        .admission
+        .key(shared.keys.admission("concurrency", "-"))
+        .arg(shared.keys.prefix())
+        .arg("renew")
+        .arg("-")
+        .arg(1)
+        .invoke_async(&mut shared.connection())
+        .await?;
     let mut pipeline = redis::pipe();
     for (slot, key) in held {
         pipeline
-            .cmd("ZADD")
+            .cmd("EVALSHA")
+            .arg(SCRIPTS.admission.get_hash())
+            .arg(1)
             .arg(shared.keys.admission("concurrency", &slot.scope))
-            .arg("XX")
-            .arg(until)
+            .arg(shared.keys.prefix())
+            .arg("renew")
             .arg(key)
+            .arg(duration_millis(lease).max(1))
             .ignore();
     }
     let () = pipeline.query_async(&mut shared.connection()).await?;

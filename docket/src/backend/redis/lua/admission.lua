@@ -3,10 +3,12 @@
 -- KEYS[1]  the check's key: {p}:concurrency:{scope}, {p}:cooldown:{scope} or
 --          {p}:rate:{scope}
 -- ARGV[1]  prefix
--- ARGV[2]  kind: 'slot' | 'cooldown' | 'rate'
+-- ARGV[2]  kind: 'slot' | 'renew' | 'cooldown' | 'rate'
 --
 -- slot      ARGV[3] key, ARGV[4] max, ARGV[5] lease_ms. Takes (or renews) a slot for
 --           key unless `max` other keys hold unexpired ones. Returns 1 (holds) or 0.
+-- renew     ARGV[3] key, ARGV[4] lease_ms. Extends a slot key holds (by the server
+--           clock); returns 1, or 0 when it no longer holds one.
 -- cooldown  ARGV[3] window_ms. Returns 1 and starts the window when none is running,
 --           else 0 (the call is dropped).
 -- rate      ARGV[3] member, ARGV[4] limit, ARGV[5] per_ms. Sliding window: returns 0
@@ -21,6 +23,12 @@ if kind == 'slot' then
     redis.call('ZREMRANGEBYSCORE', target, '-inf', '(' .. int(now))
     if redis.call('ZSCORE', target, key) or redis.call('ZCARD', target) < max then
         redis.call('ZADD', target, int(now + lease_ms), key)
+        return 1
+    end
+    return 0
+elseif kind == 'renew' then
+    if redis.call('ZSCORE', target, ARGV[3]) then
+        redis.call('ZADD', target, int(now + tonumber(ARGV[4])), ARGV[3])
         return 1
     end
     return 0
