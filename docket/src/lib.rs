@@ -10,6 +10,12 @@ mod error;
 pub mod execution;
 pub mod inject;
 mod observe;
+
+/// Metrics for applications that serve them from their own HTTP server (a worker
+/// started by `docket worker --metrics-port` serves them itself).
+pub mod observability {
+    pub use crate::observe::prometheus_text;
+}
 pub mod strikes;
 pub mod task;
 pub mod testing;

@@ -39,3 +39,9 @@ async fn tick(log: String, execution: docket::Execution) -> std::io::Result<()> 
 async fn main() -> std::process::ExitCode {
     docket::run_worker().await
 }
+
+/// Fails on both of its attempts (a retry 50 ms after the first).
+#[docket::task(name = "app_flaky", retry = Fixed(2, 50ms))]
+async fn flaky(n: u32) -> Result<(), String> {
+    Err(format!("flaky call {n} failed"))
+}

@@ -135,11 +135,23 @@ async fn trace_then_worker_until_finished_runs_it_and_exits_0() {
     let output = finish(worker, Duration::from_secs(30), &["worker"]).await;
     let logs = text(&output.stderr);
     assert!(output.status.success(), "{}\n{logs}", output.status);
-    // JSON logging: one object per line, the trace among them.
+    // JSON logging: one object per line, the trace among them, runs with docket fields.
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
+    let started = lines
+        .iter()
+        .find(|l| l["message"] == "task started")
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert_eq!(started["docket.key"], key.as_str(), "{started}");
+    assert_eq!(started["docket.task"], "trace", "{started}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "task finished" && l["docket.key"] == key.as_str()),
+        "{logs}"
+    );
     assert!(
         lines
             .iter()
@@ -638,4 +650,174 @@ async fn strike_blocks_a_task_and_restore_lets_it_run() {
     let docket = cli.docket().await;
     let execution = docket.get_execution(&key).await.unwrap().unwrap();
     assert_eq!(execution.state().await.unwrap(), ExecutionState::Completed);
+}
+
+/// GET `path` on a loopback port; the whole answer, or `None` when nothing listens.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    Some(answer)
+}
+
+fn scrape(answer: &str) -> prometheus_parse::Scrape {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// Counts are whole numbers carried as floats.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole(value: f64) -> u64 {
+    value.round() as u64
+}
+
+/// The value of a counter or gauge sample for one task of this docket.
+fn sample(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    docket: &str,
+    task: Option<&str>,
+) -> u64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && s.labels.get("docket_name") == Some(docket))
+        .filter(|s| task.is_none_or(|t| s.labels.get("docket_task") == Some(t)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .map(whole)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_every_run_with_their_labels() {
+    let cli = Cli::new();
+    let docket = cli.docket().await;
+    let name = cli.target.name.clone();
+    for n in 0..12 {
+        docket
+            .add(docket::task::builtin::Trace::new(format!("hello {n}")))
+            .await
+            .unwrap();
+    }
+    for n in 0..5 {
+        docket
+            .add(docket::task::builtin::Fail::new(format!("boom {n}")))
+            .await
+            .unwrap();
+    }
+    for n in 0..3 {
+        docket.add(crate::tasks::AppFlaky::new(n)).await.unwrap();
+    }
+    let port = free_port();
+    let mut worker = cli.worker(&["--name", "metered", "--metrics-port", &port.to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let scraped = loop {
+        if let Some(answer) = http_get(port, "/metrics").await {
+            let scraped = scrape(&answer);
+            if sample(&scraped, "docket_tasks_completed_total", &name, None) >= 23 {
+                break scraped;
+            }
+        }
+        assert!(Instant::now() < deadline, "the runs never all completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    worker.kill().await.unwrap();
+    let expect = |metric: &str, task: &str, value: u64| {
+        assert_eq!(
+            sample(&scraped, metric, &name, Some(task)),
+            value,
+            "{metric}{{{task}}}"
+        );
+    };
+    expect("docket_tasks_started_total", "trace", 12);
+    expect("docket_tasks_succeeded_total", "trace", 12);
+    expect("docket_tasks_failed_total", "fail", 5);
+    expect("docket_tasks_started_total", "app_flaky", 6);
+    expect("docket_tasks_failed_total", "app_flaky", 6);
+    expect("docket_tasks_retried_total", "app_flaky", 3);
+    expect("docket_tasks_completed_total", "app_flaky", 6);
+    // The guide's queries use the plain name.
+    assert_eq!(sample(&scraped, "docket_tasks_completed", &name, None), 23);
+    let started = scraped
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "docket_tasks_started_total" && s.labels.get("docket_name") == Some(&*name)
+        })
+        .unwrap();
+    assert_eq!(started.labels.get("docket_worker"), Some("metered"));
+    assert!(matches!(started.value, prometheus_parse::Value::Counter(_)));
+    let durations = scraped
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "docket_task_duration"
+                && s.labels.get("docket_task") == Some("trace")
+                && s.labels.get("docket_name") == Some(&*name)
+        })
+        .expect("a duration histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &durations.value else {
+        panic!("{durations:?}");
+    };
+    assert_eq!(whole(buckets.last().unwrap().count), 12);
+    assert!(
+        scraped.samples.iter().any(
+            |s| s.metric == "docket_queue_depth" && s.labels.get("docket_name") == Some(&*name)
+        ),
+        "the queue depth gauge is refreshed by heartbeats"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_503_without_redis_and_200_when_it_returns() {
+    let mut cli = Cli::new();
+    let port = free_port();
+    let mut worker = cli.worker(&[
+        "--healthcheck-port",
+        &port.to_string(),
+        "--reconnection-delay",
+        "100ms",
+    ]);
+    let status = |answer: &Option<String>| {
+        answer
+            .as_deref()
+            .and_then(|a| a.split_whitespace().nth(1))
+            .and_then(|code| code.parse::<u16>().ok())
+    };
+    let wait_for = |code: u16, within: Duration| async move {
+        let deadline = Instant::now() + within;
+        loop {
+            let answer = http_get(port, "/").await;
+            if status(&answer) == Some(code) {
+                return answer.unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "health never answered {code}: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    wait_for(200, Duration::from_secs(20)).await;
+    let ready = http_get(port, "/ready").await.unwrap();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+
+    cli.target.redis.as_mut().unwrap().kill();
+    let down = Instant::now();
+    let answer = wait_for(503, Duration::from_secs(5)).await;
+    println!("health 503 {:?} after Redis stopped", down.elapsed());
+    assert!(answer.contains("lost the connection"), "{answer}");
+
+    cli.target.redis.as_mut().unwrap().restart();
+    wait_for(200, Duration::from_secs(20)).await;
+    worker.kill().await.unwrap();
 }

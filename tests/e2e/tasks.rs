@@ -389,3 +389,10 @@ pub async fn rate_limited(probe: String, execution: Execution) {
 pub async fn rate_dropped(probe: String, execution: Execution) {
     let _run = ProbeGuard::start(&probe, &execution);
 }
+
+/// Wire-compatible with `app_flaky` of the `docket-app` binary.
+#[docket::task(name = "app_flaky", retry = Fixed(2, 50ms))]
+pub async fn app_flaky(n: u32) {
+    let _ = n;
+    unreachable!("only docket-app workers run app_flaky");
+}

@@ -26,7 +26,6 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
     else {
         return Ok(ExitCode::SUCCESS);
     };
-    let docket_handle = docket.clone();
     let mut builder = Worker::builder(docket)
         .concurrency(usize::try_from(args.concurrency).unwrap_or(usize::MAX))
         .redelivery_timeout(args.redelivery_timeout)
@@ -46,17 +45,18 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
     if let Some(listener) = health {
         let w = worker.clone();
         let docket = global.docket.clone();
-        servers.push(tokio::spawn(observe::serve(listener, move |path| {
-            (path == "/").then(|| observe::health(&docket, w.name(), w.status()))
-        })));
+        servers.push(tokio::spawn(observe::serve(
+            listener,
+            move |path| match path {
+                "/" | "/health" => Some(observe::health(&docket, w.name(), w.status())),
+                "/ready" => Some(observe::ready(&docket, w.name(), w.status())),
+                _ => None,
+            },
+        )));
     }
     if let Some(listener) = metrics {
-        let w = worker.clone();
-        let handle = docket_handle.clone();
-        servers.push(tokio::spawn(observe::serve(listener, move |path| {
-            (path == "/metrics").then(|| {
-                observe::metrics(handle.name(), w.name(), w.status(), handle.strikes().len())
-            })
+        servers.push(tokio::spawn(observe::serve(listener, |path| {
+            (path == "/metrics").then(observe::metrics_response)
         })));
     }
     let signals = tokio::spawn(stop_on_signals(signals, worker.clone(), args.drain_timeout));

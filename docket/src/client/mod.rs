@@ -12,6 +12,7 @@ pub use snapshot::{ActiveWorker, Snapshot};
 use crate::backend::{self, Backend, BackendConfig, BackendUrl, NewTask, ScheduleOutcome};
 use crate::error::{Error, Result};
 use crate::execution::{Disposition, Execution, ExecutionParts};
+use crate::observe::metrics;
 use crate::strikes::{Instruction, Strike, StrikeFollower, Strikes};
 use crate::task::{Call, Due, Task};
 
@@ -342,6 +343,27 @@ impl Docket {
     }
 
     fn execution_for(&self, task: NewTask, outcome: &ScheduleOutcome) -> Execution {
+        let labels = || metrics::labels(self.name(), None, Some(&task.function));
+        match outcome.disposition {
+            Disposition::Scheduled | Disposition::Superseded => {
+                let written = if task.replace {
+                    "docket_tasks_replaced"
+                } else {
+                    "docket_tasks_added"
+                };
+                metrics::count(written, labels(), 1);
+                metrics::count("docket_tasks_scheduled", labels(), 1);
+                if outcome.disposition == Disposition::Superseded {
+                    metrics::count("docket_tasks_superseded", labels(), 1);
+                }
+            }
+            Disposition::Struck => {
+                let mut labels = labels();
+                labels.push(("where", "docket".to_owned()));
+                metrics::count("docket_tasks_stricken", labels, 1);
+            }
+            Disposition::AlreadyScheduled => {}
+        }
         tracing::debug!(
             docket = %self.name(),
             key = %task.key,
@@ -372,7 +394,15 @@ impl Docket {
     /// # Errors
     /// When the backend cannot be reached.
     pub async fn cancel(&self, key: &str) -> Result<bool> {
-        self.backend().cancel(key).await
+        let cancelled = self.backend().cancel(key).await?;
+        if cancelled {
+            metrics::count(
+                "docket_tasks_cancelled",
+                metrics::labels(self.name(), None, None),
+                1,
+            );
+        }
+        Ok(cancelled)
     }
 
     /// The execution currently recorded for `key`, if any.

@@ -2,62 +2,53 @@
 //! Prometheus text on `--metrics-port`.
 
 mod http;
+pub(crate) mod metrics;
 
 pub(crate) use http::{Response, serve};
+pub use metrics::prometheus_text;
 
 use crate::worker::WorkerStatus;
 
 /// The health check's answer: 200 while the worker runs and is not draining, 503 with
 /// the reason otherwise.
 pub(crate) fn health(docket: &str, worker: &str, status: WorkerStatus) -> Response {
-    let (code, state) = match (status.running, status.draining) {
-        (true, false) => (200, "healthy"),
-        (true, true) => (503, "draining"),
-        (false, _) => (503, "not running"),
+    let problem = if !status.running {
+        Some("not running")
+    } else if status.draining {
+        Some("draining: no longer taking tasks")
+    } else if !status.connected {
+        Some("lost the connection to the docket")
+    } else if status.since_progress > status.stall_limit {
+        Some("the worker loop has stalled")
+    } else {
+        None
     };
     let body = serde_json::json!({
-        "status": state,
+        "status": problem.map_or("healthy", |_| "unhealthy"),
+        "reason": problem,
         "docket": docket,
         "worker": worker,
         "tasks_running": status.tasks_running,
         "disruptions": status.disruptions,
+        "last_progress_ms": u64::try_from(status.since_progress.as_millis()).unwrap_or(u64::MAX),
     });
-    Response::json(code, &body)
+    Response::json(if problem.is_some() { 503 } else { 200 }, &body)
 }
 
-/// The worker's own gauges and counters in the Prometheus text format.
-pub(crate) fn metrics(
-    docket: &str,
-    worker: &str,
-    status: WorkerStatus,
-    strikes: usize,
-) -> Response {
-    let labels = format!(
-        "docket_name=\"{}\",docket_worker=\"{}\"",
-        escape(docket),
-        escape(worker)
-    );
-    let body = format!(
-        "# HELP docket_tasks_running Tasks being run by this worker.\n\
-         # TYPE docket_tasks_running gauge\n\
-         docket_tasks_running{{{labels}}} {}\n\
-         # HELP docket_redis_disruptions Times this worker lost its connection to Redis.\n\
-         # TYPE docket_redis_disruptions counter\n\
-         docket_redis_disruptions_total{{{labels}}} {}\n\
-         # HELP docket_strikes_in_effect Strikes in effect in the docket.\n\
-         # TYPE docket_strikes_in_effect gauge\n\
-         docket_strikes_in_effect{{{labels}}} {}\n",
-        status.tasks_running, status.disruptions, strikes
-    );
-    Response::text(200, "text/plain; version=0.0.4; charset=utf-8", body)
+/// Ready once the worker runs: its strikes are loaded and its consumer group exists.
+pub(crate) fn ready(docket: &str, worker: &str, status: WorkerStatus) -> Response {
+    let ready = status.running && status.connected && !status.draining;
+    let body = serde_json::json!({ "ready": ready, "docket": docket, "worker": worker });
+    Response::json(if ready { 200 } else { 503 }, &body)
 }
 
-/// Escapes a Prometheus label value.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Every metric of the process in the Prometheus text format.
+pub(crate) fn metrics_response() -> Response {
+    Response::text(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        prometheus_text(),
+    )
 }
 
 #[cfg(test)]
@@ -70,6 +61,9 @@ mod tests {
             draining,
             tasks_running: 2,
             disruptions: 1,
+            connected: true,
+            since_progress: std::time::Duration::from_millis(10),
+            stall_limit: std::time::Duration::from_secs(5),
         }
     }
 
@@ -84,20 +78,21 @@ mod tests {
                 .body
                 .contains("not running")
         );
-    }
-
-    #[test]
-    fn metrics_escape_labels() {
-        let text = metrics("d", "w\"1", status(true, false), 3).body;
+        let lost = WorkerStatus {
+            connected: false,
+            ..status(true, false)
+        };
+        let answer = health("d", "w", lost);
+        assert_eq!(answer.code, 503);
         assert!(
-            text.contains("docket_tasks_running{docket_name=\"d\",docket_worker=\"w\\\"1\"} 2"),
-            "{text}"
+            answer.body.contains("lost the connection"),
+            "{}",
+            answer.body
         );
-        assert!(text.contains("docket_redis_disruptions_total{"), "{text}");
-        assert!(
-            text.contains("docket_strikes_in_effect{docket_name=\"d\""),
-            "{text}"
-        );
-        assert!(text.trim_end().ends_with(" 3"), "{text}");
+        let stalled = WorkerStatus {
+            since_progress: std::time::Duration::from_mins(1),
+            ..status(true, false)
+        };
+        assert!(health("d", "w", stalled).body.contains("stalled"));
     }
 }

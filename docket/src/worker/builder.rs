@@ -297,6 +297,9 @@ impl WorkerBuilder {
                 stopping: watch::channel(false).0,
                 running: AtomicBool::new(false),
                 disruptions: AtomicU64::new(0),
+                connected: AtomicBool::new(false),
+                progress_ms: AtomicU64::new(0),
+                epoch: std::time::Instant::now(),
             }),
         })
     }

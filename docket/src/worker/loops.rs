@@ -2,7 +2,6 @@
 //! cancellation listener.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -66,7 +65,7 @@ async fn pause(shared: &Shared, duration: Duration) -> bool {
 }
 
 fn lost_connection(shared: &Shared, what: &str, error: &crate::Error) {
-    shared.disruptions.fetch_add(1, Ordering::Relaxed);
+    shared.mark_lost();
     tracing::warn!(
         docket = %shared.docket.name(),
         worker = %shared.info.name,
@@ -154,13 +153,17 @@ async fn heartbeat(shared: Arc<Shared>) {
     let expire_after = every * shared.settings.missed_heartbeats;
     let tasks = shared.tasks.names();
     loop {
-        if let Err(error) = shared
+        match shared
             .docket
             .backend()
             .heartbeat(&shared.info.name, &tasks, expire_after)
             .await
         {
-            lost_connection(&shared, "the heartbeat", &error);
+            Ok(()) => {
+                shared.mark_ok();
+                refresh_gauges(&shared).await;
+            }
+            Err(error) => lost_connection(&shared, "the heartbeat", &error),
         }
         if !pause(&shared, every).await {
             return;
@@ -212,4 +215,30 @@ async fn automatic(shared: Arc<Shared>) {
             return;
         }
     }
+}
+
+/// Queue and schedule depth and strikes in effect, refreshed with every heartbeat.
+async fn refresh_gauges(shared: &Shared) {
+    use crate::observe::metrics::{labels, set};
+    let docket = shared.docket.name();
+    #[allow(clippy::cast_precision_loss)]
+    if let Ok(counts) = shared.docket.backend().live_counts().await {
+        set(
+            "docket_queue_depth",
+            labels(docket, None, None),
+            counts.queued as f64,
+        );
+        set(
+            "docket_schedule_depth",
+            labels(docket, None, None),
+            counts.scheduled as f64,
+        );
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let strikes = shared.docket.strikes().len() as f64;
+    set(
+        "docket_strikes_in_effect",
+        labels(docket, None, None),
+        strikes,
+    );
 }

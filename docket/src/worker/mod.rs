@@ -68,6 +68,32 @@ pub(crate) struct Shared {
     pub stopping: watch::Sender<bool>,
     pub running: AtomicBool,
     pub disruptions: AtomicU64,
+    /// Health: the last backend call succeeded, and when the worker last made progress
+    /// (milliseconds since `epoch`).
+    pub connected: AtomicBool,
+    pub progress_ms: AtomicU64,
+    pub epoch: std::time::Instant,
+}
+
+impl Shared {
+    /// A backend call succeeded: the worker is connected and making progress.
+    pub(crate) fn mark_ok(&self) {
+        self.connected.store(true, Ordering::Relaxed);
+        let since = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress_ms.store(since, Ordering::Relaxed);
+    }
+
+    /// A backend call failed: count a disruption, and report unhealthy until one works.
+    pub(crate) fn mark_lost(&self) {
+        self.connected.store(false, Ordering::Relaxed);
+        self.disruptions.fetch_add(1, Ordering::Relaxed);
+        crate::observe::metrics::count("docket_redis_disruptions", self.labels(None), 1);
+    }
+
+    /// Metric labels of this worker (and a task).
+    pub(crate) fn labels(&self, task: Option<&str>) -> Vec<(&'static str, String)> {
+        crate::observe::metrics::labels(self.docket.name(), Some(&self.info.name), task)
+    }
 }
 
 /// A run in progress.
@@ -105,6 +131,12 @@ pub struct WorkerStatus {
     pub tasks_running: usize,
     /// Times the worker lost its connection to the docket so far.
     pub disruptions: u64,
+    /// The last call to the docket succeeded.
+    pub connected: bool,
+    /// How long since the worker last made progress (a claim, a heartbeat).
+    pub since_progress: Duration,
+    /// Past this without progress, the worker counts as stalled.
+    pub stall_limit: Duration,
 }
 
 /// Stops a running worker from another task: it stops claiming, lets running tasks
@@ -161,6 +193,13 @@ impl Worker {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .len(),
             disruptions: shared.disruptions.load(Ordering::Relaxed),
+            connected: shared.connected.load(Ordering::Relaxed),
+            since_progress: shared.epoch.elapsed().saturating_sub(Duration::from_millis(
+                shared.progress_ms.load(Ordering::Relaxed),
+            )),
+            stall_limit: (shared.settings.heartbeat_interval * 3)
+                .max(shared.settings.minimum_check_interval * 3)
+                .max(Duration::from_secs(5)),
         }
     }
 
@@ -307,6 +346,7 @@ impl MainLoop {
             }
             match self.claim(permits.len()).await {
                 Ok(claimed) => {
+                    self.shared.mark_ok();
                     self.backoff = self.shared.settings.reconnection_delay;
                     let idle = claimed.deliveries.is_empty();
                     for delivery in claimed.deliveries {
@@ -425,7 +465,7 @@ impl MainLoop {
     }
 
     async fn disrupted(&mut self, error: &Error) {
-        self.shared.disruptions.fetch_add(1, Ordering::Relaxed);
+        self.shared.mark_lost();
         tracing::warn!(
             docket = %self.shared.docket.name(),
             worker = %self.shared.info.name,

@@ -16,6 +16,7 @@ use crate::backend::{Delivery, Finish, FinishOutcome, NextDue, Outcome, Reschedu
 use crate::behaviors::{Admission, Plan, RunControl};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::execution::{Disposition, Execution, ExecutionParts, RunInfo};
+use crate::observe::metrics;
 use crate::task::TaskOptions;
 
 /// What the main loop learns from a finished run.
@@ -100,34 +101,10 @@ pub(super) async fn execute(
             }),
         },
     );
-    let mut admission = admit(&shared, &execution).await;
-    let mut held = None;
-    if admission == Admission::Run {
-        match gates::check(&shared, &execution, &options).await {
-            Gate::Run(slot) => held = slot,
-            Gate::Defer(delay) => admission = Admission::Defer(delay),
-            Gate::Drop(reason) => admission = Admission::Cancel(reason),
-            Gate::Wait(slot) => {
-                tracing::info!(
-                    key = %key, task = %message.function, scope = %slot.scope, max = slot.max,
-                    "concurrency limit reached: waiting for a slot"
-                );
-                let next = Reschedule {
-                    due: NextDue::Wait,
-                    attempt: message.attempt,
-                    args: None,
-                    traceparent: message.traceparent.clone(),
-                };
-                let ended = Ended {
-                    outcome: Outcome::Deferred,
-                    next: Some(next),
-                    slot: Some(slot),
-                    release: false,
-                };
-                return finish(&delivery, &finisher, ended, permit).await;
-            }
-        }
-    }
+    let (admission, held) = match admission(&shared, &execution, &options, message).await {
+        Ok(decided) => decided,
+        Err(waiting) => return finish(&shared, &delivery, &finisher, waiting, permit).await,
+    };
     let (outcome, next) = match admission {
         Admission::Run => {
             control.start_clock(options.timeout);
@@ -156,7 +133,14 @@ pub(super) async fn execute(
             (Outcome::Deferred, Some(next))
         }
         Admission::Cancel(reason) => {
-            tracing::info!(key = %key, task = %message.function, %reason, "run dropped");
+            tracing::info!(docket.key = %key, docket.task = %message.function, %reason, "run dropped");
+            let mut labels = shared.labels(Some(&message.function));
+            if reason.starts_with("stricken") {
+                labels.push(("where", "worker".to_owned()));
+                metrics::count("docket_tasks_stricken", labels, 1);
+            } else {
+                metrics::count("docket_tasks_dropped", labels, 1);
+            }
             let error = TaskError::new(TaskErrorKind::Refused, reason);
             (Outcome::Refused { error }, None)
         }
@@ -168,7 +152,7 @@ pub(super) async fn execute(
         slot: held,
         release,
     };
-    finish(&delivery, &finisher, ended, permit).await
+    finish(&shared, &delivery, &finisher, ended, permit).await
 }
 
 /// How a delivery ended, for [`finish`].
@@ -181,12 +165,14 @@ struct Ended {
 
 /// Records how the delivery ended (and what follows it), then frees its permit.
 async fn finish(
+    shared: &Shared,
     delivery: &Delivery,
     finisher: &FinishSender,
     ended: Ended,
     permit: OwnedSemaphorePermit,
 ) -> Ran {
     let key = delivery.message.key.clone();
+    let (docket, worker) = (shared.docket.name(), shared.info.name.as_str());
     let recorded = finisher
         .finish(Finish {
             delivery_id: delivery.id.clone(),
@@ -201,7 +187,12 @@ async fn finish(
     match recorded {
         Ok(FinishOutcome::Recorded) => {}
         Ok(FinishOutcome::Superseded) => {
-            tracing::info!(key = %key, "the run was superseded while running; its end was not recorded");
+            metrics::count(
+                "docket_tasks_superseded",
+                metrics::labels(docket, Some(worker), Some(&delivery.message.function)),
+                1,
+            );
+            tracing::info!(docket.key = %key, "the run was superseded while running; its end was not recorded");
         }
         Ok(FinishOutcome::Fenced) => {
             tracing::warn!(key = %key, "the run was taken over by another worker; its end was not recorded");
@@ -212,6 +203,54 @@ async fn finish(
     }
     drop(permit);
     Ran { key }
+}
+
+/// The behaviours' admission, then the task's own controls. `Err` when the call must
+/// wait for a concurrency slot: how its delivery ends.
+async fn admission(
+    shared: &Shared,
+    execution: &Execution,
+    options: &TaskOptions,
+    message: &crate::backend::Message,
+) -> Result<(Admission, Option<Slot>), Ended> {
+    let admission = admit(shared, execution).await;
+    if admission != Admission::Run {
+        return Ok((admission, None));
+    }
+    let parked = || {
+        metrics::count(
+            "docket_tasks_parked",
+            shared.labels(Some(&message.function)),
+            1,
+        );
+    };
+    match gates::check(shared, execution, options).await {
+        Gate::Run(slot) => Ok((Admission::Run, slot)),
+        Gate::Defer(delay) => {
+            parked();
+            Ok((Admission::Defer(delay), None))
+        }
+        Gate::Drop(reason) => Ok((Admission::Cancel(reason), None)),
+        Gate::Wait(slot) => {
+            parked();
+            tracing::info!(
+                docket.key = %message.key, docket.task = %message.function, scope = %slot.scope,
+                max = slot.max, "concurrency limit reached: waiting for a slot"
+            );
+            let next = Reschedule {
+                due: NextDue::Wait,
+                attempt: message.attempt,
+                args: None,
+                traceparent: message.traceparent.clone(),
+            };
+            Err(Ended {
+                outcome: Outcome::Deferred,
+                next: Some(next),
+                slot: Some(slot),
+                release: false,
+            })
+        }
+    }
 }
 
 /// Asks every behaviour whether the run may start; the first that does not admit it
@@ -262,15 +301,22 @@ async fn run(
         .duration_since(message.when)
         .unwrap_or_default();
     tracing::info!(
-        docket = %shared.docket.name(),
-        worker = %shared.info.name,
-        task = %message.function,
-        key = %message.key,
-        attempt = message.attempt,
+        docket.name = %shared.docket.name(),
+        docket.worker = %shared.info.name,
+        docket.task = %message.function,
+        docket.key = %message.key,
+        docket.attempt = message.attempt,
         redelivered = delivery.redelivered,
         punctuality_ms = punctuality.as_millis(),
         "task started"
     );
+    let labels = || shared.labels(Some(&message.function));
+    metrics::count("docket_tasks_started", labels(), 1);
+    if delivery.redelivered {
+        metrics::count("docket_tasks_redelivered", labels(), 1);
+    }
+    metrics::observe("docket_task_punctuality", labels(), punctuality);
+    metrics::add("docket_tasks_running", labels(), 1.0);
     let started = Instant::now();
     let timeout = execution.options().and_then(|o| o.timeout);
     let future: crate::task::RunFuture = match (registration, &shared.fallback) {
@@ -296,18 +342,32 @@ async fn run(
     }
     let outcome = outcome_of(handle, control, timeout).await;
     drop(guard);
-    log_end(shared, delivery, &outcome, started.elapsed());
+    let duration = started.elapsed();
+    log_end(shared, delivery, &outcome, duration);
+    metrics::add("docket_tasks_running", labels(), -1.0);
+    metrics::observe("docket_task_duration", labels(), duration);
+    let ended = match &outcome {
+        Outcome::Completed { .. } => Some("docket_tasks_succeeded"),
+        Outcome::Failed { .. } => Some("docket_tasks_failed"),
+        Outcome::Cancelled => Some("docket_tasks_cancelled"),
+        Outcome::Deferred | Outcome::Refused { .. } => None,
+    };
+    if let Some(counter) = ended {
+        metrics::count(counter, labels(), 1);
+        metrics::count("docket_tasks_completed", labels(), 1);
+    }
     outcome
 }
 
 fn log_next(shared: &Shared, delivery: &Delivery, next: Option<&Reschedule>) {
     let Some(next) = next else { return };
     let message = &delivery.message;
-    let what = if next.attempt > message.attempt {
-        "task will be retried"
+    let (what, counter) = if next.attempt > message.attempt {
+        ("task will be retried", "docket_tasks_retried")
     } else {
-        "task will run again"
+        ("task will run again", "docket_tasks_perpetuated")
     };
+    metrics::count(counter, shared.labels(Some(&message.function)), 1);
     tracing::info!(
         docket = %shared.docket.name(), worker = %shared.info.name, task = %message.function,
         key = %message.key, next_attempt = next.attempt, due = ?next.due, "{what}"
@@ -373,21 +433,24 @@ async fn cancelled_meanwhile(shared: &Shared, message: &crate::backend::Message)
 
 fn log_end(shared: &Shared, delivery: &Delivery, outcome: &Outcome, duration: Duration) {
     let message = &delivery.message;
-    let duration_ms = duration.as_secs_f64() * 1000.0;
+    let duration_ms = (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     match outcome {
         Outcome::Completed { .. } => tracing::info!(
-            docket = %shared.docket.name(), worker = %shared.info.name, task = %message.function,
-            key = %message.key, attempt = message.attempt, duration_ms, outcome = "completed",
+            docket.name = %shared.docket.name(), docket.worker = %shared.info.name,
+            docket.task = %message.function, docket.key = %message.key,
+            docket.attempt = message.attempt, duration_ms, outcome = "completed",
             "task finished"
         ),
         Outcome::Failed { error } => tracing::warn!(
-            docket = %shared.docket.name(), worker = %shared.info.name, task = %message.function,
-            key = %message.key, attempt = message.attempt, duration_ms, outcome = "failed",
+            docket.name = %shared.docket.name(), docket.worker = %shared.info.name,
+            docket.task = %message.function, docket.key = %message.key,
+            docket.attempt = message.attempt, duration_ms, outcome = "failed",
             error = %error, "task failed"
         ),
         Outcome::Cancelled | Outcome::Deferred | Outcome::Refused { .. } => tracing::info!(
-            docket = %shared.docket.name(), worker = %shared.info.name, task = %message.function,
-            key = %message.key, attempt = message.attempt, duration_ms, outcome = "cancelled",
+            docket.name = %shared.docket.name(), docket.worker = %shared.info.name,
+            docket.task = %message.function, docket.key = %message.key,
+            docket.attempt = message.attempt, duration_ms, outcome = "cancelled",
             "task cancelled"
         ),
     }
