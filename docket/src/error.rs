@@ -160,6 +160,19 @@ impl TaskError {
         self.kind == TaskErrorKind::Dependency
     }
 
+    /// The kind, as a short name (`failed`, `panicked`, `timed_out`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            TaskErrorKind::Failed => "failed",
+            TaskErrorKind::Panicked => "panicked",
+            TaskErrorKind::TimedOut => "timed_out",
+            TaskErrorKind::BadArguments => "bad_arguments",
+            TaskErrorKind::Dependency => "dependency",
+            TaskErrorKind::UnknownTask => "unknown_task",
+            TaskErrorKind::Refused => "refused",
+        }
+    }
+
     /// Admission refused the run (a strike, a cooldown, a dropping rate limit); the
     /// record ended CANCELLED with this as its reason.
     pub fn is_refused(&self) -> bool {

@@ -10,3 +10,4 @@ mod lifecycle;
 mod strikes;
 mod support;
 mod tasks;
+mod traces;

@@ -12,7 +12,9 @@ pub use snapshot::{ActiveWorker, Snapshot};
 use crate::backend::{self, Backend, BackendConfig, BackendUrl, NewTask, ScheduleOutcome};
 use crate::error::{Error, Result};
 use crate::execution::{Disposition, Execution, ExecutionParts};
-use crate::observe::metrics;
+use tracing::Instrument;
+
+use crate::observe::{metrics, trace};
 use crate::strikes::{Instruction, Strike, StrikeFollower, Strikes};
 use crate::task::{Call, Due, Task};
 
@@ -255,6 +257,24 @@ impl Docket {
     }
 
     pub(crate) async fn schedule(&self, calls: Vec<Call>, replace: bool) -> Result<Vec<Execution>> {
+        let operation = if replace {
+            "docket.replace"
+        } else {
+            "docket.add"
+        };
+        let span = tracing::info_span!(
+            "docket.add",
+            otel.name = operation,
+            otel.kind = "producer",
+            docket.name = %self.name(),
+            docket.task = calls.first().map(Call::function).unwrap_or_default(),
+            docket.calls = calls.len(),
+        );
+        self.schedule_calls(calls, replace).instrument(span).await
+    }
+
+    async fn schedule_calls(&self, calls: Vec<Call>, replace: bool) -> Result<Vec<Execution>> {
+        let traceparent = trace::current_traceparent();
         if !self.inner.strikes.is_loaded()
             && !self.inner.strikes.wait_loaded(STRIKES_LOAD_WAIT).await
         {
@@ -285,7 +305,7 @@ impl Docket {
                 due,
                 attempt: 1,
                 replace,
-                traceparent: None,
+                traceparent: traceparent.clone(),
             });
         }
         // Stricken calls are answered STRUCK here and never written.
@@ -394,7 +414,9 @@ impl Docket {
     /// # Errors
     /// When the backend cannot be reached.
     pub async fn cancel(&self, key: &str) -> Result<bool> {
-        let cancelled = self.backend().cancel(key).await?;
+        let span =
+            tracing::info_span!("docket.cancel", docket.name = %self.name(), docket.key = %key);
+        let cancelled = self.backend().cancel(key).instrument(span).await?;
         if cancelled {
             metrics::count(
                 "docket_tasks_cancelled",
@@ -488,6 +510,15 @@ impl Docket {
     }
 
     async fn instruct(&self, instruction: Instruction) -> Result<()> {
+        let span = tracing::info_span!(
+            "docket.strike",
+            docket.name = %self.name(),
+            docket.strike = ?instruction,
+        );
+        self.instruct_in_span(instruction).instrument(span).await
+    }
+
+    async fn instruct_in_span(&self, instruction: Instruction) -> Result<()> {
         let (Instruction::Strike(strike) | Instruction::Restore(strike)) = &instruction else {
             unreachable!("callers give strikes and restores");
         };

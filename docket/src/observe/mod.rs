@@ -3,6 +3,7 @@
 
 mod http;
 pub(crate) mod metrics;
+pub(crate) mod trace;
 
 pub(crate) use http::{Response, serve};
 pub use metrics::prometheus_text;

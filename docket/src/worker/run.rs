@@ -16,7 +16,9 @@ use crate::backend::{Delivery, Finish, FinishOutcome, NextDue, Outcome, Reschedu
 use crate::behaviors::{Admission, Plan, RunControl};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::execution::{Disposition, Execution, ExecutionParts, RunInfo};
-use crate::observe::metrics;
+use tracing::Instrument;
+
+use crate::observe::{metrics, trace};
 use crate::task::TaskOptions;
 
 /// What the main loop learns from a finished run.
@@ -333,7 +335,20 @@ async fn run(
             })
         }
     };
-    let handle = tokio::spawn(future);
+    let span = tracing::info_span!(
+        "docket.task",
+        otel.name = %format!("docket.task.{}", message.function),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+        docket.name = %shared.docket.name(),
+        docket.worker = %shared.info.name,
+        docket.task = %message.function,
+        docket.key = %message.key,
+        docket.attempt = message.attempt,
+    );
+    trace::continue_trace(&span, message.traceparent.as_deref());
+    let handle = tokio::spawn(future.instrument(span.clone()));
     let guard = InFlightGuard::register(shared, delivery, handle.abort_handle(), slot);
     // A cancel published between the claim and the registration above reached no
     // one: look at the record once, now that the listener can find this run.
@@ -343,7 +358,16 @@ async fn run(
     let outcome = outcome_of(handle, control, timeout).await;
     drop(guard);
     let duration = started.elapsed();
-    log_end(shared, delivery, &outcome, duration);
+    if let Outcome::Failed { error } = &outcome {
+        span.record("otel.status_code", "ERROR");
+        span.record("otel.status_message", error.message());
+        span.in_scope(|| {
+            tracing::error!(exception.message = %error, exception.type = error.kind_name(), "exception");
+        });
+    } else {
+        span.record("otel.status_code", "OK");
+    }
+    span.in_scope(|| log_end(shared, delivery, &outcome, duration));
     metrics::add("docket_tasks_running", labels(), -1.0);
     metrics::observe("docket_task_duration", labels(), duration);
     let ended = match &outcome {

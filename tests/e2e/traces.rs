@@ -1,0 +1,112 @@
+//! Traces: each run's span is a child of the span that added the call, through the W3C
+//! trace context carried in the message — for a call due now, one due later, and the
+//! retries of a failing call. Spans go to an in-memory OpenTelemetry exporter.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::support::{Target, on_both_backends, test_worker};
+use crate::tasks::{AddNumbers, FailsThrice};
+
+/// The process-wide exporter (spans of every test land here; each test filters by its
+/// docket name).
+fn exporter() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let tracer = provider.tracer("docket-tests");
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        exporter
+    })
+}
+
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+async fn runs_are_children_of_the_spans_that_added_them(target: Target) {
+    let exporter = exporter();
+    let docket = target.docket().await;
+    let request = tracing::info_span!("test.request", test.docket = %target.name);
+    let (now, later, failing) = async {
+        let now = docket.add(AddNumbers::new(1, 2)).key("now").await.unwrap();
+        let later = docket
+            .add(AddNumbers::new(3, 4))
+            .key("later")
+            .after(Duration::from_millis(200))
+            .await
+            .unwrap();
+        let failing = docket
+            .add(FailsThrice::new(target.name.clone()))
+            .key("failing")
+            .await
+            .unwrap();
+        (now, later, failing)
+    }
+    .instrument(request)
+    .await;
+    test_worker(&docket)
+        .build()
+        .unwrap()
+        .run_until_finished()
+        .await
+        .unwrap();
+    let _ = (now, later, failing);
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let mine = |span: &&SpanData| attribute(span, "docket.name").as_deref() == Some(&*target.name);
+    let adds: Vec<&SpanData> = spans
+        .iter()
+        .filter(mine)
+        .filter(|s| s.name == "docket.add")
+        .collect();
+    assert_eq!(adds.len(), 3, "one producer span per add");
+    for key in ["now", "later", "failing"] {
+        let runs: Vec<&SpanData> = spans
+            .iter()
+            .filter(mine)
+            .filter(|s| attribute(s, "docket.key").as_deref() == Some(key))
+            .collect();
+        let expected = if key == "failing" { 3 } else { 1 };
+        assert_eq!(runs.len(), expected, "{key}: {runs:#?}");
+        for run in &runs {
+            let task = attribute(run, "docket.task").unwrap();
+            assert_eq!(run.name, format!("docket.task.{task}"));
+            assert!(attribute(run, "docket.worker").is_some());
+            assert!(attribute(run, "docket.attempt").is_some());
+            let parent = adds
+                .iter()
+                .find(|add| add.span_context.span_id() == run.parent_span_id)
+                .unwrap_or_else(|| panic!("{key}: the run's parent is not an add span"));
+            assert_eq!(parent.span_context.trace_id(), run.span_context.trace_id());
+            assert_eq!(attribute(parent, "docket.task"), Some(task));
+        }
+        if key == "failing" {
+            for run in runs {
+                assert!(
+                    matches!(run.status, opentelemetry::trace::Status::Error { .. }),
+                    "{run:#?}"
+                );
+                assert!(
+                    run.events.iter().any(|e| e.name == "exception"),
+                    "an exception event on failure: {run:#?}"
+                );
+            }
+        }
+    }
+}
+
+on_both_backends!(runs_are_children_of_the_spans_that_added_them);
