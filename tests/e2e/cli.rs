@@ -821,3 +821,80 @@ async fn health_turns_503_without_redis_and_200_when_it_returns() {
     wait_for(200, Duration::from_secs(20)).await;
     worker.kill().await.unwrap();
 }
+
+/// A stand-in OTLP/HTTP collector: answers 200 to every request and keeps them.
+async fn fake_collector() -> (u16, tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    data.extend_from_slice(&chunk[..n]);
+                    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&data[..end]).to_string();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if data.len() < end + 4 + length {
+                        continue;
+                    }
+                    let body = data[end + 4..end + 4 + length].to_vec();
+                    let _ = sender.send((head, body));
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    data.drain(..end + 4 + length);
+                }
+            });
+        }
+    });
+    (port, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_exports_spans_over_otlp_when_the_endpoint_is_set() {
+    let cli = Cli::new();
+    cli.ok(&["tasks", "trace", "exported"]).await;
+    let (port, mut received) = fake_collector().await;
+    let worker = cli
+        .command(&["worker", "--until-finished"])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("OTEL_SERVICE_NAME", "docket-e2e")
+        .spawn()
+        .unwrap();
+    let output = finish(worker, Duration::from_secs(30), &["worker"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (head, body) = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("the worker exported its spans before exiting")
+        .unwrap();
+    assert!(head.starts_with("POST /v1/traces "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("application/x-protobuf"),
+        "{head}"
+    );
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"docket.task.trace"), "the run's span was exported");
+    assert!(has(b"docket-e2e"), "with the service name");
+}

@@ -122,19 +122,19 @@ async fn dispatch(cli: Cli) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker(args) => {
-            logging::install(global.logging_level, global.logging_format);
+            let _telemetry = logging::install(global.logging_level, global.logging_format);
             worker::run(&global, *args).await
         }
         Command::Strike(args) => {
-            logging::install(global.logging_level, global.logging_format);
+            let _telemetry = logging::install(global.logging_level, global.logging_format);
             admin::strike(&global, &args, true).await
         }
         Command::Restore(args) => {
-            logging::install(global.logging_level, global.logging_format);
+            let _telemetry = logging::install(global.logging_level, global.logging_format);
             admin::strike(&global, &args, false).await
         }
         other => {
-            logging::install(global.logging_level, global.logging_format);
+            let _telemetry = logging::install(global.logging_level, global.logging_format);
             let docket = connect_shared(&global, name_of(&other)).await?;
             match other {
                 Command::Clear => admin::clear(&docket).await,
