@@ -781,7 +781,7 @@ async fn metrics_count_every_run_with_their_labels() {
 async fn health_turns_503_without_redis_and_200_when_it_returns() {
     let mut cli = Cli::new();
     let port = free_port();
-    let mut worker = cli.worker(&[
+    let worker = cli.worker(&[
         "--healthcheck-port",
         &port.to_string(),
         "--reconnection-delay",
@@ -819,7 +819,14 @@ async fn health_turns_503_without_redis_and_200_when_it_returns() {
 
     cli.target.redis.as_mut().unwrap().restart();
     wait_for(200, Duration::from_secs(20)).await;
-    worker.kill().await.unwrap();
+    sigterm(&worker);
+    let output = tokio::time::timeout(Duration::from_secs(20), worker.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = text(&output.stderr);
+    assert!(logs.contains("lost the connection to the docket"), "{logs}");
+    assert!(logs.contains("connection to the docket restored"), "{logs}");
 }
 
 /// A stand-in OTLP/HTTP collector: answers 200 to every request and keeps them.

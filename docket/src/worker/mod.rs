@@ -78,7 +78,15 @@ pub(crate) struct Shared {
 impl Shared {
     /// A backend call succeeded: the worker is connected and making progress.
     pub(crate) fn mark_ok(&self) {
-        self.connected.store(true, Ordering::Relaxed);
+        if !self.connected.swap(true, Ordering::Relaxed)
+            && self.disruptions.load(Ordering::Relaxed) > 0
+        {
+            tracing::info!(
+                docket.name = %self.docket.name(),
+                docket.worker = %self.info.name,
+                "connection to the docket restored"
+            );
+        }
         let since = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.progress_ms.store(since, Ordering::Relaxed);
     }
