@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use docket::{Docket, ExecutionState, Worker};
 
-use crate::support::{Run, Target, eventually, max_running, on_both_backends, runs, test_worker};
+use crate::support::{
+    Run, Target, drain, eventually, max_running, on_both_backends, runs, test_worker,
+};
 use crate::tasks::{Cooled, Debounced, OnePerCustomer, RateDropped, RateLimited, TwoAtATime};
 
 /// Three workers × concurrency 10, run until the docket is empty.
@@ -117,12 +119,7 @@ async fn waiters_wake_in_fifo_order(target: Target) {
             .filter(|r| r.key.starts_with('w'))
             .count()
     });
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(
         check.await.unwrap(),
         4,
@@ -184,12 +181,7 @@ async fn a_hundred_debounced_calls_run_once(target: Target) {
     for n in 0..100 {
         last = Some(docket.add(Debounced::new(probe.clone(), n)).await.unwrap());
     }
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(runs(&probe).len(), 1);
     assert_eq!(
         last.unwrap().result::<u32>().await.unwrap(),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use docket::{Docket, ExecutionState, TaskError};
 
-use crate::support::{Run, Target, eventually, on_both_backends, runs, test_worker};
+use crate::support::{Run, Target, drain, eventually, on_both_backends, runs, test_worker};
 use crate::tasks::{
     AlwaysLate, BacksOff, CountsUp, Extends, FailsThrice, ForcesRetries, Probed, SelfPaced,
     SlowFailure, Stubborn, Ticks,
@@ -41,12 +41,7 @@ async fn attempts_count_the_first_run_and_end_failed_with_the_last_error(target:
         .key("thrice")
         .await
         .unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     let runs = runs(&target.name);
     assert_eq!(
         runs.iter().map(|r| r.attempt).collect::<Vec<_>>(),
@@ -73,12 +68,7 @@ async fn exponential_gaps_follow_the_formula(target: Target) {
         .add(BacksOff::new(target.name.clone()))
         .await
         .unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(execution.result::<u32>().await.unwrap(), 4);
     let gaps = gaps(&runs(&target.name));
     // min(200ms · 2^(n-1), 500ms) after attempts 1, 2, 3.
@@ -98,12 +88,7 @@ async fn forever_keeps_going(target: Target) {
         .add(Stubborn::new(target.name.clone(), 12))
         .await
         .unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(execution.result::<u32>().await.unwrap(), 12);
     assert_eq!(runs(&target.name).len(), 12);
 }
@@ -114,12 +99,7 @@ async fn forced_retry_delays_are_honoured(target: Target) {
         .add(ForcesRetries::new(target.name.clone(), 300))
         .await
         .unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(execution.result::<u32>().await.unwrap(), 3);
     let gaps = gaps(&runs(&target.name));
     assert_eq!(gaps.len(), 2);
@@ -217,12 +197,7 @@ async fn perpetual_cancel_and_perpetuate_from_inside(target: Target) {
         .key("counter")
         .await
         .unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(
         runs(&target.name).len(),
         4,
@@ -251,12 +226,7 @@ async fn perpetual_cancel_and_perpetuate_from_inside(target: Target) {
 
     let paced = format!("{}-paced", target.name);
     docket.add(SelfPaced::new(paced.clone())).await.unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     let gaps = gaps(&runs(&paced));
     assert_eq!(gaps.len(), 2, "after() scheduled exactly two more runs");
     assert!(
@@ -350,12 +320,7 @@ async fn timeouts_fire_retry_and_can_be_extended(target: Target) {
     let extended = docket.add(Extends::new(450, 400)).await.unwrap();
     let tight = docket.add(Extends::new(450, 0)).key("tight").await.unwrap();
     let started = Instant::now();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "timeouts aborted the sleeps"

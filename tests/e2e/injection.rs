@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use docket::behaviors::{Admission, Behavior, BoxFuture, Plan};
 use docket::{Execution, ExecutionState, TaskError, testing};
 
-use crate::support::{Target, on_both_backends, runs, test_worker};
+use crate::support::{Target, drain, on_both_backends, runs, test_worker};
 use crate::tasks::{
     BacksOff, FailsThrice, Greeting, NeedsGreeting, POOL_BUILDS, POOL_TEARDOWNS, Picky, Probed,
     Ticks, UsesDependencies,
@@ -53,12 +53,7 @@ async fn a_failing_dependency_fails_the_run_naming_the_parameter(target: Target)
         .await
         .unwrap();
     let missing = docket.add(NeedsGreeting::new()).await.unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     let error = refused.record().await.unwrap().unwrap().error.unwrap();
     assert!(error.is_dependency(), "{error:?}");
     assert!(error.message().contains("parameter `resolved`"), "{error}");
@@ -243,12 +238,7 @@ async fn virtual_time_runs_hours_of_retries_and_perpetual_runs_at_once() {
         .await
         .unwrap();
     testing::advance(&docket, Duration::from_hours(1)).unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(later.result::<i64>().await.unwrap(), 3);
 }
 

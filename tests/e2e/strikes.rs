@@ -8,7 +8,7 @@ use docket::strikes::{Operator, Strike};
 use docket::{Disposition, Docket, ExecutionState};
 use serde_json::json;
 
-use crate::support::{Target, eventually, on_both_backends, runs, test_worker};
+use crate::support::{Target, drain, eventually, on_both_backends, runs, test_worker};
 use crate::tasks::{Charge, Refund, fast_sweeps};
 
 async fn disposition(docket: &Docket, customer: &str, amount: u64, vip: bool) -> Disposition {
@@ -147,12 +147,7 @@ async fn calls_added_before_a_strike_are_cancelled_at_run_time(target: Target) {
         .strike(Strike::when("customer", Operator::Equal, "bad"))
         .await
         .unwrap();
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(bad.state().await.unwrap(), ExecutionState::Cancelled);
     assert_eq!(good.state().await.unwrap(), ExecutionState::Completed);
     assert_eq!(runs(&probe).len(), 1);
@@ -213,12 +208,7 @@ async fn mismatched_types_are_no_match_and_the_worker_goes_on(target: Target) {
         .await
         .unwrap();
     assert_eq!(execution.disposition(), Disposition::Scheduled);
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     assert_eq!(execution.state().await.unwrap(), ExecutionState::Completed);
 }
 

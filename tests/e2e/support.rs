@@ -187,6 +187,16 @@ pub fn test_worker(docket: &Docket) -> WorkerBuilder {
         .schedule_automatic_tasks(false)
 }
 
+/// Runs a test worker on `docket` until nothing is queued, scheduled or running.
+pub async fn drain(docket: &Docket) {
+    test_worker(docket)
+        .build()
+        .unwrap()
+        .run_until_finished()
+        .await
+        .unwrap();
+}
+
 /// One run of a probed task, as the task saw it.
 #[derive(Debug, Clone)]
 pub struct Run {

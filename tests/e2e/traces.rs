@@ -10,7 +10,7 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::support::{Target, on_both_backends, test_worker};
+use crate::support::{Target, drain, on_both_backends};
 use crate::tasks::{AddNumbers, FailsThrice};
 
 /// The process-wide exporter (spans of every test land here; each test filters by its
@@ -58,12 +58,7 @@ async fn runs_are_children_of_the_spans_that_added_them(target: Target) {
     }
     .instrument(request)
     .await;
-    test_worker(&docket)
-        .build()
-        .unwrap()
-        .run_until_finished()
-        .await
-        .unwrap();
+    drain(&docket).await;
     let _ = (now, later, failing);
 
     let spans = exporter.get_finished_spans().unwrap();
