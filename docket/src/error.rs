@@ -29,6 +29,20 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// A call's arguments are larger than the docket accepts
+    /// ([`DocketBuilder::max_payload_size`](crate::DocketBuilder::max_payload_size)).
+    #[error(
+        "the arguments of `{function}` take {size} bytes, over this docket's limit of {limit} \
+         bytes; raise it with DocketBuilder::max_payload_size or pass a reference to the data"
+    )]
+    PayloadTooLarge {
+        /// The task's wire name.
+        function: String,
+        /// The serialized arguments' size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The task's arguments could not be serialized.
     #[error("cannot serialize the arguments of `{function}`: {source}")]
     Serialize {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use docket::{Docket, ExecutionState, Worker};
 
 use crate::support::{RedisServer, Target, eventually, on_both_backends, runs, test_worker};
-use crate::tasks::{AddNumbers, Overruns, Probed, WithProgress};
+use crate::tasks::{AddNumbers, Measure, Overruns, Probed, WithProgress};
 
 fn fast_worker(docket: &Docket, name: &str) -> docket::WorkerBuilder {
     test_worker(docket)
@@ -175,7 +175,95 @@ async fn shutdown_before_start_is_honoured(target: Target) {
         .unwrap();
 }
 
+/// Ten megabytes of arguments run; past a docket's configured limit, `add` refuses the
+/// call (naming the sizes) and the whole batch, writing nothing.
+async fn huge_payloads_run_and_limits_are_enforced(target: Target) {
+    let docket = target.docket().await;
+    let big = "x".repeat(10_000_000);
+    let execution = docket.add(Measure::new(big.clone())).await.unwrap();
+    crate::support::drain(&docket).await;
+    assert_eq!(execution.result::<usize>().await.unwrap(), 10_000_000);
+
+    let limited = target
+        .builder()
+        .max_payload_size(1_000_000)
+        .connect()
+        .await
+        .unwrap();
+    let error = limited.add(Measure::new(big)).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(error, docket::Error::PayloadTooLarge { .. }),
+        "{error:?}"
+    );
+    assert!(text.contains("10000011 bytes"), "{text}");
+    assert!(text.contains("limit of 1000000 bytes"), "{text}");
+    let batch = limited
+        .add_many([
+            docket::Call::from(Measure::new("small".into())),
+            docket::Call::from(Measure::new("y".repeat(2_000_000))),
+        ])
+        .await;
+    assert!(batch.is_err());
+    assert_eq!(
+        limited.snapshot().await.unwrap().total_tasks(),
+        0,
+        "nothing was written"
+    );
+}
+
+/// Keys with quotes, newlines, unicode and braces go through every script and event.
+async fn awkward_keys_round_trip(target: Target) {
+    let docket = target.docket().await;
+    let keys = [
+        "with \"quotes\" and 'apostrophes'",
+        "new\nline",
+        "ünïcødé ✓ 🚀",
+        "{braces}:and:colons",
+        "tab\tand space",
+        "back\\slash",
+    ];
+    let mut executions = Vec::new();
+    for key in keys {
+        executions.push(docket.add(AddNumbers::new(1, 2)).key(key).await.unwrap());
+    }
+    let parked = docket
+        .add(AddNumbers::new(0, 0))
+        .key("later \"{x}\" ✓")
+        .after(Duration::from_mins(1))
+        .await
+        .unwrap();
+    let snapshot = docket.snapshot().await.unwrap();
+    for key in keys {
+        assert!(
+            snapshot.queued.iter().any(|r| r.key == key),
+            "{key:?} in {snapshot:?}"
+        );
+    }
+    assert!(parked.cancel().await.unwrap());
+    let mut events = executions[0].subscribe().await.unwrap();
+    crate::support::drain(&docket).await;
+    for execution in &executions {
+        assert_eq!(
+            execution.result::<i64>().await.unwrap(),
+            3,
+            "{:?}",
+            execution.key()
+        );
+    }
+    let mut seen = Vec::new();
+    while let Some(event) = futures::StreamExt::next(&mut events).await {
+        if let docket::Event::State { state, .. } = event {
+            seen.push(state);
+        }
+    }
+    assert_eq!(seen.last(), Some(&ExecutionState::Completed), "{seen:?}");
+    assert_eq!(parked.state().await.unwrap(), ExecutionState::Cancelled);
+}
+
 on_both_backends!(
+    huge_payloads_run_and_limits_are_enforced,
+    awkward_keys_round_trip,
     a_timed_out_task_fails_and_stops,
     shutdown_before_start_is_honoured,
     a_killed_worker_s_task_is_redelivered,

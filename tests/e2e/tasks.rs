@@ -396,3 +396,9 @@ pub async fn app_flaky(n: u32) {
     let _ = n;
     unreachable!("only docket-app workers run app_flaky");
 }
+
+/// The size of what it was given.
+#[docket::task]
+pub async fn measure(data: String) -> usize {
+    data.len()
+}

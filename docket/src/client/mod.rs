@@ -72,6 +72,7 @@ struct Inner {
     name: String,
     url: String,
     execution_ttl: Duration,
+    max_payload_size: usize,
     backend: Arc<dyn Backend>,
     /// The strikes in effect, kept current by the follower.
     strikes: Arc<Strikes>,
@@ -115,9 +116,21 @@ pub struct DocketBuilder {
     name: String,
     url: String,
     execution_ttl: Duration,
+    max_payload_size: usize,
 }
 
+/// The default largest serialized arguments a call may carry: 16 MiB.
+pub const DEFAULT_MAX_PAYLOAD_SIZE: usize = 16 * 1024 * 1024;
+
 impl DocketBuilder {
+    /// The largest serialized arguments (bytes of JSON) a call may carry; larger calls
+    /// are refused by `add` with [`Error::PayloadTooLarge`] before anything is written.
+    /// Default [`DEFAULT_MAX_PAYLOAD_SIZE`].
+    pub fn max_payload_size(mut self, bytes: usize) -> Self {
+        self.max_payload_size = bytes;
+        self
+    }
+
     /// How long terminal records, results and progress are kept (default 15 minutes).
     /// `Duration::ZERO` is fire-and-forget: nothing is kept once a run ends.
     pub fn execution_ttl(mut self, ttl: Duration) -> Self {
@@ -152,6 +165,7 @@ impl DocketBuilder {
                 name: self.name,
                 url: self.url,
                 execution_ttl: self.execution_ttl,
+                max_payload_size: self.max_payload_size,
                 backend,
                 strikes,
                 _follower: follower,
@@ -207,6 +221,7 @@ impl Docket {
             name: name.into(),
             url: url.into(),
             execution_ttl: DEFAULT_EXECUTION_TTL,
+            max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
         }
     }
 
@@ -283,6 +298,13 @@ impl Docket {
         let mut tasks = Vec::with_capacity(calls.len());
         for call in calls {
             let args = call.args_json()?.to_owned();
+            if args.len() > self.inner.max_payload_size {
+                return Err(Error::PayloadTooLarge {
+                    function: call.function.to_owned(),
+                    size: args.len(),
+                    limit: self.inner.max_payload_size,
+                });
+            }
             let key = match call.key {
                 Some(key) => {
                     validate_key(&key)?;
