@@ -261,7 +261,49 @@ async fn awkward_keys_round_trip(target: Target) {
     assert_eq!(parked.state().await.unwrap(), ExecutionState::Cancelled);
 }
 
+/// A run whose workers keep dying is dead-lettered after the configured number of
+/// deliveries: recorded FAILED with the reason, never handed to another worker.
+async fn a_poison_pill_is_dead_lettered(target: Target) {
+    let docket = target.builder().max_deliveries(2).connect().await.unwrap();
+    let probe = target.name.clone();
+    let execution = docket
+        .add(Probed::new(probe.clone(), 60_000))
+        .key("poison")
+        .await
+        .unwrap();
+    for delivery in 1..=2 {
+        let doomed = fast_worker(&docket, &format!("victim-{delivery}"))
+            .build()
+            .unwrap();
+        let crashed = tokio::spawn(async move { doomed.run_forever().await });
+        eventually(Duration::from_secs(10), "the poison pill to start", || {
+            runs(&probe).len() == delivery
+        })
+        .await;
+        // The pill "kills" its worker: the run, renewals and heartbeats stop at once.
+        crashed.abort();
+        let _ = crashed.await;
+    }
+    let survivor = fast_worker(&docket, "survivor").build().unwrap();
+    let handle = survivor.shutdown_handle();
+    let running = tokio::spawn(async move { survivor.run_forever().await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while execution.state().await.unwrap() != ExecutionState::Failed {
+        assert!(std::time::Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.shutdown();
+    running.await.unwrap().unwrap();
+    assert_eq!(runs(&probe).len(), 2, "not run a third time");
+    let error = execution.record().await.unwrap().unwrap().error.unwrap();
+    assert!(
+        error.message().contains("dead-lettered: delivered 2 times"),
+        "{error}"
+    );
+}
+
 on_both_backends!(
+    a_poison_pill_is_dead_lettered,
     huge_payloads_run_and_limits_are_enforced,
     awkward_keys_round_trip,
     a_timed_out_task_fails_and_stops,

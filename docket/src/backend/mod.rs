@@ -32,6 +32,20 @@ pub(crate) struct BackendConfig {
     pub name: String,
     /// How long terminal records, results and progress live; zero keeps none.
     pub execution_ttl: Duration,
+    /// Deliveries of one run (the first and redeliveries after its worker stopped)
+    /// before it is dead-lettered: recorded FAILED instead of handed to another worker.
+    pub max_deliveries: u32,
+}
+
+/// The failure a dead-lettered run ends with.
+pub(crate) fn dead_letter_error(max_deliveries: u32) -> TaskError {
+    TaskError::new(
+        crate::error::TaskErrorKind::Failed,
+        format!(
+            "dead-lettered: delivered {max_deliveries} times without finishing (its workers \
+             stopped before it ended)"
+        ),
+    )
 }
 
 /// A call to schedule (`add` or `replace`).

@@ -228,6 +228,17 @@ pub struct WorkerArgs {
     )]
     pub drain_timeout: Duration,
 
+    /// Deliveries of one run (the first, and redeliveries after its worker died) before
+    /// it is dead-lettered: recorded FAILED instead of handed to another worker.
+    #[arg(
+        long,
+        env = "DOCKET_WORKER_MAX_DELIVERIES",
+        default_value_t = crate::client::DEFAULT_MAX_DELIVERIES,
+        value_parser = clap::value_parser!(u32).range(1..),
+        value_name = "N"
+    )]
+    pub max_deliveries: u32,
+
     /// Serve the health check (`GET /`) on this port.
     #[arg(
         long,
@@ -640,6 +651,7 @@ mod tests {
             ("--no-schedule-automatic-tasks", ""),
             ("--until-finished", "DOCKET_WORKER_UNTIL_FINISHED"),
             ("--drain-timeout", "DOCKET_WORKER_DRAIN_TIMEOUT"),
+            ("--max-deliveries", "DOCKET_WORKER_MAX_DELIVERIES"),
             ("--healthcheck-port", "DOCKET_WORKER_HEALTHCHECK_PORT"),
             ("--metrics-port", "DOCKET_WORKER_METRICS_PORT"),
             ("--logging-level", "DOCKET_LOGGING_LEVEL"),

@@ -22,7 +22,13 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
     let metrics = bind(args.metrics_port, "--metrics-port").await?;
     let mut signals =
         Signals::new().map_err(|e| format!("cannot listen for SIGTERM/SIGINT: {e}"))?;
-    let Some(docket) = connect_patiently(global, args.reconnection_delay, &mut signals).await?
+    let Some(docket) = connect_patiently(
+        global,
+        args.max_deliveries,
+        args.reconnection_delay,
+        &mut signals,
+    )
+    .await?
     else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -75,13 +81,17 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
 /// with a capped backoff from `--reconnection-delay`. `None` when a signal came first.
 async fn connect_patiently(
     global: &GlobalArgs,
+    max_deliveries: u32,
     first_delay: Duration,
     signals: &mut Signals,
 ) -> Result<Option<Docket>, String> {
     let mut delay = first_delay.max(Duration::from_millis(100));
     let cap = (first_delay * 8).max(Duration::from_secs(1));
     loop {
-        match Docket::connect(global.docket.clone(), global.url.clone()).await {
+        let connecting = Docket::builder(global.docket.clone(), global.url.clone())
+            .max_deliveries(max_deliveries)
+            .connect();
+        match connecting.await {
             Ok(docket) => return Ok(Some(docket)),
             Err(Error::Redis(error))
                 if error.is_connection_refusal() || error.is_timeout() || error.is_io_error() =>

@@ -117,12 +117,25 @@ pub struct DocketBuilder {
     url: String,
     execution_ttl: Duration,
     max_payload_size: usize,
+    max_deliveries: u32,
 }
+
+/// The default number of deliveries of one run before it is dead-lettered.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 
 /// The default largest serialized arguments a call may carry: 16 MiB.
 pub const DEFAULT_MAX_PAYLOAD_SIZE: usize = 16 * 1024 * 1024;
 
 impl DocketBuilder {
+    /// How many times one run may be delivered — its first delivery and redeliveries
+    /// after its worker died — before it is dead-lettered: recorded FAILED with a reason
+    /// instead of handed to yet another worker it may kill. Default
+    /// [`DEFAULT_MAX_DELIVERIES`]; applies to the workers that use this handle.
+    pub fn max_deliveries(mut self, deliveries: u32) -> Self {
+        self.max_deliveries = deliveries.max(1);
+        self
+    }
+
     /// The largest serialized arguments (bytes of JSON) a call may carry; larger calls
     /// are refused by `add` with [`Error::PayloadTooLarge`] before anything is written.
     /// Default [`DEFAULT_MAX_PAYLOAD_SIZE`].
@@ -156,6 +169,7 @@ impl DocketBuilder {
         let config = BackendConfig {
             name: self.name.clone(),
             execution_ttl: self.execution_ttl,
+            max_deliveries: self.max_deliveries,
         };
         let backend = backend::open(&url, config).await?;
         let strikes = Strikes::new();
@@ -222,6 +236,7 @@ impl Docket {
             url: url.into(),
             execution_ttl: DEFAULT_EXECUTION_TTL,
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
         }
     }
 

@@ -20,7 +20,7 @@ use super::{
     AdmissionCheck, Backend, BackendConfig, BoxFuture, Claimed, Consumer, Delivery, EventStream,
     Finish, FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue, Outcome,
     ProgressUpdate, Promotion, Reschedule, ScheduleOutcome, Slot, StrikeEntry, StrikeReader,
-    WorkerEntry,
+    WorkerEntry, dead_letter_error,
 };
 use crate::error::{Result, TaskError};
 use crate::execution::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
@@ -44,6 +44,7 @@ static STORES: LazyLock<Mutex<HashMap<String, Arc<Store>>>> = LazyLock::new(Mute
 pub(crate) struct MemoryBackend {
     store: Arc<Store>,
     ttl: Duration,
+    max_deliveries: u32,
 }
 
 impl MemoryBackend {
@@ -68,6 +69,7 @@ impl MemoryBackend {
         Self {
             store,
             ttl: config.execution_ttl,
+            max_deliveries: config.max_deliveries.max(1),
         }
     }
 
@@ -170,6 +172,7 @@ impl MemoryBackend {
                 record,
                 stream_seq,
                 waiting: None,
+                deliveries: 0,
                 expires: None,
             },
         );
@@ -212,6 +215,31 @@ impl MemoryBackend {
                 .push((message.key.clone(), message.function.clone()));
             return;
         };
+        record.deliveries += 1;
+        if record.deliveries > self.max_deliveries {
+            // Its workers keep dying: fail it rather than hand it to another.
+            let generation = record.record.generation;
+            state.stream.remove(&seq);
+            let error = dead_letter_error(self.max_deliveries);
+            state.end(
+                &message.key,
+                ExecutionState::Failed,
+                Some(error.clone()),
+                self.ttl,
+                now,
+            );
+            tracing::error!(key = %message.key, task = %message.function, "dead-lettered after {} deliveries: recorded FAILED", self.max_deliveries);
+            self.publish(
+                &message.key,
+                Event::State {
+                    state: ExecutionState::Failed,
+                    generation,
+                    worker: None,
+                    error: Some(error),
+                },
+            );
+            return;
+        }
         record.record.state = ExecutionState::Running;
         record.record.worker = Some(worker.to_owned());
         record.record.started_at = Some(wall);
@@ -364,6 +392,7 @@ impl MemoryBackend {
         r.error = error;
         r.has_result = false;
         record.stream_seq = stream_seq;
+        record.deliveries = 0;
         record.waiting = slot.filter(|_| waits).map(|slot| slot.scope.clone());
         record.expires = None;
         let snapshot = record.record.clone();
@@ -429,6 +458,7 @@ impl Backend for MemoryBackend {
             backend: MemoryBackend {
                 store: self.store.clone(),
                 ttl: self.ttl,
+                max_deliveries: self.max_deliveries,
             },
             worker: worker.to_owned(),
         });

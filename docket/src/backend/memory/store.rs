@@ -17,6 +17,8 @@ pub(super) struct Record {
     pub stream_seq: Option<u64>,
     /// The concurrency scope it waits in, while parked as a waiter.
     pub waiting: Option<String>,
+    /// Deliveries of the current generation (dead-lettered past the limit).
+    pub deliveries: u32,
     pub expires: Option<Instant>,
 }
 

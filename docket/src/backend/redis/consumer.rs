@@ -14,13 +14,8 @@ use super::connection::{blocking_connection, ensure_group, is_missing_group};
 use super::keys::GROUP;
 use super::scripts::SCRIPTS;
 use super::wire::{Malformed, duration_millis, parse_message, text_fields, text_map};
-use crate::backend::{BoxFuture, Claimed, Consumer, Delivery, Message};
+use crate::backend::{BoxFuture, Claimed, Consumer, Delivery, Message, dead_letter_error};
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
-
-/// How many times one run may be delivered (its first delivery and redeliveries after
-/// its worker stopped renewing it) before it is dead-lettered: recorded FAILED instead
-/// of handed to yet another worker it may kill.
-const MAX_DELIVERIES: u32 = 10;
 
 /// A message as read from the stream: its id and fields.
 type Entry = (String, HashMap<String, String>);
@@ -143,17 +138,8 @@ async fn claim_entries(
         .arg(shared.keys.prefix())
         .arg(worker)
         .arg(shared.ttl_ms)
-        .arg(MAX_DELIVERIES)
-        .arg(
-            TaskError::new(
-                TaskErrorKind::Failed,
-                format!(
-                    "dead-lettered: delivered {MAX_DELIVERIES} times without finishing \
-                     (its workers stopped before it ended)"
-                ),
-            )
-            .to_json(),
-        )
+        .arg(shared.max_deliveries)
+        .arg(dead_letter_error(shared.max_deliveries).to_json())
         .arg(parsed.len());
     for (id, fields, message) in &parsed {
         match message {
@@ -210,8 +196,9 @@ async fn claim_entries(
                     id = %id,
                     key = %message.key,
                     task = %message.function,
-                    "dead-lettered `{}` after {MAX_DELIVERIES} deliveries: recorded FAILED",
+                    "dead-lettered `{}` after {} deliveries: recorded FAILED",
                     message.key,
+                    shared.max_deliveries,
                 );
             }
             (Err(_), "dropped") => {}

@@ -54,6 +54,8 @@ struct Shared {
     keys: Keys,
     /// `execution_ttl` in milliseconds; 0 is fire-and-forget.
     ttl_ms: u64,
+    /// Deliveries before a run is dead-lettered.
+    max_deliveries: u32,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl RedisBackend {
                 connection,
                 keys,
                 ttl_ms: wire::duration_millis(config.execution_ttl),
+                max_deliveries: config.max_deliveries.max(1),
             }),
         })
     }

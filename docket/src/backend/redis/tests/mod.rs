@@ -33,6 +33,7 @@ async fn open(server: &TestServer, name: &str, ttl: Duration) -> RedisBackend {
         BackendConfig {
             name: name.to_owned(),
             execution_ttl: ttl,
+            max_deliveries: 10,
         },
     )
     .await
@@ -196,6 +197,7 @@ async fn the_documented_acl_lines_are_enough() {
             BackendConfig {
                 name: "orders".to_owned(),
                 execution_ttl: TTL,
+                max_deliveries: 10,
             },
         )
         .await
