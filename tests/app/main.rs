@@ -45,3 +45,19 @@ async fn main() -> std::process::ExitCode {
 async fn flaky(n: u32) -> Result<(), String> {
     Err(format!("flaky call {n} failed"))
 }
+
+/// Logs its start and end (with the worker's name) to `log`, sleeping `millis` between.
+#[docket::task(name = "app_slow")]
+async fn slow(log: String, millis: u64, worker: docket::WorkerInfo) -> std::io::Result<String> {
+    let line = |what: &str| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        writeln!(file, "{what} {}", worker.name())
+    };
+    line("start")?;
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    line("end")?;
+    Ok(worker.name().to_owned())
+}

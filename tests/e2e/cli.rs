@@ -906,3 +906,93 @@ async fn a_worker_exports_spans_over_otlp_when_the_endpoint_is_set() {
     assert!(has(b"docket.task.trace"), "the run's span was exported");
     assert!(has(b"docket-e2e"), "with the service name");
 }
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().expect("the worker is running");
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// SIGSTOP a worker mid-run past its redelivery timeout: another worker takes the run
+/// over and records it; when the first wakes (SIGCONT) it can neither record, renew nor
+/// acknowledge the run it lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_cannot_complete_a_run_it_lost() {
+    let cli = Cli::new();
+    let docket = cli.docket().await;
+    let log = std::env::temp_dir().join(format!("{}.slow", cli.target.name));
+    let log_text = log.to_string_lossy().into_owned();
+    let execution = docket
+        .add(crate::tasks::AppSlow::new(log_text, 1_500))
+        .key("slow")
+        .await
+        .unwrap();
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+    let stopped = cli.worker(&["--name", "stopped", "--redelivery-timeout", "1s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lines().contains("start stopped") {
+        assert!(Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&stopped, "STOP");
+
+    let taker = cli.worker(&["--name", "taker", "--redelivery-timeout", "1s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while execution.state().await.unwrap() != ExecutionState::Completed {
+        assert!(
+            Instant::now() < deadline,
+            "the run was never taken over: {}",
+            lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(execution.result::<String>().await.unwrap(), "taker");
+    let before = execution.record().await.unwrap().unwrap();
+
+    signal(&stopped, "CONT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lines().contains("end stopped") {
+        assert!(
+            Instant::now() < deadline,
+            "the stopped worker never resumed: {}",
+            lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = execution.record().await.unwrap().unwrap();
+    assert_eq!(
+        after.worker.as_deref(),
+        Some("taker"),
+        "the stale worker recorded nothing"
+    );
+    assert_eq!(after.generation, before.generation);
+    assert_eq!(after.completed_at, before.completed_at);
+
+    sigterm(&stopped);
+    sigterm(&taker);
+    let stopped = finish(stopped, Duration::from_secs(20), &["stopped"]).await;
+    let taker = finish(taker, Duration::from_secs(20), &["taker"]).await;
+    assert!(stopped.status.success() && taker.status.success());
+    let logs = text(&stopped.stderr);
+    assert!(
+        logs.contains("taken over by another worker; its end was not recorded"),
+        "{logs}"
+    );
+    // Nothing is left pending: the stale worker could not acknowledge (or keep) it.
+    let mut redis = cli.target.redis.as_ref().unwrap().connection();
+    let pending: Vec<::redis::Value> = ::redis::cmd("XPENDING")
+        .arg(format!("{}:stream", cli.target.name))
+        .arg("docket-workers")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(
+        pending.first(),
+        Some(&::redis::Value::Int(0)),
+        "{pending:?}"
+    );
+    let _ = std::fs::remove_file(&log);
+}

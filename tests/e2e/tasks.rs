@@ -402,3 +402,10 @@ pub async fn app_flaky(n: u32) {
 pub async fn measure(data: String) -> usize {
     data.len()
 }
+
+/// Wire-compatible with `app_slow` of the `docket-app` binary.
+#[docket::task(name = "app_slow")]
+pub async fn app_slow(log: String, millis: u64) -> String {
+    let _ = (log, millis);
+    unreachable!("only docket-app workers run app_slow");
+}
