@@ -450,3 +450,57 @@ async fn only_documented_keys_remain_and_per_task_keys_expire() {
         .unwrap();
     assert_eq!(queued, 0);
 }
+
+/// `CLIENT PAUSE` for 2 s while a worker drains a backlog and a producer keeps adding:
+/// both ride it out, and every call completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_is_ridden_out() {
+    let target = Target::redis();
+    let docket = target.docket().await;
+    let probe = target.name.clone();
+    let calls: Vec<docket::Call> = (0..20)
+        .map(|_| Probed::new(probe.clone(), 30).into())
+        .collect();
+    let mut executions = docket.add_many(calls).await.unwrap();
+    // Leases outlast the pause, so nothing is redelivered and every call runs once.
+    let worker = test_worker(&docket)
+        .name("patient")
+        .redelivery_timeout(Duration::from_secs(10))
+        .concurrency(2)
+        .build()
+        .unwrap();
+    let handle = worker.shutdown_handle();
+    let running = tokio::spawn(async move { worker.run_forever().await });
+    eventually(Duration::from_secs(10), "a few tasks to run", || {
+        runs(&probe).len() >= 3
+    })
+    .await;
+    let mut admin = target.redis.as_ref().unwrap().connection();
+    let paused = std::time::Instant::now();
+    let _: () = ::redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2000)
+        .arg("ALL")
+        .query(&mut admin)
+        .unwrap();
+    // A producer adding during the pause waits, then succeeds.
+    executions.push(docket.add(Probed::new(probe.clone(), 1)).await.unwrap());
+    assert!(
+        paused.elapsed() >= Duration::from_millis(1500),
+        "the add waited out the pause"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for execution in &executions {
+        while execution.state().await.unwrap() != ExecutionState::Completed {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never completed",
+                execution.key()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    handle.shutdown();
+    running.await.unwrap().unwrap();
+    assert_eq!(runs(&probe).len(), 21);
+}
