@@ -996,3 +996,111 @@ async fn a_stopped_worker_cannot_complete_a_run_it_lost() {
     );
     let _ = std::fs::remove_file(&log);
 }
+
+/// SIGTERM during work: the running task finishes within the drain timeout, waiting ones
+/// stay queued for the next worker; a task past the drain timeout is left pending and
+/// redelivered to the next worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_the_rest_for_the_next_worker() {
+    let cli = Cli::new();
+    let docket = cli.docket().await;
+    let keys: Vec<String> = {
+        let mut keys = Vec::new();
+        for _ in 0..3 {
+            keys.push(added_key(&cli.ok(&["tasks", "sleep", "0.5"]).await));
+        }
+        keys
+    };
+    let first = cli.worker(&["--concurrency", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let running = loop {
+        let mut running = None;
+        for key in &keys {
+            let state = docket
+                .get_execution(key)
+                .await
+                .unwrap()
+                .unwrap()
+                .state()
+                .await
+                .unwrap();
+            if state == ExecutionState::Running {
+                running = Some(key.clone());
+            }
+        }
+        if let Some(key) = running {
+            break key;
+        }
+        assert!(Instant::now() < deadline, "nothing ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    sigterm(&first);
+    let output = finish(first, Duration::from_secs(20), &["first"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let state = |key: String| {
+        let docket = docket.clone();
+        async move {
+            docket
+                .get_execution(&key)
+                .await
+                .unwrap()
+                .unwrap()
+                .state()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(state(running.clone()).await, ExecutionState::Completed);
+    let mut left = 0;
+    for key in keys.iter().filter(|k| **k != running) {
+        if state(key.clone()).await == ExecutionState::Queued {
+            left += 1;
+        }
+    }
+    assert!(left >= 1, "the drained worker left queued tasks alone");
+
+    // A run past the drain timeout is abandoned, then redelivered to the next worker.
+    let long = added_key(&cli.ok(&["tasks", "sleep", "3"]).await);
+    let impatient = cli.worker(&[
+        "--concurrency",
+        "10",
+        "--drain-timeout",
+        "200ms",
+        "--redelivery-timeout",
+        "1s",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while state(long.clone()).await != ExecutionState::Running {
+        assert!(Instant::now() < deadline, "the long sleep never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped_at = Instant::now();
+    sigterm(&impatient);
+    let output = finish(impatient, Duration::from_secs(20), &["impatient"]).await;
+    assert!(output.status.success());
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(2),
+        "it left after its drain timeout"
+    );
+    assert!(
+        text(&output.stderr).contains("drain timeout"),
+        "{}",
+        text(&output.stderr)
+    );
+    let next = cli.worker(&["--until-finished", "--redelivery-timeout", "1s"]);
+    let output = finish(next, Duration::from_secs(30), &["next"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for key in keys.iter().chain([&long]) {
+        assert_eq!(state(key.clone()).await, ExecutionState::Completed, "{key}");
+    }
+    let record = docket
+        .get_execution(&long)
+        .await
+        .unwrap()
+        .unwrap()
+        .record()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.attempt, 1, "a redelivery is not a retry");
+}

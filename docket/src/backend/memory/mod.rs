@@ -561,7 +561,11 @@ impl Backend for MemoryBackend {
         if !lock_free {
             return ready(Vec::new());
         }
-        state.sweep_lock = Some((worker.to_owned(), now + idle));
+        // As reclaim.lua: a lease of half the idle time, renewed at every sweep.
+        state.sweep_lock = Some((
+            worker.to_owned(),
+            now + (idle / 2).max(Duration::from_millis(50)),
+        ));
         let abandoned: Vec<u64> = state
             .stream
             .iter()
@@ -770,7 +774,16 @@ impl Backend for MemoryBackend {
     }
 
     fn leave(&self, worker: &str, _tasks: &[&'static str]) -> BoxFuture<'_, Result<()>> {
-        self.state().workers.remove(worker);
+        let mut state = self.state();
+        state.workers.remove(worker);
+        if state
+            .sweep_lock
+            .as_ref()
+            .is_some_and(|(holder, _)| holder == worker)
+        {
+            state.sweep_lock = None;
+        }
+        drop(state);
         ready(())
     }
 

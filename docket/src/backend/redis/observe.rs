@@ -166,6 +166,18 @@ pub(super) async fn leave(shared: &Shared, worker: &str, tasks: &[&'static str])
             .ignore();
     }
     let () = pipeline.query_async(&mut shared.connection()).await?;
+    // A stopping sweeper hands the sweep to the others at once.
+    let lock = shared.keys.redelivery_lock();
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(&lock)
+        .query_async(&mut shared.connection())
+        .await?;
+    if holder.as_deref() == Some(worker) {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&lock)
+            .query_async(&mut shared.connection())
+            .await?;
+    }
     Ok(())
 }
 

@@ -7,8 +7,9 @@
 -- ARGV[3]  idle_ms    messages idle longer than this are abandoned
 -- ARGV[4]  limit      take at most this many
 --
--- One sweeper at a time: the lock is a lease of idle_ms held by the sweeping worker
--- (renewed when it sweeps again). XAUTOCLAIM runs with JUSTID, following its cursor
+-- One sweeper at a time: the lock is a lease of half of idle_ms held by the sweeping
+-- worker, renewed each time it sweeps (every quarter of its idle_ms), so that a sweeper
+-- that died stops blocking the others soon; a worker that stops releases it. XAUTOCLAIM runs with JUSTID, following its cursor
 -- within the limit, and each message is then read back with XRANGE: that way a
 -- message deleted from the stream is seen the same on Redis 6.2 (where XAUTOCLAIM
 -- answers nil for it and leaves it pending) and 7.x (where it drops it from the
@@ -23,7 +24,7 @@ local holder = redis.call('GET', lock)
 if holder and holder ~= worker then
     return {}
 end
-redis.call('SET', lock, worker, 'PX', idle_ms)
+redis.call('SET', lock, worker, 'PX', math.max(50, math.floor(tonumber(idle_ms) / 2)))
 
 local taken = {}
 local cursor = '0-0'
