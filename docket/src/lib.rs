@@ -27,7 +27,7 @@ pub mod __private;
 
 pub use crate::client::{
     ActiveWorker, Add, DEFAULT_EXECUTION_TTL, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_PAYLOAD_SIZE,
-    Docket, DocketBuilder, Snapshot,
+    DeadLetter, Docket, DocketBuilder, Snapshot,
 };
 pub use behaviors::{Perpetual, Timeout};
 pub use error::{Error, Result, TaskError};

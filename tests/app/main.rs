@@ -61,3 +61,10 @@ async fn slow(log: String, millis: u64, worker: docket::WorkerInfo) -> std::io::
     line("end")?;
     Ok(worker.name().to_owned())
 }
+
+/// Kills the worker that runs it: a poison pill.
+#[docket::task(name = "app_poison")]
+async fn poison(note: String) {
+    eprintln!("poison pill: {note}");
+    std::process::abort();
+}

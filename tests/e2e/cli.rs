@@ -1104,3 +1104,60 @@ async fn sigterm_leaves_the_rest_for_the_next_worker() {
         .unwrap();
     assert_eq!(record.attempt, 1, "a redelivery is not a retry");
 }
+
+/// A task that kills its worker process every time is dead-lettered after
+/// `--max-deliveries`, and `docket dead-letters` lists, retries and purges it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_kills_its_worker_is_dead_lettered_and_listed() {
+    let cli = Cli::new();
+    let docket = cli.docket().await;
+    let execution = docket
+        .add(crate::tasks::AppPoison::new("boom".into()))
+        .key("pill")
+        .await
+        .unwrap();
+    let args = ["--max-deliveries", "2", "--redelivery-timeout", "500ms"];
+    for _ in 0..2 {
+        let worker = cli.worker(&args);
+        let output = finish(worker, Duration::from_secs(20), &["victim"]).await;
+        assert!(!output.status.success(), "the pill killed its worker");
+        assert!(text(&output.stderr).contains("poison pill: boom"));
+    }
+    let survivor = cli.worker(&args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while execution.state().await.unwrap() != ExecutionState::Failed {
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigterm(&survivor);
+    let output = finish(survivor, Duration::from_secs(20), &["survivor"]).await;
+    assert!(output.status.success(), "the third worker survived");
+
+    let listed = cli.ok(&["dead-letters", "ls"]).await;
+    assert!(
+        listed.contains("pill") && listed.contains("app_poison"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("dead-lettered: delivered 2 times"),
+        "{listed}"
+    );
+    let snapshot = cli.ok(&["snapshot"]).await;
+    assert!(snapshot.contains("dead letters:"), "{snapshot}");
+    let retried = cli.ok(&["dead-letters", "retry", "pill"]).await;
+    assert!(
+        retried.starts_with("added app_poison task pill again"),
+        "{retried}"
+    );
+    assert_eq!(execution.state().await.unwrap(), ExecutionState::Queued);
+    let missing = cli.run(&["dead-letters", "retry", "pill"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        cli.ok(&["dead-letters", "ls"])
+            .await
+            .starts_with("no dead letters")
+    );
+    let purged = cli.ok(&["dead-letters", "purge"]).await;
+    assert!(purged.starts_with("purged 0 dead letters"), "{purged}");
+    cli.ok(&["clear"]).await;
+}

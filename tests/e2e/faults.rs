@@ -300,6 +300,19 @@ async fn a_poison_pill_is_dead_lettered(target: Target) {
         error.message().contains("dead-lettered: delivered 2 times"),
         "{error}"
     );
+    // Kept for an operator: listed (and in snapshots), retried as a fresh call, purged.
+    let letters = docket.dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].key, "poison");
+    assert_eq!(letters[0].function, "probed");
+    assert!(letters[0].error.contains("dead-lettered"), "{letters:?}");
+    assert_eq!(docket.snapshot().await.unwrap().dead_letters, letters);
+    let again = docket.retry_dead_letter("poison").await.unwrap().unwrap();
+    assert_eq!(again.state().await.unwrap(), ExecutionState::Queued);
+    assert!(docket.dead_letters().await.unwrap().is_empty());
+    assert!(docket.retry_dead_letter("poison").await.unwrap().is_none());
+    assert!(again.cancel().await.unwrap());
+    assert_eq!(docket.purge_dead_letters().await.unwrap(), 0);
 }
 
 on_both_backends!(

@@ -409,3 +409,10 @@ pub async fn app_slow(log: String, millis: u64) -> String {
     let _ = (log, millis);
     unreachable!("only docket-app workers run app_slow");
 }
+
+/// Wire-compatible with `app_poison` of the `docket-app` binary.
+#[docket::task(name = "app_poison")]
+pub async fn app_poison(note: String) {
+    let _ = note;
+    unreachable!("only docket-app workers run app_poison");
+}

@@ -37,6 +37,9 @@ pub(crate) struct BackendConfig {
     pub max_deliveries: u32,
 }
 
+/// A call dead-lettered after its workers kept dying (see `Docket::dead_letters`).
+pub use crate::client::DeadLetter;
+
 /// The failure a dead-lettered run ends with.
 pub(crate) fn dead_letter_error(max_deliveries: u32) -> TaskError {
     TaskError::new(
@@ -323,6 +326,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Every live task with its record.
     fn live(&self) -> BoxFuture<'_, Result<LiveTasks>>;
+
+    /// The calls dead-lettered after their workers kept dying, and why.
+    fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<DeadLetter>>>;
+
+    /// Forgets a dead letter; false when there was none for `key`.
+    fn forget_dead_letter(&self, key: &str) -> BoxFuture<'_, Result<bool>>;
 
     /// How many tasks are live.
     fn live_counts(&self) -> BoxFuture<'_, Result<LiveCounts>>;

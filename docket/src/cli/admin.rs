@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use super::Outcome;
-use super::args::{DelayArgs, GlobalArgs, StrikeArgs, TasksCommand, WorkersCommand};
+use super::args::{
+    DeadLettersCommand, DelayArgs, GlobalArgs, StrikeArgs, TasksCommand, WorkersCommand,
+};
 use super::table::{Table, relative, short, timestamp};
-use crate::client::{ActiveWorker, Docket, Snapshot};
+use crate::client::{ActiveWorker, DeadLetter, Docket, Snapshot};
 use crate::execution::{Disposition, Execution, ExecutionRecord};
 use crate::strikes::Strike;
 use crate::task::Task;
@@ -81,6 +83,10 @@ fn render_snapshot(docket: &Docket, snapshot: &Snapshot, stats: bool) -> String 
     if stats {
         out.push('\n');
         out.push_str(&render_stats(snapshot));
+    }
+    if !snapshot.dead_letters.is_empty() {
+        out.push('\n');
+        out.push_str(&render_dead_letters(&snapshot.dead_letters));
     }
     let strikes = docket.strikes();
     if !strikes.is_empty() {
@@ -233,6 +239,66 @@ pub(super) async fn strike(global: &GlobalArgs, args: &StrikeArgs, strike: bool)
     println!("{verb} `{instruction}` in docket `{}`", docket.name());
     print!("{}", render_strikes(&docket.strikes()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `docket dead-letters ls|retry KEY|purge`.
+pub(super) async fn dead_letters(docket: &Docket, which: DeadLettersCommand) -> Outcome {
+    match which {
+        DeadLettersCommand::Ls => {
+            let letters = docket
+                .dead_letters()
+                .await
+                .map_err(failed("listing dead letters", docket))?;
+            print!("{}", render_dead_letters(&letters));
+        }
+        DeadLettersCommand::Retry { key } => {
+            match docket
+                .retry_dead_letter(&key)
+                .await
+                .map_err(failed("retrying a dead letter", docket))?
+            {
+                Some(execution) => println!(
+                    "added {} task {} again to docket `{}`",
+                    execution.function(),
+                    execution.key(),
+                    docket.name()
+                ),
+                None => {
+                    return Err(format!(
+                        "no dead letter with key `{key}` in docket `{}`",
+                        docket.name()
+                    ));
+                }
+            }
+        }
+        DeadLettersCommand::Purge => {
+            let purged = docket
+                .purge_dead_letters()
+                .await
+                .map_err(failed("purging dead letters", docket))?;
+            println!(
+                "purged {purged} dead letters from docket `{}`",
+                docket.name()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_dead_letters(letters: &[DeadLetter]) -> String {
+    if letters.is_empty() {
+        return "no dead letters\n".to_owned();
+    }
+    let mut table = Table::new(&["DEAD SINCE", "TASK", "KEY", "WHY"]);
+    for letter in letters {
+        table.row(vec![
+            letter.dead_at.clone(),
+            letter.function.clone(),
+            letter.key.clone(),
+            letter.error.clone(),
+        ]);
+    }
+    format!("dead letters:\n{}", table.render())
 }
 
 /// `docket strikes`: the strikes in effect.

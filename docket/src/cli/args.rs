@@ -109,6 +109,9 @@ pub enum Command {
     Restore(StrikeArgs),
     /// List the strikes in effect.
     Strikes,
+    /// Calls dead-lettered after their workers kept dying: list, retry or purge them.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
     /// Delete every queued and scheduled task of the docket.
     Clear,
     /// Show the tasks and workers of the docket.
@@ -350,6 +353,20 @@ impl StrikeArgs {
             )),
         }
     }
+}
+
+/// `docket dead-letters ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List them.
+    Ls,
+    /// Add one again (same key, function and arguments) and forget it.
+    Retry {
+        /// The task key.
+        key: String,
+    },
+    /// Forget them all.
+    Purge,
 }
 
 /// `docket workers ...`.
@@ -609,6 +626,7 @@ mod tests {
             "strike",
             "restore",
             "strikes",
+            "dead-letters",
             "clear",
             "snapshot",
             "watch",

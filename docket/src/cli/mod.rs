@@ -139,6 +139,7 @@ async fn dispatch(cli: Cli) -> Outcome {
             match other {
                 Command::Clear => admin::clear(&docket).await,
                 Command::Strikes => admin::strikes(&docket).await,
+                Command::DeadLetters(which) => admin::dead_letters(&docket, which).await,
                 Command::Snapshot { stats } => admin::snapshot(&docket, stats).await,
                 Command::Watch { key } => watch::run(&docket, &key).await,
                 Command::Workers(which) => admin::workers(&docket, which).await,
@@ -156,6 +157,7 @@ fn name_of(command: &Command) -> &'static str {
         Command::Restore(_) => "restore",
         Command::Clear => "clear",
         Command::Strikes => "strikes",
+        Command::DeadLetters(_) => "dead-letters",
         Command::Snapshot { .. } => "snapshot",
         Command::Watch { .. } => "watch",
         Command::Workers(_) => "workers",

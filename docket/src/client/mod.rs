@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use add::Add;
-pub use snapshot::{ActiveWorker, Snapshot};
+pub use snapshot::{ActiveWorker, DeadLetter, Snapshot};
 
 use crate::backend::{self, Backend, BackendConfig, BackendUrl, NewTask, ScheduleOutcome};
 use crate::error::{Error, Result};
@@ -42,6 +42,7 @@ pub(crate) const RESERVED_KEYS: &[&str] = &[
     "cooldown",
     "rate",
     "debounce",
+    "dead-letters",
 ];
 
 /// A handle to one named docket on one backend. Cheap to clone; share it freely.
@@ -577,6 +578,60 @@ impl Docket {
             tracing::warn!(docket = %self.name(), "a strike was written but not seen back yet");
         }
         Ok(())
+    }
+
+    /// Calls dead-lettered after their workers kept dying (see
+    /// [`DocketBuilder::max_deliveries`]), oldest first.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        let mut letters = self.backend().dead_letters().await?;
+        letters.sort_by(|a, b| a.dead_at.cmp(&b.dead_at));
+        Ok(letters)
+    }
+
+    /// Adds a dead-lettered call again (same key, function and arguments; attempt 1)
+    /// and forgets the dead letter. Returns `None` when no dead letter has that key.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn retry_dead_letter(&self, key: &str) -> Result<Option<Execution>> {
+        let letters = self.backend().dead_letters().await?;
+        let Some(letter) = letters.into_iter().find(|l| l.key == key) else {
+            return Ok(None);
+        };
+        let task = NewTask {
+            key: letter.key.clone(),
+            function: letter.function.clone(),
+            args: letter.args.clone(),
+            due: Due::Now,
+            attempt: 1,
+            replace: true,
+            traceparent: trace::current_traceparent(),
+        };
+        let outcome = self
+            .backend()
+            .schedule(vec![task.clone()])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Protocol("the backend scheduled nothing".into()))?;
+        self.backend().forget_dead_letter(key).await?;
+        Ok(Some(self.execution_for(task, &outcome)))
+    }
+
+    /// Forgets every dead letter. Returns how many there were.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn purge_dead_letters(&self) -> Result<usize> {
+        let mut purged = 0;
+        for letter in self.backend().dead_letters().await? {
+            if self.backend().forget_dead_letter(&letter.key).await? {
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 
     /// Removes every queued and scheduled task; their records end CANCELLED. Running

@@ -18,6 +18,25 @@ pub struct ActiveWorker {
     pub tasks: Vec<String>,
 }
 
+/// A call dead-lettered after it was delivered `max_deliveries` times without finishing
+/// (its workers kept dying). Retry it with
+/// [`Docket::retry_dead_letter`](crate::Docket::retry_dead_letter) or forget it with
+/// [`Docket::purge_dead_letters`](crate::Docket::purge_dead_letters).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The task key.
+    pub key: String,
+    /// The task's wire name.
+    pub function: String,
+    /// The arguments, a JSON object.
+    pub args: String,
+    /// Why it was dead-lettered.
+    pub error: String,
+    /// When it was dead-lettered (RFC 3339).
+    pub dead_at: String,
+}
+
 /// Everything live in a docket at one moment.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -32,6 +51,8 @@ pub struct Snapshot {
     pub running: Vec<ExecutionRecord>,
     /// Workers seen recently.
     pub workers: Vec<ActiveWorker>,
+    /// Calls dead-lettered and not yet retried or purged.
+    pub dead_letters: Vec<DeadLetter>,
 }
 
 impl Snapshot {
@@ -54,6 +75,7 @@ pub(super) async fn take(docket: &Docket) -> Result<Snapshot> {
         scheduled: live.scheduled,
         running: live.running,
         workers: workers(docket, None).await?,
+        dead_letters: backend.dead_letters().await?,
     })
 }
 

@@ -17,8 +17,8 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use self::store::{Entry, Owner, Record, State};
 use super::{
-    AdmissionCheck, Backend, BackendConfig, BoxFuture, Claimed, Consumer, Delivery, EventStream,
-    Finish, FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue, Outcome,
+    AdmissionCheck, Backend, BackendConfig, BoxFuture, Claimed, Consumer, DeadLetter, Delivery,
+    EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue, Outcome,
     ProgressUpdate, Promotion, Reschedule, ScheduleOutcome, Slot, StrikeEntry, StrikeReader,
     WorkerEntry, dead_letter_error,
 };
@@ -221,6 +221,17 @@ impl MemoryBackend {
             let generation = record.record.generation;
             state.stream.remove(&seq);
             let error = dead_letter_error(self.max_deliveries);
+            state.dead_letters.insert(
+                message.key.clone(),
+                DeadLetter {
+                    key: message.key.clone(),
+                    function: message.function.clone(),
+                    args: message.args.clone(),
+                    error: error.message().to_owned(),
+                    dead_at: chrono::DateTime::<chrono::Utc>::from(wall)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                },
+            );
             state.end(
                 &message.key,
                 ExecutionState::Failed,
@@ -744,6 +755,16 @@ impl Backend for MemoryBackend {
         let _ = lease;
         let woke = self.wake_all();
         ready(woke)
+    }
+
+    fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<DeadLetter>>> {
+        let letters = self.state().dead_letters.values().cloned().collect();
+        ready(letters)
+    }
+
+    fn forget_dead_letter(&self, key: &str) -> BoxFuture<'_, Result<bool>> {
+        let removed = self.state().dead_letters.remove(key).is_some();
+        ready(removed)
     }
 
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {

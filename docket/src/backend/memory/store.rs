@@ -65,6 +65,8 @@ pub(super) struct State {
     pub cooldowns: HashMap<String, Instant>,
     /// Rate-limit windows: scope → run times.
     pub rates: HashMap<String, std::collections::VecDeque<Instant>>,
+    /// Dead-lettered calls, by key.
+    pub dead_letters: BTreeMap<String, crate::backend::DeadLetter>,
     /// Leases by name: holder and expiry.
     pub locks: HashMap<String, (String, Instant)>,
 }

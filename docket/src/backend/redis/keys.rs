@@ -49,6 +49,11 @@ impl Keys {
         format!("{}:{kind}:{scope}", self.prefix)
     }
 
+    /// `{p}:dead-letters`: dead-lettered key → JSON (function, args, when, error).
+    pub(super) fn dead_letters(&self) -> String {
+        format!("{}:dead-letters", self.prefix)
+    }
+
     /// `{p}:workers`: worker → last heartbeat in ms.
     pub(super) fn workers(&self) -> String {
         format!("{}:workers", self.prefix)

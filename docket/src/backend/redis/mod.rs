@@ -32,9 +32,9 @@ use redis::aio::ConnectionManager;
 
 use self::keys::Keys;
 use super::{
-    AdmissionCheck, Backend, BackendConfig, BoxFuture, Consumer, Delivery, EventStream, Finish,
-    FinishOutcome, LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion, ScheduleOutcome,
-    Slot, StrikeReader, WorkerEntry,
+    AdmissionCheck, Backend, BackendConfig, BoxFuture, Consumer, DeadLetter, Delivery, EventStream,
+    Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion,
+    ScheduleOutcome, Slot, StrikeReader, WorkerEntry,
 };
 use crate::error::{Error, Result};
 use crate::execution::{ExecutionRecord, ProgressState};
@@ -204,6 +204,31 @@ impl Backend for RedisBackend {
 
     fn wake_waiters(&self, lease: Duration) -> BoxFuture<'_, Result<usize>> {
         Box::pin(admission::wake(&self.shared, lease))
+    }
+
+    fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<DeadLetter>>> {
+        Box::pin(async move {
+            let entries: Vec<(String, String)> = redis::cmd("HGETALL")
+                .arg(self.shared.keys.dead_letters())
+                .query_async(&mut self.shared.connection())
+                .await?;
+            entries
+                .into_iter()
+                .map(|(key, json)| wire::dead_letter(key, &json))
+                .collect()
+        })
+    }
+
+    fn forget_dead_letter(&self, key: &str) -> BoxFuture<'_, Result<bool>> {
+        let key = key.to_owned();
+        Box::pin(async move {
+            let removed: i64 = redis::cmd("HDEL")
+                .arg(self.shared.keys.dead_letters())
+                .arg(key)
+                .query_async(&mut self.shared.connection())
+                .await?;
+            Ok(removed > 0)
+        })
     }
 
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {

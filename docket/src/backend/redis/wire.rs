@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 
-use crate::backend::{Message, NextDue};
+use crate::backend::{DeadLetter, Message, NextDue};
 use crate::error::{Error, Result, TaskError};
 use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
 use crate::task::Due;
@@ -67,6 +67,26 @@ pub(super) fn next_args(next: Option<&NextDue>) -> (&'static str, u64) {
         Some(NextDue::AfterStart(every)) => ("start", ceil_millis(*every)),
         Some(NextDue::Wait) => ("wait", 0),
     }
+}
+
+/// A dead letter as claim.lua stores it (a JSON object; `error` is a `TaskError` JSON).
+pub(super) fn dead_letter(key: String, json: &str) -> Result<DeadLetter> {
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| Error::Protocol(format!("dead letter `{key}`: {e}")))?;
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(DeadLetter {
+        function: field("function"),
+        args: field("args"),
+        error: TaskError::from_json(&field("error")).message().to_owned(),
+        dead_at: field("dead_at"),
+        key,
+    })
 }
 
 /// The text of a reply value; `None` for nil, arrays and the like.

@@ -14,7 +14,8 @@
 --   'run'        the record is now RUNNING for the worker (its `deliveries` counted);
 --   'superseded' the record is gone, of another generation, or no longer live: the
 --                message is acknowledged and deleted, never run;
---   'dead'       delivered more than max_deliveries times (its workers kept dying):
+--   'dead'       delivered more than max_deliveries times (its workers kept dying),
+--                kept in {p}:dead-letters (key → JSON: function, args, when, error):
 --                acknowledged and deleted, the record ends FAILED;
 --   'dropped'    malformed: acknowledged and deleted; a live record still pointing at
 --                it ends FAILED with the problem.
@@ -48,6 +49,12 @@ for i = 0, count - 1 do
         if (state == 'QUEUED' or state == 'RUNNING') and tonumber(current[2]) == tonumber(generation)
             and current[3] == id then
             if redis.call('HINCRBY', record, 'deliveries', 1) > max_deliveries then
+                -- Kept for an operator to retry or purge (`docket dead-letters`).
+                local r = redis.call('HMGET', record, 'function', 'args', 'when')
+                redis.call('HSET', PREFIX .. ':dead-letters', key, cjson.encode({
+                    ['function'] = r[1], args = r[2], when = r[3], error = dead_json,
+                    dead_at = rfc3339(now),
+                }))
                 drop_message(stream, id)
                 conclude(key, 'FAILED', generation, ttl_ms, dead_json, now)
                 out[#out + 1] = 'dead'
