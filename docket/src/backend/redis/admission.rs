@@ -59,28 +59,18 @@ pub(super) async fn renew(
     if held.is_empty() {
         return Ok(());
     }
-    // Loaded once so that the pipeline can use EVALSHA.
-    let _: i64 = SCRIPTS
-        .admission
-        .key(shared.keys.admission("concurrency", "-"))
-        .arg(shared.keys.prefix())
-        .arg("renew")
-        .arg("-")
-        .arg(1)
-        .invoke_async(&mut shared.connection())
-        .await?;
+    // One round trip: SCRIPT LOAD (idempotent), then EVALSHA per slot.
     let mut pipeline = redis::pipe();
+    pipeline.load_script(&SCRIPTS.admission).ignore();
     for (slot, key) in held {
-        pipeline
-            .cmd("EVALSHA")
-            .arg(SCRIPTS.admission.get_hash())
-            .arg(1)
-            .arg(shared.keys.admission("concurrency", &slot.scope))
+        let mut invocation = SCRIPTS.admission.prepare_invoke();
+        invocation
+            .key(shared.keys.admission("concurrency", &slot.scope))
             .arg(shared.keys.prefix())
             .arg("renew")
             .arg(key)
-            .arg(duration_millis(lease).max(1))
-            .ignore();
+            .arg(duration_millis(lease).max(1));
+        pipeline.invoke_script(&invocation).ignore();
     }
     let () = pipeline.query_async(&mut shared.connection()).await?;
     Ok(())

@@ -20,8 +20,7 @@ local now = now_ms()
 
 if kind == 'slot' then
     local key, max, lease_ms = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-    redis.call('ZREMRANGEBYSCORE', target, '-inf', '(' .. int(now))
-    if redis.call('ZSCORE', target, key) or redis.call('ZCARD', target) < max then
+    if live_holders(target, now) < max or redis.call('ZSCORE', target, key) then
         redis.call('ZADD', target, int(now + lease_ms), key)
         return 1
     end

@@ -45,16 +45,10 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
     local current = to_table(redis.call('HGETALL', record))
     local waiting = false
     if kind == 'wait' then
-        local slots = slot_key(slot_scope)
-        redis.call('ZREMRANGEBYSCORE', slots, '-inf', '(' .. int(now))
-        waiting = redis.call('ZCARD', slots) >= tonumber(slot_max)
+        waiting = live_holders(slot_key(slot_scope), now) >= tonumber(slot_max)
     end
-    local due = now
-    if kind == 'after' then
-        due = now + ms
-    elseif kind == 'at' then
-        due = ms
-    elseif kind == 'start' then
+    local due = due_ms(kind, ms, now)
+    if kind == 'start' then
         due = math.max(now, (tonumber(current['started_ms']) or now) + ms)
     end
     if args == '' then

@@ -148,6 +148,16 @@ local function is_pending_for(stream, id, worker)
     return type(pending) == 'table' and pending.err == nil and #pending > 0
 end
 
+-- When a call is due, in ms: now, `ms` after now ('after'), or at `ms` ('at').
+local function due_ms(kind, ms, now)
+    if kind == 'after' then
+        return now + ms
+    elseif kind == 'at' then
+        return ms
+    end
+    return now
+end
+
 -- Admission control keys (see admission.lua).
 local function slot_key(scope) return PREFIX .. ':concurrency:' .. scope end
 local function waiting_key(scope) return PREFIX .. ':waiting:' .. scope end
@@ -155,14 +165,19 @@ local WAITING_SCOPES = PREFIX .. ':waiting-scopes'
 -- Waiters sit in the queue with this score: counted and listed as SCHEDULED, never due.
 local PARKED_FOREVER = 9007199254740991
 
+-- Drops the holders of a slot set whose lease ran out; returns how many hold one.
+local function live_holders(slots, now)
+    redis.call('ZREMRANGEBYSCORE', slots, '-inf', '(' .. int(now))
+    return redis.call('ZCARD', slots)
+end
+
 -- Wakes waiters of `scope` into its free slots (holders whose lease ran out are dropped
 -- first), oldest first: each woken waiter's message goes to the stream with a slot
 -- reserved for it, so no newcomer takes its place. Stale entries (cancelled or replaced
 -- waiters) are skipped. Returns how many woke.
 local function wake_scope(stream, queue, scope, max, lease_ms, now)
     local slots = slot_key(scope)
-    redis.call('ZREMRANGEBYSCORE', slots, '-inf', '(' .. int(now))
-    local free = tonumber(max) - redis.call('ZCARD', slots)
+    local free = tonumber(max) - live_holders(slots, now)
     local list = waiting_key(scope)
     local woke = 0
     while free > 0 do

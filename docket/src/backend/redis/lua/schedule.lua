@@ -20,7 +20,7 @@ local out = {}
 for i = 0, count - 1 do
     local base = 3 + i * 8
     local key, fn, args = ARGV[base], ARGV[base + 1], ARGV[base + 2]
-    local due_kind, due_ms = ARGV[base + 3], tonumber(ARGV[base + 4])
+    local due_kind, due_value = ARGV[base + 3], tonumber(ARGV[base + 4])
     local attempt, replace, traceparent = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7]
 
     local record = record_key(key)
@@ -43,12 +43,7 @@ for i = 0, count - 1 do
             end
         end
 
-        local due = now
-        if due_kind == 'after' then
-            due = now + due_ms
-        elseif due_kind == 'at' then
-            due = due_ms
-        end
+        local due = due_ms(due_kind, due_value, now)
         local new_generation = int(generation + 1)
         local when = rfc3339(due)
         local fields = message_fields(key, when, fn, args, attempt, new_generation, traceparent)
