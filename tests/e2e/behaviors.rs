@@ -5,7 +5,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use docket::{Docket, ExecutionState, TaskError};
 
-use crate::support::{Run, Target, drain, eventually, on_both_backends, runs, test_worker};
+use crate::support::{
+    Run, Target, drain, eventually, on_both_backends, record_of, runs, test_worker,
+};
 use crate::tasks::{
     AlwaysLate, BacksOff, CountsUp, Extends, FailsThrice, ForcesRetries, Probed, SelfPaced,
     SlowFailure, Stubborn, Ticks,
@@ -18,15 +20,7 @@ fn gaps(runs: &[Run]) -> Vec<Duration> {
 }
 
 async fn final_error(docket: &Docket, key: &str) -> TaskError {
-    let record = docket
-        .get_execution(key)
-        .await
-        .unwrap()
-        .unwrap()
-        .record()
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record_of(docket, key).await;
     assert_eq!(record.state, ExecutionState::Failed, "{record:?}");
     record.error.unwrap()
 }
@@ -271,15 +265,7 @@ async fn automatic_tasks_are_seeded_once_by_many_workers(target: Target) {
     for run in running {
         run.await.unwrap().unwrap();
     }
-    let record = docket
-        .get_execution("hourly_sweep")
-        .await
-        .unwrap()
-        .unwrap()
-        .record()
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record_of(&docket, "hourly_sweep").await;
     assert_eq!(
         record.generation, 2,
         "seeded once, ran once, rescheduled once: {record:?}"

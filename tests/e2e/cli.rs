@@ -8,7 +8,7 @@ use docket::{Docket, ExecutionState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::support::{RedisServer, Target, free_port};
+use crate::support::{RedisServer, Target, free_port, record_of};
 
 const APP: &str = env!("CARGO_BIN_EXE_docket-app");
 
@@ -1093,15 +1093,7 @@ async fn sigterm_leaves_the_rest_for_the_next_worker() {
     for key in keys.iter().chain([&long]) {
         assert_eq!(state(key.clone()).await, ExecutionState::Completed, "{key}");
     }
-    let record = docket
-        .get_execution(&long)
-        .await
-        .unwrap()
-        .unwrap()
-        .record()
-        .await
-        .unwrap()
-        .unwrap();
+    let record = record_of(&docket, &long).await;
     assert_eq!(record.attempt, 1, "a redelivery is not a retry");
 }
 

@@ -197,6 +197,19 @@ pub async fn drain(docket: &Docket) {
         .unwrap();
 }
 
+/// The record of a key that must exist.
+pub async fn record_of(docket: &Docket, key: &str) -> docket::ExecutionRecord {
+    docket
+        .get_execution(key)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no execution for `{key}`"))
+        .record()
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no record for `{key}`"))
+}
+
 /// One run of a probed task, as the task saw it.
 #[derive(Debug, Clone)]
 pub struct Run {
