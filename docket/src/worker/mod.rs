@@ -307,13 +307,18 @@ struct MainLoop {
     runs: JoinSet<run::Ran>,
     finisher: finisher::Finisher,
     consumer: Option<Box<dyn Consumer>>,
-    runs_by_key: HashMap<String, usize>,
+    /// `run_at_most`: runs started per limited key, shared with the runs.
+    limits: Option<Arc<run::RunLimits>>,
     backoff: Duration,
     next_sweep: tokio::time::Instant,
 }
 
 impl MainLoop {
     fn new(shared: Arc<Shared>, mode: Mode) -> Self {
+        let limits = match &mode {
+            Mode::AtMost(limits) => Some(Arc::new(run::RunLimits::new(limits.clone()))),
+            _ => None,
+        };
         let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
         let finisher = finisher::Finisher::spawn(shared.clone());
         let backoff = shared.settings.reconnection_delay;
@@ -324,7 +329,7 @@ impl MainLoop {
             runs: JoinSet::new(),
             finisher,
             consumer: None,
-            runs_by_key: HashMap::new(),
+            limits,
             backoff,
             next_sweep: tokio::time::Instant::now(),
         }
@@ -437,8 +442,9 @@ impl MainLoop {
     fn start(&mut self, delivery: Delivery, permit: tokio::sync::OwnedSemaphorePermit) {
         let shared = self.shared.clone();
         let finisher = self.finisher.sender();
+        let limits = self.limits.clone();
         self.runs
-            .spawn(run::execute(shared, delivery, finisher, permit));
+            .spawn(run::execute(shared, delivery, finisher, permit, limits));
     }
 
     async fn reap_finished(&mut self) {
@@ -451,14 +457,12 @@ impl MainLoop {
         let Ok(ran) = ran else {
             return;
         };
-        if let Mode::AtMost(limits) = &self.mode {
-            let count = self.runs_by_key.entry(ran.key.clone()).or_default();
-            *count += 1;
-            if limits.get(&ran.key).is_some_and(|limit| *count >= *limit)
-                && let Err(error) = self.shared.docket.cancel(&ran.key).await
-            {
-                tracing::warn!(key = %ran.key, %error, "could not stop a key at its run limit");
-            }
+        // A key that used up its runs has its next copy cancelled, so that the docket
+        // empties and the worker returns.
+        if ran.last_allowed
+            && let Err(error) = self.shared.docket.cancel(&ran.key).await
+        {
+            tracing::warn!(key = %ran.key, %error, "could not stop a key at its run limit");
         }
     }
 

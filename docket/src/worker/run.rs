@@ -1,6 +1,7 @@
 //! Running one delivery: build its [`Execution`], resolve and await the task, record
 //! how it ended.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,6 +25,8 @@ use crate::task::TaskOptions;
 /// What the main loop learns from a finished run.
 pub(super) struct Ran {
     pub key: String,
+    /// The run was the last its key may have under `run_at_most`.
+    pub last_allowed: bool,
 }
 
 /// A run's place in the worker's in-flight table. Dropping it (the run ended, or was
@@ -73,11 +76,44 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
+/// `run_at_most`: how many runs each limited key may still start.
+pub(super) struct RunLimits {
+    left: std::sync::Mutex<HashMap<String, usize>>,
+}
+
+impl RunLimits {
+    pub(super) fn new(limits: HashMap<String, usize>) -> Self {
+        Self {
+            left: std::sync::Mutex::new(limits),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.left
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes one run of `key`: `None` when the key has used all of its runs, else
+    /// whether this is its last one.
+    fn take(&self, key: &str) -> Option<bool> {
+        match self.lock().get_mut(key) {
+            Some(0) => None,
+            Some(left) => {
+                *left -= 1;
+                Some(*left == 0)
+            }
+            None => Some(false),
+        }
+    }
+}
+
 pub(super) async fn execute(
     shared: Arc<Shared>,
     delivery: Delivery,
     finisher: FinishSender,
     permit: OwnedSemaphorePermit,
+    limits: Option<Arc<RunLimits>>,
 ) -> Ran {
     let message = &delivery.message;
     let key = message.key.clone();
@@ -103,10 +139,23 @@ pub(super) async fn execute(
             }),
         },
     );
-    let (admission, held) = match admission(&shared, &execution, &options, message).await {
+    let (mut admission, held) = match admission(&shared, &execution, &options, message).await {
         Ok(decided) => decided,
         Err(waiting) => return finish(&shared, &delivery, &finisher, waiting, permit).await,
     };
+    // `run_at_most`: the limit is taken when a run is about to start, so a copy that
+    // comes due before the key's last run was accounted for cannot run once too often.
+    let mut last_allowed = false;
+    if admission == Admission::Run
+        && let Some(limits) = &limits
+    {
+        match limits.take(&key) {
+            Some(last) => last_allowed = last,
+            None => {
+                admission = Admission::Cancel(format!("`{key}` reached its run_at_most limit"));
+            }
+        }
+    }
     let (outcome, next) = match admission {
         Admission::Run => {
             control.start_clock(options.timeout);
@@ -154,7 +203,9 @@ pub(super) async fn execute(
         slot: held,
         release,
     };
-    finish(&shared, &delivery, &finisher, ended, permit).await
+    let mut ran = finish(&shared, &delivery, &finisher, ended, permit).await;
+    ran.last_allowed = last_allowed;
+    ran
 }
 
 /// How a delivery ended, for [`finish`].
@@ -204,7 +255,10 @@ async fn finish(
         }
     }
     drop(permit);
-    Ran { key }
+    Ran {
+        key,
+        last_allowed: false,
+    }
 }
 
 /// The behaviours' admission, then the task's own controls. `Err` when the call must
