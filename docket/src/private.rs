@@ -26,13 +26,13 @@ use crate::error::TaskErrorKind;
 /// A bad-arguments [`TaskError`] naming the task and what did not fit.
 pub fn arguments<T: DeserializeOwned>(execution: &Execution) -> Result<T, TaskError> {
     serde_json::from_str(execution.args()).map_err(|error| {
-        TaskError::new(
-            TaskErrorKind::BadArguments,
-            format!(
-                "the arguments of `{}` do not fit its parameters: {error}",
-                execution.function()
-            ),
-        )
+        let function = execution.function();
+        let message = if error.is_syntax() || error.is_eof() {
+            format!("the arguments of `{function}` (field `args`) are not valid JSON: {error}")
+        } else {
+            format!("the arguments of `{function}` do not fit its parameters: {error}")
+        };
+        TaskError::new(TaskErrorKind::BadArguments, message)
     })
 }
 

@@ -517,3 +517,139 @@ async fn a_paused_redis_is_ridden_out() {
     running.await.unwrap().unwrap();
     assert_eq!(runs(&probe).len(), 21);
 }
+
+/// Corruptions made to parked copies, which the scheduler then queues as they are: the
+/// key, the field, its new value (`None`: removed) and the error expected.
+const CORRUPTIONS: [(&str, &str, Option<&str>, &str); 6] = [
+    (
+        "no-function",
+        "function",
+        None,
+        "field `function` is missing",
+    ),
+    (
+        "bad-when",
+        "when",
+        Some("yesterday"),
+        "field `when` has the unreadable value `yesterday`",
+    ),
+    (
+        "bad-attempt",
+        "attempt",
+        Some("one"),
+        "field `attempt` has the unreadable value `one`",
+    ),
+    (
+        "bad-json",
+        "args",
+        Some("{\"a\": 1,"),
+        "(field `args`) are not valid JSON",
+    ),
+    (
+        "wrong-args",
+        "args",
+        Some("{\"a\": 1}"),
+        "do not fit its parameters: missing field `b`",
+    ),
+    ("unknown", "function", Some("no_such_task"), "no_such_task"),
+];
+
+/// Runs one Redis command given as words.
+fn command(connection: &mut ::redis::Connection, words: &[&str]) -> ::redis::Value {
+    let mut command = ::redis::cmd(words[0]);
+    for word in &words[1..] {
+        command.arg(*word);
+    }
+    command.query(connection).unwrap()
+}
+
+/// Messages a worker cannot run — a field missing or unreadable, arguments that are not
+/// JSON or do not fit the task, an unknown task, entries no docket call wrote — are
+/// acknowledged and recorded FAILED naming what is wrong, and the worker goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_fail_clearly_and_never_block_the_worker() {
+    let target = Target::redis();
+    let docket = target.docket().await;
+    let mut connection = target.redis.as_ref().unwrap().connection();
+    let name = &target.name;
+    let mut executions = Vec::new();
+    for (key, field, value, _) in CORRUPTIONS {
+        executions.push(
+            docket
+                .add(AddNumbers::new(1, 2))
+                .key(key)
+                .after(Duration::from_millis(300))
+                .await
+                .unwrap(),
+        );
+        let parked = format!("{name}:{key}");
+        match value {
+            None => command(&mut connection, &["HDEL", &parked, field]),
+            Some(value) => command(&mut connection, &["HSET", &parked, field, value]),
+        };
+    }
+    // Entries written by something other than docket: one with no key at all, one
+    // whose key has no record.
+    let stream = format!("{name}:stream");
+    command(&mut connection, &["XADD", &stream, "*", "garbage", "yes"]);
+    command(
+        &mut connection,
+        &[
+            "XADD",
+            &stream,
+            "*",
+            "key",
+            "orphan",
+            "function",
+            "add_numbers",
+        ],
+    );
+    let healthy = docket.add(AddNumbers::new(20, 22)).await.unwrap();
+
+    crate::support::drain(&docket).await;
+
+    assert_eq!(
+        healthy.result::<i64>().await.unwrap(),
+        42,
+        "the worker went on"
+    );
+    for ((key, _, _, expected), execution) in CORRUPTIONS.iter().zip(&executions) {
+        assert_eq!(
+            execution.state().await.unwrap(),
+            ExecutionState::Failed,
+            "{key}"
+        );
+        let record = crate::support::record_of(&docket, key).await;
+        let error = record
+            .error
+            .expect("a failed record has its error")
+            .to_string();
+        assert!(error.contains(expected), "{key}: {error}");
+    }
+    let orphan = crate::support::record_of(&docket, "orphan").await;
+    assert_eq!(orphan.state, ExecutionState::Failed);
+    assert_eq!(orphan.function, "add_numbers");
+    let error = orphan.error.unwrap().to_string();
+    assert!(error.contains("field `when` is missing"), "{error}");
+
+    assert_all_acknowledged(&mut connection, &stream);
+}
+
+/// Asserts the stream is empty and nothing is pending in its consumer group.
+fn assert_all_acknowledged(connection: &mut ::redis::Connection, stream: &str) {
+    let length = command(connection, &["XLEN", stream]);
+    assert_eq!(
+        length,
+        ::redis::Value::Int(0),
+        "every message was acknowledged and deleted"
+    );
+    let pending = command(connection, &["XPENDING", stream, "docket-workers"]);
+    let ::redis::Value::Array(summary) = pending else {
+        panic!("XPENDING answered {pending:?}")
+    };
+    assert_eq!(
+        summary.first(),
+        Some(&::redis::Value::Int(0)),
+        "none pending"
+    );
+}

@@ -148,6 +148,7 @@ async fn claim_entries(
                     .arg(id)
                     .arg(&message.key)
                     .arg(message.generation)
+                    .arg("")
                     .arg("");
             }
             Err(malformed) => {
@@ -166,7 +167,8 @@ async fn claim_entries(
                     .arg(id)
                     .arg(field("key"))
                     .arg(field("generation"))
-                    .arg(error.to_json());
+                    .arg(error.to_json())
+                    .arg(field("function"));
             }
         }
     }
