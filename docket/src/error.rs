@@ -59,6 +59,18 @@ pub enum Error {
         /// The deserializer's error.
         source: serde_json::Error,
     },
+    /// Redis is out of memory (`maxmemory` reached under `maxmemory-policy noeviction`)
+    /// and refused to take new work; nothing of the call was written. Workers keep
+    /// running and finishing tasks meanwhile, which frees memory.
+    #[error(
+        "Redis is out of memory (its `maxmemory` is reached and `maxmemory-policy` is \
+         `noeviction`): docket `{docket}` refused the call and wrote nothing; workers keep \
+         draining the queue, which frees memory, so retry later or raise `maxmemory`"
+    )]
+    OutOfMemory {
+        /// The docket's name.
+        docket: String,
+    },
     /// Redis returned an error or the connection failed.
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),

@@ -326,8 +326,10 @@ on_both_backends!(
     unknown_tasks_fail_clearly_or_reach_the_fallback,
 );
 
-/// Redis restarts (SIGKILL, AOF with fsync always) while a worker drains a queue: the
-/// worker reconnects and finishes every task.
+/// Redis is killed (SIGKILL) and restarted with AOF at `appendfsync everysec` while a
+/// worker drains a queue: what Redis acknowledged survives (a killed process loses
+/// nothing it wrote; only a machine crash loses the last second), and the worker
+/// reconnects and finishes every task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_under_a_working_worker() {
     let server = RedisServer::start_with(&[
@@ -336,7 +338,7 @@ async fn redis_restart_under_a_working_worker() {
         "--appendonly",
         "yes",
         "--appendfsync",
-        "always",
+        "everysec",
     ]);
     let mut target = Target::redis_with(server);
     let docket = target.docket().await;
@@ -372,6 +374,48 @@ async fn redis_restart_under_a_working_worker() {
             execution.key()
         );
     }
+}
+
+/// Redis restarts having lost everything (no persistence): the consumer group is gone,
+/// the worker's next read meets `NOGROUP`, recreates the group and goes on with new work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_everything_gets_its_consumer_group_back() {
+    let mut target = Target::redis();
+    let docket = target.docket().await;
+    let worker = fast_worker(&docket, "regrouper").build().unwrap();
+    let handle = worker.shutdown_handle();
+    let running = tokio::spawn(async move {
+        let result = worker.run_forever().await;
+        (result, worker.disruptions())
+    });
+    let before = docket.add(AddNumbers::new(1, 1)).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), before.result::<i64>()).await;
+    assert_eq!(first.expect("the first task ran").unwrap(), 2);
+
+    target.redis.as_mut().unwrap().restart();
+    let mut connection = target.redis.as_ref().unwrap().connection();
+    assert_eq!(
+        command(
+            &mut connection,
+            &["EXISTS", &format!("{}:stream", target.name)]
+        ),
+        ::redis::Value::Int(0),
+        "the restarted server has no stream and no group"
+    );
+    let after = loop {
+        match docket.add(AddNumbers::new(2, 2)).await {
+            Ok(execution) => break execution,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(20), after.result::<i64>())
+        .await
+        .expect("the task added after the restart ran");
+    assert_eq!(outcome.unwrap(), 4);
+    handle.shutdown();
+    let (result, disruptions) = running.await.unwrap();
+    result.unwrap();
+    assert!(disruptions >= 1, "the worker noticed the restart");
 }
 
 /// After a run, Redis holds only the documented keys, and every per-task key expires.
@@ -652,4 +696,74 @@ fn assert_all_acknowledged(connection: &mut ::redis::Connection, stream: &str) {
         Some(&::redis::Value::Int(0)),
         "none pending"
     );
+}
+
+/// Redis out of memory under `noeviction`: producers get a clear error and write
+/// nothing, workers keep draining, and once they have freed memory adds work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_refuses_producers_while_workers_drain() {
+    let target = Target::redis_with(RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
+    ]));
+    let docket = target.docket().await;
+    let mut connection = target.redis.as_ref().unwrap().connection();
+    let info = String::from_utf8(
+        ::redis::cmd("INFO")
+            .arg("memory")
+            .query::<Vec<u8>>(&mut connection)
+            .unwrap(),
+    )
+    .unwrap();
+    let used: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("INFO memory has used_memory");
+    let limit = (used + 4_000_000).to_string();
+    command(&mut connection, &["CONFIG", "SET", "maxmemory", &limit]);
+
+    let payload = "m".repeat(20_000);
+    let mut executions = Vec::new();
+    let refusal = loop {
+        assert!(executions.len() < 2_000, "Redis never ran out of memory");
+        let key = format!("fill-{}", executions.len());
+        match docket.add(Measure::new(payload.clone())).key(&key).await {
+            Ok(execution) => executions.push(execution),
+            Err(error) => break (key, error),
+        }
+    };
+    let (refused_key, error) = refusal;
+    println!("refused after {} adds: {error}", executions.len());
+    assert!(
+        matches!(error, docket::Error::OutOfMemory { .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(text.contains("out of memory"), "{text}");
+    assert!(text.contains("noeviction"), "{text}");
+    assert!(text.contains(&target.name), "{text}");
+    assert!(
+        docket.get_execution(&refused_key).await.unwrap().is_none(),
+        "the refused call wrote nothing"
+    );
+
+    tokio::time::timeout(Duration::from_secs(30), crate::support::drain(&docket))
+        .await
+        .expect("the worker drained the queue while Redis was out of memory");
+    for execution in &executions {
+        assert_eq!(
+            execution.state().await.unwrap(),
+            ExecutionState::Completed,
+            "{}",
+            execution.key()
+        );
+    }
+    let after = docket.add(Measure::new(payload)).await.unwrap();
+    crate::support::drain(&docket).await;
+    assert_eq!(after.result::<usize>().await.unwrap(), 20_000);
 }

@@ -43,6 +43,7 @@ pub(crate) const RESERVED_KEYS: &[&str] = &[
     "rate",
     "debounce",
     "dead-letters",
+    "memory-check",
 ];
 
 /// A handle to one named docket on one backend. Cheap to clone; share it freely.

@@ -35,7 +35,15 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
             .arg(if task.replace { "1" } else { "0" })
             .arg(task.traceparent.as_deref().unwrap_or(""));
     }
-    let reply: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
+    let reply: Vec<String> = invocation
+        .invoke_async(&mut shared.connection())
+        .await
+        .map_err(|error| match error.code() {
+            Some("OOM") => Error::OutOfMemory {
+                docket: shared.keys.prefix().to_owned(),
+            },
+            _ => Error::Redis(error),
+        })?;
     if reply.len() != tasks.len() * 3 {
         return Err(Error::Protocol(format!(
             "schedule.lua answered {} values for {} calls",

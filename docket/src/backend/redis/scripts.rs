@@ -32,21 +32,33 @@ fn with_prelude(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
+/// A producer's script: refused, before it writes anything, while Redis is out of
+/// memory under `noeviction` (see the prelude).
+fn producer(body: &str) -> Script {
+    with_prelude(&format!("refuse_when_out_of_memory()\n{body}"))
+}
+
+/// A script of the workers' (or an operator's) that keeps running while Redis is out
+/// of memory: finishing work is what frees memory.
+fn worker(body: &str) -> Script {
+    with_prelude(&format!("continue_when_out_of_memory()\n{body}"))
+}
+
 /// The scripts, hashed once per process.
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    schedule: with_prelude(include_str!("lua/schedule.lua")),
-    claim: with_prelude(include_str!("lua/claim.lua")),
-    finish: with_prelude(include_str!("lua/finish.lua")),
-    promote: with_prelude(include_str!("lua/promote.lua")),
-    renew: with_prelude(include_str!("lua/renew.lua")),
-    reclaim: with_prelude(include_str!("lua/reclaim.lua")),
-    cancel: with_prelude(include_str!("lua/cancel.lua")),
-    progress: with_prelude(include_str!("lua/progress.lua")),
-    heartbeat: with_prelude(include_str!("lua/heartbeat.lua")),
-    strike: with_prelude(include_str!("lua/strike.lua")),
-    admission: with_prelude(include_str!("lua/admission.lua")),
-    wake: with_prelude(include_str!("lua/wake.lua")),
-    clear: with_prelude(include_str!("lua/clear.lua")),
+    schedule: producer(include_str!("lua/schedule.lua")),
+    claim: worker(include_str!("lua/claim.lua")),
+    finish: worker(include_str!("lua/finish.lua")),
+    promote: worker(include_str!("lua/promote.lua")),
+    renew: worker(include_str!("lua/renew.lua")),
+    reclaim: worker(include_str!("lua/reclaim.lua")),
+    cancel: worker(include_str!("lua/cancel.lua")),
+    progress: worker(include_str!("lua/progress.lua")),
+    heartbeat: worker(include_str!("lua/heartbeat.lua")),
+    strike: worker(include_str!("lua/strike.lua")),
+    admission: worker(include_str!("lua/admission.lua")),
+    wake: worker(include_str!("lua/wake.lua")),
+    clear: worker(include_str!("lua/clear.lua")),
     counts: with_prelude(include_str!("lua/counts.lua")),
     live: with_prelude(include_str!("lua/live.lua")),
 });

@@ -14,6 +14,24 @@ end
 local PREFIX = ARGV[1]
 local GROUP = 'docket-workers'
 
+-- Out of memory under `maxmemory-policy noeviction`, Redis refuses a script (one
+-- without flags, which also runs on 6.2) at its first write command that may add
+-- memory, and lets every write after its first through. Each script that writes
+-- says at its start which way it goes (scripts.rs adds the call):
+--
+-- a producer's call is refused before anything is written...
+local function refuse_when_out_of_memory()
+    -- SETRANGE with nothing to write changes nothing (the key is reserved and never
+    -- exists), but Redis checks memory first and fails the script with `OOM ...`.
+    redis.call('SETRANGE', PREFIX .. ':memory-check', 0, '')
+end
+
+-- ...while a worker keeps claiming, acknowledging, deleting and concluding, which is
+-- how the memory comes back (an acknowledgement of no message is its first write).
+local function continue_when_out_of_memory()
+    redis.pcall('XACK', PREFIX .. ':stream', GROUP, '0-0')
+end
+
 local function parked_key(key) return PREFIX .. ':' .. key end
 local function record_key(key) return PREFIX .. ':runs:' .. key end
 local function progress_key(key) return PREFIX .. ':progress:' .. key end
