@@ -68,3 +68,13 @@ async fn poison(note: String) {
     eprintln!("poison pill: {note}");
     std::process::abort();
 }
+
+/// The worker's own wall clock, in milliseconds since the Unix epoch: the suite runs a
+/// worker under libfaketime and checks its clock really is off.
+#[docket::task(name = "app_clock")]
+async fn clock() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}

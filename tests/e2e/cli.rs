@@ -1153,3 +1153,87 @@ async fn a_task_that_kills_its_worker_is_dead_lettered_and_listed() {
     assert!(purged.starts_with("purged 0 dead letters"), "{purged}");
     cli.ok(&["clear"]).await;
 }
+
+/// libfaketime's preload library, where Debian and other distributions put it.
+fn libfaketime() -> std::path::PathBuf {
+    let candidates = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ];
+    candidates
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs libfaketime (none of {candidates:?} exists): \
+                 `apt-get install -y faketime` (the README's test command, .ci/run, does this)"
+            )
+        })
+}
+
+/// A worker whose clock is 30 s fast (libfaketime) runs tasks when the Redis server's
+/// clock says they are due, never early: due times are decided by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_clock_is_30s_fast_does_not_run_tasks_early() {
+    let cli = Cli::new();
+    let docket = cli.docket().await;
+    let mut worker = cli.command(&[
+        "worker",
+        "--minimum-check-interval",
+        "20ms",
+        "--scheduling-resolution",
+        "20ms",
+    ]);
+    // Only the wall clock is 30 s ahead; timers stay on the real monotonic clock.
+    let worker = worker
+        .env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", "+30s")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .spawn()
+        .expect("start a worker under libfaketime");
+
+    let clock = docket.add(crate::tasks::AppClock::new()).await.unwrap();
+    let worker_now = tokio::time::timeout(Duration::from_secs(20), clock.result::<u64>())
+        .await
+        .expect("the worker ran app_clock")
+        .unwrap();
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let ahead = i128::from(worker_now) - i128::try_from(real_now).unwrap();
+    assert!(
+        ahead > 29_000,
+        "the worker's clock is {ahead} ms ahead, not 30 s"
+    );
+
+    let mut executions = Vec::new();
+    for delay in [1_500, 3_000] {
+        executions.push(
+            docket
+                .add(crate::tasks::AppClock::new())
+                .after(Duration::from_millis(delay))
+                .await
+                .unwrap(),
+        );
+    }
+    for execution in &executions {
+        tokio::time::timeout(Duration::from_secs(20), execution.result::<u64>())
+            .await
+            .expect("the scheduled task ran")
+            .unwrap();
+        let record = record_of(&docket, execution.key()).await;
+        let started = record.started_at.expect("a started run");
+        let early = record.when.duration_since(started).unwrap_or_default();
+        let late = started.duration_since(record.when).unwrap_or_default();
+        println!("{}: started {late:?} after due", execution.key());
+        assert_eq!(early, Duration::ZERO, "started {early:?} before it was due");
+        assert!(late < Duration::from_secs(1), "started {late:?} late");
+    }
+    sigterm(&worker);
+    let output = finish(worker, Duration::from_secs(20), &["faketime worker"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}

@@ -416,3 +416,9 @@ pub async fn app_poison(note: String) {
     let _ = note;
     unreachable!("only docket-app workers run app_poison");
 }
+
+/// Wire-compatible with `app_clock` of the `docket-app` binary.
+#[docket::task(name = "app_clock")]
+pub async fn app_clock() -> u64 {
+    unreachable!("only docket-app workers run app_clock");
+}
