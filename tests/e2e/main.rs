@@ -3,6 +3,7 @@
 
 mod admission;
 mod behaviors;
+mod chaos;
 mod cli;
 mod faults;
 mod injection;

@@ -134,7 +134,18 @@ async fn renewer(shared: Arc<Shared>) {
         }
         match shared.docket.backend().renew(&shared.info.name, ids).await {
             Ok(lost) => {
-                for id in lost {
+                // A run that ended while the renewal was on its way released its
+                // message itself: only runs still in flight have lost their hold.
+                let still_running: Vec<String> = {
+                    let in_flight = shared
+                        .in_flight
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    lost.into_iter()
+                        .filter(|id| in_flight.contains_key(id))
+                        .collect()
+                };
+                for id in still_running {
                     tracing::warn!(
                         worker = %shared.info.name,
                         delivery = %id,
