@@ -59,6 +59,26 @@ pub enum Error {
         /// The deserializer's error.
         source: serde_json::Error,
     },
+    /// The server could not be reached or refused docket: unreachable, wrong
+    /// password, an ACL that denies the docket's keys, or a failed TLS handshake.
+    #[error("cannot connect to `{url}`: {reason}")]
+    Connect {
+        /// The URL, its password hidden.
+        url: String,
+        /// What went wrong.
+        reason: String,
+        /// Nothing answered (refused, timed out, reset): worth waiting for, unlike a
+        /// server that answered and refused docket.
+        unreachable: bool,
+    },
+    /// The server is too old, or not a server docket can use.
+    #[error("`{url}` runs {server}, but docket needs Redis 6.2 or later (or Valkey)")]
+    UnsupportedServer {
+        /// The URL, its password hidden.
+        url: String,
+        /// The server's name and version as it reports them.
+        server: String,
+    },
     /// Redis is out of memory (`maxmemory` reached under `maxmemory-policy noeviction`)
     /// and refused to take new work; nothing of the call was written. Workers keep
     /// running and finishing tasks meanwhile, which frees memory.
@@ -117,6 +137,18 @@ pub enum Error {
     /// The docket or worker was shut down.
     #[error("the docket is closed")]
     Closed,
+}
+
+impl Error {
+    /// Whether nothing answered: the server is down, restarting or unreachable, so
+    /// waiting and trying again may help (a worker started before Redis does this).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Connect { unreachable, .. } => *unreachable,
+            Self::Redis(error) => crate::backend::redis_unreachable(error),
+            _ => false,
+        }
+    }
 }
 
 /// docket's result alias.

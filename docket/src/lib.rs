@@ -26,8 +26,8 @@ pub mod worker;
 pub mod __private;
 
 pub use crate::client::{
-    ActiveWorker, Add, DEFAULT_EXECUTION_TTL, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_PAYLOAD_SIZE,
-    DeadLetter, Docket, DocketBuilder, Snapshot,
+    ActiveWorker, Add, ConnectionOptions, DEFAULT_EXECUTION_TTL, DEFAULT_MAX_DELIVERIES,
+    DEFAULT_MAX_PAYLOAD_SIZE, DeadLetter, Docket, DocketBuilder, Snapshot,
 };
 pub use behaviors::{Perpetual, Timeout};
 pub use error::{Error, Result, TaskError};

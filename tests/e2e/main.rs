@@ -5,6 +5,7 @@ mod admission;
 mod behaviors;
 mod chaos;
 mod cli;
+mod deployments;
 mod faults;
 mod injection;
 mod lifecycle;

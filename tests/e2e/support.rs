@@ -303,6 +303,17 @@ pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() ->
 /// Runs every listed scenario once on `memory://` and once on a fresh `redis-server`.
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
+        /// Every scenario of this module, by name, to run on other deployments.
+        #[allow(dead_code)]
+        pub(crate) fn scenarios() -> Vec<$crate::support::Scenario> {
+            vec![$(
+                (
+                    stringify!($scenario),
+                    (|target| Box::pin($scenario(target))) as $crate::support::ScenarioFn,
+                ),
+            )*]
+        }
+
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,3 +333,8 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// A scenario as [`on_both_backends`] lists it: it takes the target it runs on.
+pub type ScenarioFn = fn(Target) -> futures::future::BoxFuture<'static, ()>;
+/// A scenario and its name.
+pub type Scenario = (&'static str, ScenarioFn);

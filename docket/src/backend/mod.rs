@@ -35,6 +35,10 @@ pub(crate) struct BackendConfig {
     /// Deliveries of one run (the first and redeliveries after its worker stopped)
     /// before it is dead-lettered: recorded FAILED instead of handed to another worker.
     pub max_deliveries: u32,
+    /// How to connect (Redis only).
+    pub connections: crate::client::ConnectionOptions,
+    /// The URL with its password hidden, for errors and logs.
+    pub shown_url: String,
 }
 
 /// A call dead-lettered after its workers kept dying (see `Docket::dead_letters`).
@@ -401,12 +405,21 @@ pub(crate) trait StrikeReader: Send {
     ) -> BoxFuture<'a, Result<Vec<StrikeEntry>>>;
 }
 
+/// Whether a Redis error means the server is not there (yet): refused, timed out, cut
+/// off, or still loading its data after a restart — worth waiting for.
+pub(crate) fn redis_unreachable(error: &::redis::RedisError) -> bool {
+    error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_io_error()
+        || error.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
+}
+
 /// Opens the backend a URL names.
 pub(crate) async fn open(url: &BackendUrl, config: BackendConfig) -> Result<Arc<dyn Backend>> {
     match url {
         BackendUrl::Memory { store } => Ok(Arc::new(memory::MemoryBackend::open(store, &config))),
-        BackendUrl::Redis(redis_url) => Ok(Arc::new(
-            redis::RedisBackend::connect(redis_url, config).await?,
+        BackendUrl::Redis(target) => Ok(Arc::new(
+            redis::RedisBackend::connect(target, config).await?,
         )),
     }
 }

@@ -189,9 +189,17 @@ async fn connect(global: &GlobalArgs) -> Result<Docket, String> {
 
 /// The one line printed when the docket cannot be opened.
 fn cannot_open(global: &GlobalArgs, error: &crate::Error) -> String {
-    format!(
-        "cannot open docket `{}` at {}: {error}",
-        global.docket,
-        crate::client::redact(&global.url)
-    )
+    match error {
+        // These name the URL themselves.
+        crate::Error::Connect { .. }
+        | crate::Error::UnsupportedServer { .. }
+        | crate::Error::InvalidUrl { .. } => {
+            format!("cannot open docket `{}`: {error}", global.docket)
+        }
+        _ => format!(
+            "cannot open docket `{}` at {}: {error}",
+            global.docket,
+            crate::client::redact(&global.url)
+        ),
+    }
 }

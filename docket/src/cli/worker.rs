@@ -10,7 +10,6 @@ use tokio::net::TcpListener;
 use super::Outcome;
 use super::args::{GlobalArgs, WorkerArgs};
 use crate::client::{Docket, redact};
-use crate::error::Error;
 use crate::observe;
 use crate::task::{TaskRegistration, registered};
 use crate::worker::Worker;
@@ -93,9 +92,7 @@ async fn connect_patiently(
             .connect();
         match connecting.await {
             Ok(docket) => return Ok(Some(docket)),
-            Err(Error::Redis(error))
-                if error.is_connection_refusal() || error.is_timeout() || error.is_io_error() =>
-            {
+            Err(error) if error.is_unreachable() => {
                 tracing::warn!(
                     docket = %global.docket,
                     url = %redact(&global.url),

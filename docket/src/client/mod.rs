@@ -1,12 +1,14 @@
 //! [`Docket`]: the client handle producers and workers share.
 
 mod add;
+mod options;
 mod snapshot;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use add::Add;
+pub use options::ConnectionOptions;
 pub use snapshot::{ActiveWorker, DeadLetter, Snapshot};
 
 use crate::backend::{self, Backend, BackendConfig, BackendUrl, NewTask, ScheduleOutcome};
@@ -120,6 +122,7 @@ pub struct DocketBuilder {
     execution_ttl: Duration,
     max_payload_size: usize,
     max_deliveries: u32,
+    connections: ConnectionOptions,
 }
 
 /// The default number of deliveries of one run before it is dead-lettered.
@@ -143,6 +146,26 @@ impl DocketBuilder {
     /// Default [`DEFAULT_MAX_PAYLOAD_SIZE`].
     pub fn max_payload_size(mut self, bytes: usize) -> Self {
         self.max_payload_size = bytes;
+        self
+    }
+
+    /// How this handle connects to Redis: pool size, timeouts, keepalive, reconnection
+    /// backoff and TLS files ([`ConnectionOptions`]). `memory://` ignores them.
+    ///
+    /// ```no_run
+    /// # async fn example() -> docket::Result<()> {
+    /// let docket = docket::Docket::builder("orders", "rediss://redis.internal:6380/0")
+    ///     .connections(
+    ///         docket::ConnectionOptions::default()
+    ///             .pool_size(4)
+    ///             .tls_ca_file("/etc/docket/ca.pem"),
+    ///     )
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = docket; Ok(()) }
+    /// ```
+    pub fn connections(mut self, options: ConnectionOptions) -> Self {
+        self.connections = options;
         self
     }
 
@@ -172,6 +195,8 @@ impl DocketBuilder {
             name: self.name.clone(),
             execution_ttl: self.execution_ttl,
             max_deliveries: self.max_deliveries,
+            connections: self.connections.clone(),
+            shown_url: redact(&self.url),
         };
         let backend = backend::open(&url, config).await?;
         let strikes = Strikes::new();
@@ -239,6 +264,7 @@ impl Docket {
             execution_ttl: DEFAULT_EXECUTION_TTL,
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
+            connections: ConnectionOptions::default(),
         }
     }
 

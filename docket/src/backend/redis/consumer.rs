@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
 use super::Shared;
-use super::connection::{blocking_connection, ensure_group, is_missing_group};
+use super::connection::{Connection, ensure_group, is_missing_group};
 use super::keys::GROUP;
 use super::scripts::SCRIPTS;
 use super::wire::{Malformed, duration_millis, parse_message, text_fields, text_map};
@@ -28,12 +27,12 @@ pub(super) struct RedisConsumer {
     shared: Arc<Shared>,
     worker: String,
     /// Dropped after an error or a cancelled claim, and re-opened by the next claim.
-    blocking: Option<MultiplexedConnection>,
+    blocking: Option<Connection>,
 }
 
 impl RedisConsumer {
     pub(super) async fn open(shared: Arc<Shared>, worker: String) -> Result<Self> {
-        let blocking = blocking_connection(&shared.client).await?;
+        let blocking = shared.endpoint.blocking().await?;
         Ok(Self {
             shared,
             worker,
@@ -65,7 +64,7 @@ impl RedisConsumer {
             // the connection instead of leaving a blocked read in front of the next one.
             let mut connection = match self.blocking.take() {
                 Some(connection) => connection,
-                None => blocking_connection(&self.shared.client).await?,
+                None => self.shared.endpoint.blocking().await?,
             };
             match command
                 .query_async::<Option<StreamReadReply>>(&mut connection)

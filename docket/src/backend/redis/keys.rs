@@ -23,6 +23,14 @@ impl Keys {
         }
     }
 
+    /// The layout of the docket `name` on a cluster: the prefix is hash-tagged
+    /// (`{name}`), so every key of the docket lands in one slot.
+    pub(super) fn for_cluster(name: &str) -> Self {
+        Self {
+            prefix: format!("{{{name}}}"),
+        }
+    }
+
     /// What every key and channel starts with (passed to every script as `ARGV[1]`).
     pub(super) fn prefix(&self) -> &str {
         &self.prefix
@@ -158,6 +166,9 @@ mod tests {
     #[test]
     fn channel_patterns_escape_glob_characters_of_the_name() {
         assert_eq!(Keys::new("orders").cancel_pattern(), "orders:cancel:*");
+        let cluster = Keys::for_cluster("orders");
+        assert_eq!(cluster.stream(), "{orders}:stream");
+        assert_eq!(cluster.docket_pattern(), "{orders}:*");
         assert_eq!(Keys::new("orders").docket_pattern(), "orders:*");
         assert_eq!(
             Keys::new("a*b?[c]").cancel_pattern(),

@@ -14,6 +14,7 @@ mod keys;
 mod lifecycle;
 mod observe;
 mod scripts;
+mod server;
 mod strikes;
 mod wire;
 
@@ -27,9 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::Stream;
-use redis::Client;
-use redis::aio::ConnectionManager;
 
+use self::connection::{Connection, Endpoint, Pool};
 use self::keys::Keys;
 use super::{
     AdmissionCheck, Backend, BackendConfig, BoxFuture, Consumer, DeadLetter, Delivery, EventStream,
@@ -48,9 +48,9 @@ pub(crate) struct RedisBackend {
 /// What the backend and its consumers share.
 struct Shared {
     /// Opens the dedicated connections (blocking reads, pub/sub).
-    client: Client,
-    /// Commands and scripts; reconnects by itself.
-    connection: ConnectionManager,
+    endpoint: Endpoint,
+    /// Commands and scripts; each connection reconnects by itself.
+    pool: Pool,
     keys: Keys,
     /// `execution_ttl` in milliseconds; 0 is fire-and-forget.
     ttl_ms: u64,
@@ -59,39 +59,87 @@ struct Shared {
 }
 
 impl Shared {
-    /// A handle on the command connection (cheap: it is shared).
-    fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+    /// A handle on a command connection (cheap: it is shared).
+    fn connection(&self) -> Connection {
+        self.pool.get()
     }
 }
 
 impl RedisBackend {
-    /// Connects to the Redis server at `url` and makes sure the docket's stream and
-    /// consumer group exist.
+    /// Connects to the Redis server (or cluster) `target` names, checks the server, and
+    /// makes sure the docket's stream and consumer group exist.
     ///
     /// # Errors
-    /// [`Error::InvalidUrl`] when redis-rs cannot read the URL; [`Error::Redis`] when the
-    /// server cannot be reached or refuses the credentials.
-    pub(crate) async fn connect(url: &str, config: BackendConfig) -> Result<Self> {
-        let client = Client::open(url).map_err(|error| match error.kind() {
-            redis::ErrorKind::InvalidClientConfig => Error::InvalidUrl {
-                url: crate::client::redact(url),
-                reason: error.to_string(),
-            },
-            _ => Error::Redis(error),
-        })?;
-        let mut connection = connection::command_connection(&client).await?;
-        let keys = Keys::new(&config.name);
-        connection::ensure_group(&mut connection, &keys).await?;
+    /// [`Error::InvalidUrl`] when the URL or a TLS file cannot be used;
+    /// [`Error::Connect`] naming the URL (password hidden) when the server cannot be
+    /// reached, refuses the credentials or the TLS handshake, or denies docket's keys;
+    /// [`Error::UnsupportedServer`] for a server older than Redis 6.2.
+    pub(crate) async fn connect(
+        target: &super::url::RedisUrl,
+        config: BackendConfig,
+    ) -> Result<Self> {
+        let endpoint = Endpoint::new(target, &config.connections, &config.shown_url)?;
+        let failed = |error: redis::RedisError| connect_error(endpoint.shown(), &error);
+        let mut node = endpoint.node().await.map_err(failed)?;
+        server::check(&mut node, endpoint.shown()).await?;
+        drop(node);
+        let pool = endpoint.pool().await.map_err(failed)?;
+        let keys = if endpoint.is_cluster() {
+            Keys::for_cluster(&config.name)
+        } else {
+            Keys::new(&config.name)
+        };
+        connection::ensure_group(&mut pool.get(), &keys)
+            .await
+            .map_err(failed)?;
         Ok(Self {
             shared: Arc::new(Shared {
-                client,
-                connection,
+                endpoint,
+                pool,
                 keys,
                 ttl_ms: wire::duration_millis(config.execution_ttl),
                 max_deliveries: config.max_deliveries.max(1),
             }),
         })
+    }
+}
+
+/// One line saying why connecting to `shown` failed.
+fn connect_error(shown: &str, error: &redis::RedisError) -> Error {
+    let text = error.to_string();
+    let tls = shown.starts_with("rediss://");
+    let reason = if error.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("WRONGPASS"))
+    {
+        format!("authentication failed: wrong user name or password ({text})")
+    } else if matches!(error.code(), Some("NOAUTH")) {
+        format!("the server needs a password: put it in the URL ({text})")
+    } else if matches!(error.code(), Some("NOPERM")) || text.contains("NOPERM") {
+        format!("the user may not use this docket's keys or commands (check its ACL): {text}")
+    } else if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading) {
+        format!("the server is still loading its data after a restart: {text}")
+    } else if error.is_connection_refusal() {
+        format!("nothing answers there (is the server running?): {text}")
+    } else if error.is_timeout() && tls {
+        format!("timed out connecting or in the TLS handshake (does this port speak TLS?): {text}")
+    } else if error.is_timeout() {
+        format!("timed out: {text}")
+    } else if !tls && (error.is_connection_dropped() || text.contains("reset by peer")) {
+        format!(
+            "the server closed the connection at once (a TLS port? then use `rediss://`): {text}"
+        )
+    } else if ["tls", "certificate", "handshake", "alert"]
+        .iter()
+        .any(|word| text.to_ascii_lowercase().contains(word))
+    {
+        format!("the TLS handshake failed: {text}")
+    } else {
+        text
+    };
+    Error::Connect {
+        url: shown.to_owned(),
+        reason,
+        unreachable: super::redis_unreachable(error),
     }
 }
 

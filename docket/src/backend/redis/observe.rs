@@ -8,7 +8,6 @@ use futures::{Stream, StreamExt};
 use redis::Value;
 
 use super::Shared;
-use super::connection::pubsub_connection;
 use super::scripts::SCRIPTS;
 use super::wire::{duration_millis, from_epoch_millis, parse_progress, parse_record, text_fields};
 use crate::backend::{EventStream, LiveCounts, LiveTasks, ProgressUpdate, WorkerEntry};
@@ -72,7 +71,7 @@ pub(super) async fn report_progress(
 /// Follows `{p}:state:{key}` and `{p}:progress:{key}` on a dedicated connection. The
 /// stream ends when that connection is lost.
 pub(super) async fn subscribe(shared: &Shared, key: &str) -> Result<EventStream> {
-    let mut pubsub = pubsub_connection(&shared.client).await?;
+    let mut pubsub = shared.endpoint.pubsub().await?;
     pubsub
         .subscribe(&[
             shared.keys.state_channel(key),
@@ -104,7 +103,7 @@ pub(super) async fn subscribe(shared: &Shared, key: &str) -> Result<EventStream>
 pub(super) async fn cancellations(
     shared: &Shared,
 ) -> Result<Pin<Box<dyn Stream<Item = String> + Send>>> {
-    let mut pubsub = pubsub_connection(&shared.client).await?;
+    let mut pubsub = shared.endpoint.pubsub().await?;
     if let Err(error) = pubsub.psubscribe(shared.keys.cancel_pattern()).await {
         if error.kind() != redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
             return Err(error.into());

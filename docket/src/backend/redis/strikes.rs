@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
 use super::scripts::SCRIPTS;
@@ -34,14 +33,14 @@ pub(super) async fn append(
 }
 
 pub(super) struct RedisStrikeReader {
-    connection: MultiplexedConnection,
+    connection: connection::Connection,
     stream: String,
 }
 
 impl RedisStrikeReader {
     pub(super) async fn open(shared: &Arc<Shared>) -> Result<Self> {
         Ok(Self {
-            connection: connection::blocking_connection(&shared.client).await?,
+            connection: shared.endpoint.blocking().await?,
             stream: shared.keys.strikes(),
         })
     }

@@ -27,17 +27,27 @@ use crate::task::Due;
 
 const TTL: Duration = Duration::from_mins(1);
 
+fn config(name: &str, ttl: Duration) -> BackendConfig {
+    BackendConfig {
+        name: name.to_owned(),
+        execution_ttl: ttl,
+        max_deliveries: 10,
+        connections: crate::client::ConnectionOptions::default(),
+        shown_url: "redis://test".to_owned(),
+    }
+}
+
+fn redis_url(url: &str) -> crate::backend::url::RedisUrl {
+    match crate::backend::url::BackendUrl::parse(url).unwrap() {
+        crate::backend::url::BackendUrl::Redis(target) => target,
+        crate::backend::url::BackendUrl::Memory { .. } => unreachable!("{url} is a Redis URL"),
+    }
+}
+
 async fn open(server: &TestServer, name: &str, ttl: Duration) -> RedisBackend {
-    RedisBackend::connect(
-        &server.url(),
-        BackendConfig {
-            name: name.to_owned(),
-            execution_ttl: ttl,
-            max_deliveries: 10,
-        },
-    )
-    .await
-    .expect("connect")
+    RedisBackend::connect(&redis_url(&server.url()), config(name, ttl))
+        .await
+        .expect("connect")
 }
 
 async fn raw(server: &TestServer) -> MultiplexedConnection {
@@ -192,16 +202,9 @@ async fn the_documented_acl_lines_are_enough() {
         let url = server
             .url()
             .replace("redis://", &format!("redis://{user}:secret@"));
-        let backend = RedisBackend::connect(
-            &url,
-            BackendConfig {
-                name: "orders".to_owned(),
-                execution_ttl: TTL,
-                max_deliveries: 10,
-            },
-        )
-        .await
-        .unwrap_or_else(|error| panic!("{user}: {error}"));
+        let backend = RedisBackend::connect(&redis_url(&url), config("orders", TTL))
+            .await
+            .unwrap_or_else(|error| panic!("{user}: {error}"));
         exercise_everything(&backend)
             .await
             .unwrap_or_else(|error| panic!("{user}: {error}"));

@@ -1,0 +1,601 @@
+//! The lifecycle suite on the ways teams run Redis — a Redis Cluster of six processes
+//! (three primaries, three replicas) — and what happens when a slot moves under it.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use docket::ExecutionState;
+
+use crate::support::{RedisServer, Scenario, Target, free_port, test_worker, unique};
+use crate::tasks::AddNumbers;
+
+/// Runs every scenario on `url`, each with a docket name of its own.
+async fn run_suite(url: &str, scenarios: Vec<Scenario>) {
+    for (name, scenario) in scenarios {
+        let started = Instant::now();
+        let target = Target {
+            name: unique("suite"),
+            url: url.to_owned(),
+            redis: None,
+        };
+        scenario(target).await;
+        println!("{name}: passed in {:?}", started.elapsed());
+    }
+}
+
+/// A free loopback port whose cluster bus port (+10000) is usable too.
+fn free_cluster_port(taken: &mut HashSet<u16>) -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000
+            && taken.insert(port)
+            && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
+/// Six `redis-server` processes made into a cluster with `redis-cli --cluster create`;
+/// killed when dropped.
+pub struct Cluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let mut taken = HashSet::new();
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                let port = free_cluster_port(&mut taken);
+                RedisServer::start_on(
+                    port,
+                    &[
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "3000",
+                    ],
+                )
+            })
+            .collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("run `redis-cli --cluster create` (redis-cli comes with redis-server)");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and knows all six nodes.
+    fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            let mut connection = node.connection();
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut connection)
+                    .unwrap();
+                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster never became ok:\n{info}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The URL naming one node; docket finds the others.
+    pub fn url(&self) -> String {
+        format!("redis+cluster://127.0.0.1:{}/0", self.nodes[2].port)
+    }
+
+    /// The primaries (by `ROLE`), each with its id and port.
+    fn primaries(&self) -> Vec<(String, u16)> {
+        self.nodes
+            .iter()
+            .filter_map(|node| {
+                let mut connection = node.connection();
+                let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connection).unwrap();
+                let primary =
+                    matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master");
+                primary.then(|| {
+                    let id: String = redis::cmd("CLUSTER")
+                        .arg("MYID")
+                        .query(&mut connection)
+                        .unwrap();
+                    (id, node.port)
+                })
+            })
+            .collect()
+    }
+
+    /// The port of the primary serving `slot`, as `CLUSTER SLOTS` tells.
+    fn owner(&self, slot: u16) -> u16 {
+        let slots: Vec<(u16, u16, u16)> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<redis::Value>>(&mut self.nodes[0].connection())
+            .unwrap()
+            .into_iter()
+            .map(|range| {
+                let redis::Value::Array(range) = range else {
+                    panic!("{range:?}")
+                };
+                let number = |value: &redis::Value| match value {
+                    redis::Value::Int(n) => u16::try_from(*n).unwrap(),
+                    other => panic!("{other:?}"),
+                };
+                let redis::Value::Array(primary) = &range[2] else {
+                    panic!("{range:?}")
+                };
+                (number(&range[0]), number(&range[1]), number(&primary[1]))
+            })
+            .collect();
+        slots
+            .into_iter()
+            .find(|(from, to, _)| (*from..=*to).contains(&slot))
+            .map(|(_, _, port)| port)
+            .expect("the slot is served")
+    }
+
+    fn node(&self, port: u16) -> &RedisServer {
+        self.nodes.iter().find(|node| node.port == port).unwrap()
+    }
+
+    /// Moves `slot` and its keys to another primary, the way `redis-cli --cluster
+    /// reshard` does: IMPORTING/MIGRATING, MIGRATE of every key, then SETSLOT NODE.
+    fn migrate_slot(&self, slot: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let primaries = loop {
+            let primaries = self.primaries();
+            if primaries.len() == 3 {
+                break primaries;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not three primaries: {primaries:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let source_port = self.owner(slot);
+        let (source_id, _) = primaries
+            .iter()
+            .find(|(_, port)| *port == source_port)
+            .cloned()
+            .unwrap();
+        let (target_id, target_port) = primaries
+            .iter()
+            .find(|(_, port)| *port != source_port)
+            .cloned()
+            .unwrap();
+        let mut source = self.node(source_port).connection();
+        let mut target = self.node(target_port).connection();
+        let set_slot = |connection: &mut redis::Connection, how: &str, id: &str| {
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(how)
+                .arg(id)
+                .exec(connection)
+                .unwrap();
+        };
+        set_slot(&mut target, "IMPORTING", &source_id);
+        set_slot(&mut source, "MIGRATING", &target_id);
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query(&mut source)
+                .unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(target_port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .exec(&mut source)
+                .unwrap();
+        }
+        for (_, port) in &primaries {
+            set_slot(&mut self.node(*port).connection(), "NODE", &target_id);
+        }
+        println!("moved slot {slot} from :{source_port} to :{target_port}");
+    }
+}
+
+/// Every lifecycle scenario passes on a six-process cluster, each as a user restricted
+/// by the documented cluster ACL line (the name in braces), created on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_suite_passes_on_a_cluster_as_an_acl_user() {
+    let cluster = Cluster::start();
+    let seed = cluster.nodes[2].port;
+    for (scenario_name, scenario) in crate::lifecycle::scenarios() {
+        let name = unique("cluster");
+        let user = format!("user-{name}");
+        let line = documented_acl(true, &user, "cluster-pw", &name);
+        for node in &cluster.nodes {
+            run_words(&mut node.connection(), &line);
+        }
+        let target = Target {
+            url: format!("redis+cluster://{user}:cluster-pw@127.0.0.1:{seed}/0"),
+            name,
+            redis: None,
+        };
+        scenario(target).await;
+        println!("{scenario_name}: passed");
+    }
+}
+
+/// A docket's slot moves to another primary while a worker runs its tasks: the
+/// redirects are followed and every task completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_migration_under_a_working_worker_loses_nothing() {
+    let cluster = Cluster::start();
+    let name = unique("moving");
+    let docket = docket::Docket::connect(name.clone(), cluster.url())
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    for n in 0..50 {
+        first.push(docket.add(AddNumbers::new(n, 1)).await.unwrap());
+    }
+    let worker = test_worker(&docket).build().unwrap();
+    let handle = worker.shutdown_handle();
+    let running = tokio::spawn(async move { worker.run_forever().await });
+    for execution in &first[..5] {
+        tokio::time::timeout(Duration::from_secs(20), execution.result::<i64>())
+            .await
+            .expect("the first tasks ran")
+            .unwrap();
+    }
+
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(format!("{{{name}}}:stream"))
+        .query(&mut cluster.nodes[0].connection())
+        .unwrap();
+    cluster.migrate_slot(slot);
+
+    let mut second = Vec::new();
+    for n in 0..50 {
+        second.push(docket.add(AddNumbers::new(n, 2)).await.unwrap());
+    }
+    for execution in first.iter().chain(&second) {
+        tokio::time::timeout(Duration::from_secs(30), execution.result::<i64>())
+            .await
+            .unwrap_or_else(|_| panic!("{} never completed", execution.key()))
+            .unwrap();
+        assert_eq!(execution.state().await.unwrap(), ExecutionState::Completed);
+    }
+    handle.shutdown();
+    running.await.unwrap().unwrap();
+}
+
+/// PEM files for TLS tests: a certificate authority, a server certificate (X.509 v3,
+/// SAN `127.0.0.1` and `localhost`), a client certificate, and a second, unrelated
+/// authority. Removed when dropped.
+pub struct Certificates {
+    pub dir: std::path::PathBuf,
+}
+
+impl Certificates {
+    pub fn generate() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let dir = std::env::temp_dir().join(unique("docket-tls"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+        let authority = |file: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, format!("docket test {file}"));
+            write(file, params.self_signed(&key).unwrap().pem());
+            Issuer::new(params, key)
+        };
+        let issuer = authority("ca.pem");
+        authority("other-ca.pem");
+        for (name, names) in [
+            (
+                "server",
+                vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+            ),
+            ("client", vec!["docket-client".to_owned()]),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let certificate = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            write(&format!("{name}.pem"), certificate.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        Self { dir }
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A server with a plain port (for the test's own inspection) and a TLS port that
+/// asks clients for a certificate (`--tls-auth-clients optional`, or `yes`).
+fn tls_server(certificates: &Certificates, tls_port: u16, client_auth: &str) -> RedisServer {
+    RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &certificates.path("server.pem"),
+        "--tls-key-file",
+        &certificates.path("server.key"),
+        "--tls-ca-cert-file",
+        &certificates.path("ca.pem"),
+        "--tls-auth-clients",
+        client_auth,
+    ])
+}
+
+/// Every lifecycle scenario passes over TLS (rustls), trusting the test's authority
+/// named in the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_suite_passes_over_tls() {
+    let certificates = Certificates::generate();
+    let tls_port = free_port();
+    let _server = tls_server(&certificates, tls_port, "optional");
+    let url = format!(
+        "rediss://127.0.0.1:{tls_port}/0?tls_ca={}",
+        certificates.path("ca.pem")
+    );
+    run_suite(&url, crate::lifecycle::scenarios()).await;
+}
+
+/// A server that requires client certificates accepts docket's when the builder names
+/// them, and refuses a docket without one with one clear line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_presented_when_required() {
+    let certificates = Certificates::generate();
+    let tls_port = free_port();
+    let _server = tls_server(&certificates, tls_port, "yes");
+    let url = format!("rediss://127.0.0.1:{tls_port}/0");
+    let options = docket::ConnectionOptions::default()
+        .tls_ca_file(certificates.path("ca.pem"))
+        .tls_client_cert_files(
+            certificates.path("client.pem"),
+            certificates.path("client.key"),
+        );
+    let docket = docket::Docket::builder(unique("mtls"), &url)
+        .connections(options)
+        .connect()
+        .await
+        .unwrap();
+    let execution = docket.add(AddNumbers::new(2, 3)).await.unwrap();
+    crate::support::drain(&docket).await;
+    assert_eq!(execution.result::<i64>().await.unwrap(), 5);
+
+    let without = docket::Docket::builder(unique("mtls"), &url)
+        .connections(docket::ConnectionOptions::default().tls_ca_file(certificates.path("ca.pem")))
+        .connect()
+        .await
+        .expect_err("a client without a certificate is refused");
+    let text = without.to_string();
+    println!("without a client certificate: {text}");
+    assert!(text.contains(&url), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+}
+
+/// The ACL lines the README documents, read from the README itself: the standalone
+/// form first, then the cluster form.
+fn readme_acl_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("read the README");
+    let lines: Vec<String> = readme
+        .lines()
+        .filter(|line| line.starts_with("ACL SETUSER docket-user "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the README documents two ACL lines: {lines:?}"
+    );
+    lines
+}
+
+/// The README's ACL line (`cluster` picks the second) for `user`, `password` and the
+/// docket `name` in place of `docket-user`, `secure-password` and `orders`.
+fn documented_acl(cluster: bool, user: &str, password: &str, name: &str) -> Vec<String> {
+    let line = &readme_acl_lines()[usize::from(cluster)];
+    line.split_whitespace()
+        .map(|word| {
+            word.replace("orders", name)
+                .replace("docket-user", user)
+                .replace("secure-password", password)
+        })
+        .collect()
+}
+
+fn run_words(connection: &mut redis::Connection, words: &[String]) {
+    let mut command = redis::cmd(&words[0]);
+    for word in &words[1..] {
+        command.arg(word);
+    }
+    command.exec(connection).unwrap();
+}
+
+/// Every lifecycle scenario passes as a user restricted exactly as the guide documents:
+/// each scenario's docket gets its own user, created with the documented line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_suite_passes_as_a_documented_acl_user() {
+    let server = RedisServer::start();
+    let mut admin = server.connection();
+    for (scenario_name, scenario) in crate::lifecycle::scenarios() {
+        let name = unique("acl");
+        let user = format!("user-{name}");
+        run_words(
+            &mut admin,
+            &documented_acl(false, &user, "secure-password", &name),
+        );
+        let target = Target {
+            url: format!("redis://{user}:secure-password@127.0.0.1:{}/0", server.port),
+            name,
+            redis: None,
+        };
+        scenario(target).await;
+        println!("{scenario_name}: passed");
+    }
+}
+
+/// The connection problems operators meet each give one line naming the URL, with the
+/// password hidden: a wrong password, an ACL that denies the docket's keys, nothing
+/// listening, and TLS mismatches either way or with an unknown authority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_problems_are_one_clear_line_naming_the_url() {
+    let certificates = Certificates::generate();
+    let tls_port = free_port();
+    let server = tls_server(&certificates, tls_port, "optional");
+    let mut admin = server.connection();
+    run_words(
+        &mut admin,
+        &documented_acl(false, "orders-user", "orders-pw", "orders"),
+    );
+    let port = server.port;
+    let ca = certificates.path("ca.pem");
+    let other_ca = certificates.path("other-ca.pem");
+    let unused = free_port();
+    let cases = [
+        (
+            format!("redis://orders-user:not-the-password@127.0.0.1:{port}/0"),
+            "orders",
+            format!("redis://orders-user:***@127.0.0.1:{port}/0"),
+            "authentication failed",
+        ),
+        (
+            format!("redis://orders-user:orders-pw@127.0.0.1:{port}/0"),
+            "payments",
+            format!("redis://orders-user:***@127.0.0.1:{port}/0"),
+            "may not use this docket's keys",
+        ),
+        (
+            format!("redis://127.0.0.1:{unused}/0"),
+            "orders",
+            format!("redis://127.0.0.1:{unused}/0"),
+            "nothing answers there",
+        ),
+        (
+            format!("rediss://127.0.0.1:{port}/0?tls_ca={ca}"),
+            "orders",
+            format!("rediss://127.0.0.1:{port}/0"),
+            "TLS",
+        ),
+        (
+            format!("rediss://127.0.0.1:{tls_port}/0?tls_ca={other_ca}"),
+            "orders",
+            format!("rediss://127.0.0.1:{tls_port}/0"),
+            "TLS handshake failed",
+        ),
+        (
+            format!("redis://127.0.0.1:{tls_port}/0"),
+            "orders",
+            format!("redis://127.0.0.1:{tls_port}/0"),
+            "then use `rediss://`",
+        ),
+    ];
+    for (url, name, shown, expected) in cases {
+        let connecting = docket::Docket::builder(name, &url)
+            .connections(
+                docket::ConnectionOptions::default().connect_timeout(Duration::from_secs(2)),
+            )
+            .connect();
+        let error = tokio::time::timeout(Duration::from_secs(20), connecting)
+            .await
+            .unwrap_or_else(|_| panic!("{url}: connecting never ended"))
+            .err()
+            .unwrap_or_else(|| panic!("{url}: connected"));
+        let text = error.to_string();
+        println!("{text}");
+        assert!(text.contains(&shown), "{url}: {text}");
+        assert!(text.contains(expected), "{url}: {text}");
+        assert!(!text.contains('\n'), "{url}: {text}");
+        assert!(
+            !text.contains("not-the-password") && !text.contains("orders-pw"),
+            "{text}"
+        );
+    }
+}
+
+/// The number of client connections the server has now.
+fn clients(connection: &mut redis::Connection) -> usize {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("normal")
+        .query(connection)
+        .unwrap();
+    list.lines().count()
+}
+
+/// A configured pool size (the guide's `max_connections`) opens that many command
+/// connections, and commands use all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_size_is_honoured() {
+    let server = RedisServer::start();
+    let mut admin = server.connection();
+    let url = server.url();
+    let before = clients(&mut admin);
+    let one = docket::Docket::connect(unique("pool"), &url).await.unwrap();
+    // Each handle also follows strikes on a connection of its own.
+    assert!(one.strikes_loaded(Duration::from_secs(5)).await);
+    let with_one = clients(&mut admin) - before;
+    let four = docket::Docket::builder(unique("pool"), &url)
+        .connections(docket::ConnectionOptions::default().pool_size(4))
+        .connect()
+        .await
+        .unwrap();
+    assert!(four.strikes_loaded(Duration::from_secs(5)).await);
+    let with_four = clients(&mut admin) - before - with_one;
+    println!("connections: {with_one} with a pool of 1, {with_four} with a pool of 4");
+    assert_eq!(with_four, with_one + 3);
+    for n in 0..20 {
+        four.add(AddNumbers::new(n, n)).await.unwrap();
+    }
+    assert_eq!(four.snapshot().await.unwrap().total_tasks(), 20);
+    drop(one);
+}
