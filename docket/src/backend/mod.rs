@@ -368,6 +368,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Takes the lease `name` for `holder` for `ttl` unless someone else holds it.
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>>;
 
+    /// The server as it describes itself (`Redis 7.0.15`, `Valkey 9.1.2`), when known.
+    fn server(&self) -> Option<String> {
+        None
+    }
+
     /// Moves a virtual clock (`memory://` only; see `docket::testing`): `advance` it now,
     /// and whether an idle docket jumps to its next due task from now on.
     fn virtual_time(&self, advance: Duration, auto_advance: Option<bool>) -> Result<()> {

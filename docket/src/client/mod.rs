@@ -524,6 +524,13 @@ impl Docket {
         snapshot::take(self).await
     }
 
+    /// The server this docket is on, as it describes itself — `Redis 7.0.15`,
+    /// `Valkey 9.1.2` (told apart by `INFO`'s `server_name`) — or `None` on `memory://`
+    /// and for a user who may not run `INFO`.
+    pub fn server(&self) -> Option<String> {
+        self.backend().server()
+    }
+
     /// The workers that sent a heartbeat recently.
     ///
     /// # Errors

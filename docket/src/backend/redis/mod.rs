@@ -56,6 +56,8 @@ struct Shared {
     ttl_ms: u64,
     /// Deliveries before a run is dead-lettered.
     max_deliveries: u32,
+    /// What the server said it is (`Redis 7.0.15`), when it said.
+    server: Option<String>,
 }
 
 impl Shared {
@@ -81,7 +83,7 @@ impl RedisBackend {
         let endpoint = Endpoint::new(target, &config.connections, &config.shown_url)?;
         let failed = |error: redis::RedisError| connect_error(endpoint.shown(), &error);
         let mut node = endpoint.node().await.map_err(failed)?;
-        server::check(&mut node, endpoint.shown()).await?;
+        let server = server::check(&mut node, endpoint.shown()).await?;
         drop(node);
         let pool = endpoint.pool().await.map_err(failed)?;
         let keys = if endpoint.is_cluster() {
@@ -99,6 +101,7 @@ impl RedisBackend {
                 keys,
                 ttl_ms: wire::duration_millis(config.execution_ttl),
                 max_deliveries: config.max_deliveries.max(1),
+                server: server.map(|server| server.describe()),
             }),
         })
     }
@@ -144,6 +147,10 @@ fn connect_error(shown: &str, error: &redis::RedisError) -> Error {
 }
 
 impl Backend for RedisBackend {
+    fn server(&self) -> Option<String> {
+        self.shared.server.clone()
+    }
+
     fn schedule(&self, tasks: Vec<NewTask>) -> BoxFuture<'_, Result<Vec<ScheduleOutcome>>> {
         Box::pin(lifecycle::schedule(&self.shared, tasks))
     }

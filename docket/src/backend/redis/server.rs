@@ -51,7 +51,8 @@ impl ServerInfo {
         self.name == "valkey" || self.version >= (6, 2, 0)
     }
 
-    fn describe(&self) -> String {
+    /// `Redis 7.0.15`, `Valkey 9.1.2`.
+    pub(super) fn describe(&self) -> String {
         let (major, minor, patch) = self.version;
         let name = if self.name == "valkey" {
             "Valkey"
@@ -62,11 +63,14 @@ impl ServerInfo {
     }
 }
 
-/// Checks the server behind `connection`.
+/// Checks the server behind `connection`; returns what it says it is, when it says.
 ///
 /// # Errors
 /// [`Error::UnsupportedServer`] for a server older than Redis 6.2.
-pub(super) async fn check(connection: &mut MultiplexedConnection, shown: &str) -> Result<()> {
+pub(super) async fn check(
+    connection: &mut MultiplexedConnection,
+    shown: &str,
+) -> Result<Option<ServerInfo>> {
     let info: redis::RedisResult<String> = redis::cmd("INFO")
         .arg("server")
         .arg("memory")
@@ -86,12 +90,12 @@ pub(super) async fn check(connection: &mut MultiplexedConnection, shown: &str) -
                 url = %shown,
                 "cannot check the server's version and eviction policy ({error}); going on"
             );
-            return Ok(());
+            return Ok(None);
         }
     };
     let Some(server) = ServerInfo::parse(&info) else {
         tracing::warn!(url = %shown, "the server's INFO names no version; going on");
-        return Ok(());
+        return Ok(None);
     };
     if !server.is_supported() {
         return Err(Error::UnsupportedServer {
@@ -109,7 +113,7 @@ pub(super) async fn check(connection: &mut MultiplexedConnection, shown: &str) -
         ),
     }
     tracing::debug!(url = %shown, server = %server.describe(), "connected");
-    Ok(())
+    Ok(Some(server))
 }
 
 #[cfg(test)]
