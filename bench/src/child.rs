@@ -1,0 +1,201 @@
+//! The benchmark's tasks and its hidden `worker` role: this same binary, spawned as a
+//! separate process so that a worker's memory can be measured on its own.
+//!
+//! The child prints `ready` once connected, then one JSON line with its timings and its
+//! peak RSS just before it exits.
+
+use std::io::Write;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use docket::{Docket, Worker};
+use serde::{Deserialize, Serialize};
+
+use crate::stats::millis;
+
+/// When the measured part of a child's run began; task starts are timed from it.
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+/// Nanoseconds from `ORIGIN` to the first task start, plus one (0: none yet).
+static FIRST_START: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds from `ORIGIN` to the latest task start.
+static LAST_START: AtomicU64 = AtomicU64::new(0);
+/// Task starts counted.
+static STARTS: AtomicU64 = AtomicU64::new(0);
+
+/// The no-op task the throughput scenarios drain: it only notes when it started.
+#[docket::task(name = "bench_noop")]
+pub(crate) async fn noop() {
+    note_start();
+}
+
+/// Returns the wall-clock time it started, in microseconds since the Unix epoch (the
+/// latency scenarios read it as the result).
+#[docket::task(name = "bench_stamp")]
+pub(crate) async fn stamp() -> u64 {
+    unix_micros(SystemTime::now())
+}
+
+/// Records a task start: first, latest and count (three atomics, no lock).
+fn note_start() {
+    let Some(origin) = ORIGIN.get() else {
+        return;
+    };
+    let nanos = u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let _ = FIRST_START.compare_exchange(0, nanos + 1, Ordering::Relaxed, Ordering::Relaxed);
+    LAST_START.fetch_max(nanos, Ordering::Relaxed);
+    STARTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Microseconds since the Unix epoch.
+pub(crate) fn unix_micros(at: SystemTime) -> u64 {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Peak and current resident set size of this process, in KiB (`VmHWM`, `VmRSS`).
+pub(crate) fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// What the child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Mode {
+    /// `run_until_finished` on what is queued, then exit.
+    Drain,
+    /// `run_forever` until standard input closes.
+    Serve,
+    /// Add `--tasks` no-ops to an in-process `memory://` docket and drain them.
+    Memory,
+}
+
+/// The hidden `worker` role's arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// What to run.
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// The docket's URL.
+    #[arg(long)]
+    pub url: String,
+    /// The docket's name.
+    #[arg(long)]
+    pub name: String,
+    /// The worker's concurrency.
+    #[arg(long)]
+    pub concurrency: usize,
+    /// `execution_ttl` in milliseconds (0: fire-and-forget).
+    #[arg(long)]
+    pub ttl_ms: u64,
+    /// Tasks to add first (`memory` mode).
+    #[arg(long, default_value_t = 0)]
+    pub tasks: usize,
+}
+
+/// The child's report, printed as its last line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct ChildReport {
+    /// Connecting to the docket.
+    pub connect_ms: f64,
+    /// `memory` mode: adding the tasks.
+    pub add_ms: f64,
+    /// From the start of the run to its return.
+    pub run_ms: f64,
+    /// From the start of the run to the first task start.
+    pub first_start_ms: f64,
+    /// From the start of the run to the last task start.
+    pub last_start_ms: f64,
+    /// Task starts seen.
+    pub starts: u64,
+    /// Peak RSS when the run started (`memory` mode: before adding).
+    pub hwm_start_kib: u64,
+    /// `memory` mode: peak RSS once the tasks were added.
+    pub hwm_added_kib: u64,
+    /// Peak RSS at the end.
+    pub hwm_kib: u64,
+    /// RSS at the end.
+    pub rss_kib: u64,
+}
+
+/// Runs the hidden `worker` role and prints its report.
+pub(crate) async fn run(args: WorkerArgs) -> Result<()> {
+    let connecting = Instant::now();
+    let docket = Docket::builder(args.name.clone(), args.url.clone())
+        .execution_ttl(Duration::from_millis(args.ttl_ms))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", args.url))?;
+    let mut report = ChildReport {
+        connect_ms: millis(connecting.elapsed()),
+        ..ChildReport::default()
+    };
+    if args.mode == Mode::Memory {
+        report.hwm_start_kib = memory_kib().0;
+        let adding = Instant::now();
+        add_noops(&docket, args.tasks, 1000).await?;
+        report.add_ms = millis(adding.elapsed());
+        report.hwm_added_kib = memory_kib().0;
+    }
+    let worker = Worker::builder(docket)
+        .concurrency(args.concurrency)
+        .schedule_automatic_tasks(false)
+        .build()?;
+    if args.mode != Mode::Memory {
+        report.hwm_start_kib = memory_kib().0;
+    }
+    say("ready")?;
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    match args.mode {
+        Mode::Drain | Mode::Memory => worker.run_until_finished().await?,
+        Mode::Serve => {
+            let stop = worker.shutdown_handle();
+            // Standard input closing is the signal to stop (a plain thread: reading it
+            // blocks).
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+                stop.shutdown();
+            });
+            worker.run_forever().await?;
+        }
+    }
+    report.run_ms = millis(origin.elapsed());
+    let nanos_ms = |nanos: u64| millis(Duration::from_nanos(nanos));
+    report.first_start_ms = nanos_ms(FIRST_START.load(Ordering::Relaxed).saturating_sub(1));
+    report.last_start_ms = nanos_ms(LAST_START.load(Ordering::Relaxed));
+    report.starts = STARTS.load(Ordering::Relaxed);
+    (report.hwm_kib, report.rss_kib) = memory_kib();
+    say(&serde_json::to_string(&report)?)
+}
+
+/// Prints one line to standard output and flushes it.
+fn say(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Adds `count` no-op tasks with `add_many`, `batch` per call.
+pub(crate) async fn add_noops(docket: &Docket, count: usize, batch: usize) -> Result<()> {
+    let mut left = count;
+    while left > 0 {
+        let now = left.min(batch);
+        docket.add_many((0..now).map(|_| Noop::new())).await?;
+        left -= now;
+    }
+    Ok(())
+}
+
+/// A no-op call due at `when`, for `add_many`.
+pub(crate) fn noop_at(when: SystemTime) -> docket::Call {
+    docket::Call::from(Noop::new()).at(when)
+}

@@ -1,0 +1,225 @@
+//! `docket-bench`: measures docket's throughput, latency, Redis commands per task and
+//! memory, next to ceilings measured on the same Redis server in the same run, and
+//! checks each figure against its target.
+//!
+//! ```sh
+//! cargo run --release -p docket-bench -- --json target/bench.json
+//! ```
+//!
+//! It starts its own `redis-server` (no persistence, loopback, a free port; killed on
+//! exit) unless `--url` names one. Every scenario but the million-task one runs three
+//! times; the table shows medians and ranges, the JSON every figure.
+
+mod child;
+mod monitor;
+mod report;
+mod scale;
+mod scenarios;
+mod server;
+mod stats;
+mod timing;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::report::{Figure, Outcome};
+use crate::scenarios::Bench;
+use crate::server::{RedisServer, Target};
+
+/// Measures docket against ceilings of the same Redis server.
+#[derive(Debug, Parser)]
+#[command(name = "docket-bench")]
+struct Cli {
+    /// Write every figure, the targets and whether each is met to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Use this Redis server (`redis://host:port/db`) instead of starting one. It is not
+    /// flushed: the bench uses fresh docket names, and resets its statistics.
+    #[arg(long)]
+    url: Option<String>,
+    /// Divide every N by 10 (for development).
+    #[arg(long)]
+    quick: bool,
+    /// Runs of each scenario (at least 3).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Only these scenarios (comma-separated: enqueue, drain, commands, latency,
+    /// lateness, memory, scale), for development; the ceilings always run.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    #[command(subcommand)]
+    role: Option<Role>,
+}
+
+/// Hidden roles of this binary.
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// A worker process the bench spawns.
+    #[command(hide = true)]
+    Worker(child::WorkerArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.role {
+        Some(Role::Worker(args)) => child::run(args).await,
+        None => {
+            // On Ctrl-C the bench is dropped: its redis-server and worker children die.
+            tokio::select! {
+                result = bench(&cli) => result,
+                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one scenario, logging its start and duration to standard error.
+async fn step<T>(what: &str, scenario: impl Future<Output = Result<T>>) -> Result<T> {
+    eprintln!("[docket-bench] {what} ...");
+    let started = Instant::now();
+    let result = scenario.await.with_context(|| format!("scenario {what}"));
+    eprintln!(
+        "[docket-bench] {what}: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
+/// Runs the scenarios `--only` names (all by default), in the table's order.
+async fn scenarios_wanted(
+    cli: &Cli,
+    bench: &mut Bench,
+    ceilings: scenarios::Ceilings,
+) -> Result<Vec<(&'static str, Outcome)>> {
+    let wants = |name: &str| cli.only.is_empty() || cli.only.iter().any(|only| only == name);
+    let mut outcomes: Vec<(&'static str, Outcome)> = Vec::new();
+    let mut add_many_rate = 0.0;
+    if wants("enqueue") {
+        let enqueue = step("1 enqueue", scenarios::enqueue(bench, ceilings)).await?;
+        add_many_rate = enqueue
+            .figures
+            .iter()
+            .find(|f| f.key == "enqueue.add_many")
+            .map_or(0.0, |f| f.summary.median);
+        outcomes.push(("enqueue", enqueue));
+    }
+    if wants("drain") {
+        let (drain, rss) = step("2 drain", scenarios::drain(bench, ceilings)).await?;
+        outcomes.push(("drain", drain));
+        outcomes.push(("worker_rss", rss));
+    }
+    if wants("commands") {
+        let commands = step("5 commands", scenarios::commands(bench)).await?;
+        outcomes.push(("commands", commands));
+    }
+    if wants("latency") {
+        let latency = step("3 latency", timing::latency(bench)).await?;
+        outcomes.push(("latency", latency));
+    }
+    if wants("lateness") {
+        let lateness = step("4 lateness", timing::lateness(bench)).await?;
+        outcomes.push(("lateness", lateness));
+    }
+    if wants("memory") {
+        outcomes.push(("memory", step("7 memory://", scale::memory(bench)).await?));
+    }
+    if wants("scale") {
+        let scale = step("8 scale", scale::scale(bench, add_many_rate)).await?;
+        outcomes.push(("scale", scale));
+    }
+
+    Ok(outcomes)
+}
+
+/// Starts (or connects to) the server, runs every scenario, prints the table and writes
+/// the JSON.
+async fn bench(cli: &Cli) -> Result<()> {
+    if cli.runs < 3 {
+        bail!("--runs must be at least 3");
+    }
+    let started = Instant::now();
+    let date = chrono::Utc::now().to_rfc3339();
+    // Declared first so that it is dropped (killed) last.
+    let (_server, target) = if let Some(url) = &cli.url {
+        (None, Target::parse(url, false)?)
+    } else {
+        let server = RedisServer::start()?;
+        let target = Target::parse(&server.url(), true)?;
+        (Some(server), target)
+    };
+    let mut bench = Bench::new(target, cli.runs, cli.quick).await?;
+    let redis_version = server::info(&mut bench.admin, "server")
+        .await?
+        .get("redis_version")
+        .cloned();
+    let probe = bench.fresh_name("probe");
+    let script_counting = server::script_calls_counted(&mut bench.admin, &probe).await?;
+
+    let (ceilings, outcome) = step("ceilings", scenarios::ceilings(&mut bench)).await?;
+    let mut outcomes = vec![("ceilings", outcome)];
+    outcomes.extend(scenarios_wanted(cli, &mut bench, ceilings).await?);
+
+    let mut figures: Vec<Figure> = outcomes
+        .iter()
+        .flat_map(|(_, outcome)| outcome.figures.clone())
+        .collect();
+    figures.sort_by_key(|f| f.scenario);
+    let total = started.elapsed().as_secs_f64();
+    println!("{}", report::table(&figures));
+    let met = figures
+        .iter()
+        .filter_map(|f| f.target.as_ref())
+        .filter(|c| c.met)
+        .count();
+    let checked = figures.iter().filter(|f| f.target.is_some()).count();
+    println!(
+        "targets met: {met} of {checked}; L = {:.0} cycles/s, RTT1 = {:.0} cmds/s; total {total:.0} s",
+        ceilings.cycle, ceilings.rtt1
+    );
+
+    if let Some(path) = &cli.json {
+        let details: serde_json::Map<String, Value> = outcomes
+            .into_iter()
+            .map(|(name, outcome)| (name.to_owned(), outcome.details))
+            .collect();
+        let document = json!({
+            "command": format!("cargo run --release -p docket-bench -- {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
+            "argv": std::env::args().collect::<Vec<_>>(),
+            "date": date,
+            "total_seconds": total,
+            "machine": report::machine(),
+            "redis": {
+                "version": redis_version,
+                "url": bench.target.url,
+                "started_by_bench": bench.target.owned,
+                "script_calls_in_total_commands_processed": script_counting,
+            },
+            "settings": { "runs": cli.runs, "quick": cli.quick, "only": cli.only },
+            "ceilings": { "L": ceilings.cycle, "RTT1": ceilings.rtt1 },
+            "targets": report::targets(&figures),
+            "figures": figures,
+            "details": details,
+        });
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&document)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

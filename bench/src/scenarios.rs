@@ -1,0 +1,596 @@
+//! The bench's context, worker processes, and the throughput scenarios: ceilings (`L`,
+//! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS) and 5 Redis commands per task.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use docket::Docket;
+use redis::aio::MultiplexedConnection;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+
+use crate::child::{ChildReport, Mode, add_noops};
+use crate::monitor::{Counts, Monitor};
+use crate::report::{Figure, Outcome};
+use crate::server::{self, Target};
+use crate::stats::{Summary, count, count64, millis, rate};
+
+/// `execution_ttl` of the state-tracking runs: docket's default.
+pub(crate) const TRACKED: Duration = docket::DEFAULT_EXECUTION_TTL;
+/// `execution_ttl` of the fire-and-forget runs.
+pub(crate) const FIRE_AND_FORGET: Duration = Duration::ZERO;
+/// The longest a worker child may take before the bench gives up on it.
+const CHILD_TIMEOUT: Duration = Duration::from_mins(5);
+
+/// What every scenario shares: the server, an admin connection, the run settings.
+pub(crate) struct Bench {
+    pub target: Target,
+    pub admin: MultiplexedConnection,
+    /// This binary, spawned in its `worker` role.
+    pub exe: PathBuf,
+    /// Runs of each scenario.
+    pub runs: usize,
+    /// Every N divided by 10.
+    pub quick: bool,
+    /// Makes docket names unique across bench processes.
+    tag: String,
+    names: usize,
+}
+
+/// The ceilings measured at the start of the run, which the targets are ratios to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ceilings {
+    /// `L`: whole queue cycles per second inside one script call, 50 clients.
+    pub cycle: f64,
+    /// `RTT1`: sequential single-client commands per second.
+    pub rtt1: f64,
+}
+
+impl Bench {
+    /// Connects the admin connection to `target`.
+    pub(crate) async fn new(target: Target, runs: usize, quick: bool) -> Result<Self> {
+        let admin = target.connect().await?;
+        Ok(Self {
+            target,
+            admin,
+            exe: std::env::current_exe()?,
+            runs,
+            quick,
+            tag: format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp()),
+            names: 0,
+        })
+    }
+
+    /// `full`, or a tenth of it with `--quick`.
+    pub(crate) fn n(&self, full: usize) -> usize {
+        if self.quick { full / 10 } else { full }
+    }
+
+    /// A docket name never used before.
+    pub(crate) fn fresh_name(&mut self, what: &str) -> String {
+        self.names += 1;
+        format!("bench-{what}-{}-{}", self.tag, self.names)
+    }
+
+    /// Empties the server between runs, when this run started it.
+    pub(crate) async fn clean(&mut self) -> Result<()> {
+        if self.target.owned {
+            server::flushall(&mut self.admin).await?;
+        }
+        Ok(())
+    }
+
+    /// A producer handle on the docket `name`.
+    pub(crate) async fn producer(&self, name: &str, ttl: Duration) -> Result<Docket> {
+        Ok(Docket::builder(name, self.target.url.as_str())
+            .execution_ttl(ttl)
+            .connect()
+            .await?)
+    }
+
+    /// Spawns a worker child on the docket `name` and waits until it is ready.
+    pub(crate) async fn spawn_worker(
+        &self,
+        mode: Mode,
+        name: &str,
+        concurrency: usize,
+        ttl: Duration,
+    ) -> Result<WorkerProcess> {
+        WorkerProcess::spawn(
+            &self.exe,
+            &[
+                "--mode",
+                mode_name(mode),
+                "--url",
+                &self.target.url,
+                "--name",
+                name,
+                "--concurrency",
+                &concurrency.to_string(),
+                "--ttl-ms",
+                &ttl.as_millis().to_string(),
+            ],
+        )
+        .await
+    }
+}
+
+/// The `--mode` value of a child mode.
+pub(crate) fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Drain => "drain",
+        Mode::Serve => "serve",
+        Mode::Memory => "memory",
+    }
+}
+
+/// The label of an `execution_ttl`: state tracking or fire-and-forget.
+pub(crate) fn ttl_label(ttl: Duration) -> &'static str {
+    if ttl.is_zero() {
+        "fire-and-forget"
+    } else {
+        "state"
+    }
+}
+
+/// A worker child process, ready to run.
+pub(crate) struct WorkerProcess {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// When it said `ready`.
+    ready: Instant,
+}
+
+impl WorkerProcess {
+    /// Spawns this binary as `worker ARGS` and waits for its `ready` line.
+    pub(crate) async fn spawn(exe: &PathBuf, args: &[&str]) -> Result<Self> {
+        let mut child = tokio::process::Command::new(exe)
+            .arg("worker")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning the worker child")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout from the worker child"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_mins(1), lines.next_line())
+            .await
+            .context("waiting for the worker child to be ready")??;
+        if first.as_deref() != Some("ready") {
+            bail!("the worker child said {first:?} instead of ready");
+        }
+        Ok(Self {
+            child,
+            lines,
+            ready: Instant::now(),
+        })
+    }
+
+    /// Closes its standard input (a `serve` child stops then), reads its report and waits
+    /// for it to exit. Also returns the time from `ready` to its exit.
+    pub(crate) async fn finish(mut self) -> Result<(ChildReport, Duration)> {
+        drop(self.child.stdin.take());
+        let waiting = async {
+            let mut last = None;
+            while let Some(line) = self.lines.next_line().await? {
+                last = Some(line);
+            }
+            let status = self.child.wait().await?;
+            anyhow::Ok((last, status))
+        };
+        let (last, status) = tokio::time::timeout(CHILD_TIMEOUT, waiting)
+            .await
+            .context("the worker child took too long")??;
+        let wall = self.ready.elapsed();
+        if !status.success() {
+            bail!("the worker child exited with {status}");
+        }
+        let last = last.ok_or_else(|| anyhow!("the worker child printed no report"))?;
+        let report = serde_json::from_str(&last)
+            .with_context(|| format!("the worker child's report: {last}"))?;
+        Ok((report, wall))
+    }
+}
+
+/// Ceilings: `L` (the cycle script under 50 clients), `RTT1` (sequential `SET` from one
+/// redis-rs connection) and `redis-benchmark -c 1` for reference.
+pub(crate) async fn ceilings(bench: &mut Bench) -> Result<(Ceilings, Outcome)> {
+    let (mut cycle, mut rtt1, mut reference) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..bench.runs {
+        let stream = format!("{}:ceiling-stream", bench.fresh_name("ceiling"));
+        let target = bench.target.clone();
+        let requests = bench.n(200_000);
+        cycle.push(server::cycle_ceiling(&target, &mut bench.admin, &stream, requests).await?);
+        let key = format!("{}:rtt1", bench.fresh_name("ceiling"));
+        rtt1.push(server::single_client_rate(&target, &key, bench.n(20_000)).await?);
+        reference.push(server::benchmark_single_client(&target, &key, bench.n(50_000)).await?);
+    }
+    let (cycle, rtt1, reference) = (
+        Summary::of(&cycle),
+        Summary::of(&rtt1),
+        Summary::of(&reference),
+    );
+    let ceilings = Ceilings {
+        cycle: cycle.median,
+        rtt1: rtt1.median,
+    };
+    let scenario = "0 ceiling";
+    let figures = vec![
+        Figure::new(
+            scenario,
+            "ceiling.L",
+            "L: XADD+XREADGROUP+XACK+XDEL in one EVALSHA, 50 clients",
+            "cycles/s",
+            cycle,
+        ),
+        Figure::new(
+            scenario,
+            "ceiling.RTT1",
+            "RTT1: sequential SET, one redis-rs connection",
+            "cmds/s",
+            rtt1,
+        ),
+        Figure::new(
+            scenario,
+            "ceiling.benchmark_c1",
+            "redis-benchmark -c 1 SET (reference)",
+            "cmds/s",
+            reference,
+        ),
+    ];
+    let details = json!({
+        "L": "redis-benchmark -c 50 -n 200000 -q EVALSHA <sha> 1 <stream>; the script XADDs, \
+              XREADGROUPs (creating the group when missing), XACKs and XDELs one message",
+        "RTT1": "20000 sequential SET k v awaited one by one on one multiplexed redis-rs connection",
+    });
+    Ok((ceilings, Outcome { figures, details }))
+}
+
+/// Scenario 1, enqueue: sequential `add` and `add_many` in batches of 500.
+pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Outcome> {
+    let n = bench.n(20_000);
+    let (mut sequential, mut batched) = (Vec::new(), Vec::new());
+    for _ in 0..bench.runs {
+        bench.clean().await?;
+        let name = bench.fresh_name("add");
+        let producer = bench.producer(&name, TRACKED).await?;
+        let started = Instant::now();
+        for _ in 0..n {
+            producer.add(crate::child::Noop::new()).await?;
+        }
+        sequential.push(rate(n, started.elapsed()));
+        drop(producer);
+
+        bench.clean().await?;
+        let name = bench.fresh_name("add-many");
+        let producer = bench.producer(&name, TRACKED).await?;
+        let started = Instant::now();
+        add_noops(&producer, n, 500).await?;
+        batched.push(rate(n, started.elapsed()));
+    }
+    bench.clean().await?;
+    let scenario = "1 enqueue";
+    let figures = vec![
+        Figure::new(
+            scenario,
+            "enqueue.add",
+            format!("sequential add, N={n}"),
+            "tasks/s",
+            Summary::of(&sequential),
+        )
+        .at_least(0.8 * ceilings.rtt1, "≥ 0.8·RTT1"),
+        Figure::new(
+            scenario,
+            "enqueue.add_many",
+            format!("add_many ×500, N={n}"),
+            "tasks/s",
+            Summary::of(&batched),
+        )
+        .at_least(1.6 * ceilings.cycle, "≥ 1.6·L"),
+    ];
+    let details = json!({
+        "tasks": n,
+        "batch": 500,
+        "add_vs_RTT1": Summary::of(&sequential).median / ceilings.rtt1,
+        "add_many_vs_L": Summary::of(&batched).median / ceilings.cycle,
+    });
+    Ok(Outcome { figures, details })
+}
+
+/// One drain: N no-ops added, a worker child drains them; with the server's command
+/// counts, and the `MONITOR` counts when asked.
+#[derive(Debug, Clone)]
+pub(crate) struct Drained {
+    pub tasks: usize,
+    pub child: ChildReport,
+    /// From the child's `ready` to its exit, seen by the parent.
+    pub wall: Duration,
+    /// `INFO commandstats` calls over the drain (script-internal calls included).
+    pub commandstats: BTreeMap<String, u64>,
+    pub monitor: Option<Counts>,
+}
+
+impl Drained {
+    /// N / (start of `run_until_finished` → its return), in the child.
+    pub(crate) fn rate(&self) -> f64 {
+        count(self.tasks) / (self.child.run_ms / 1e3)
+    }
+
+    /// N / (first task start → last task start), in the child.
+    pub(crate) fn active_rate(&self) -> f64 {
+        let span = (self.child.last_start_ms - self.child.first_start_ms).max(1e-6);
+        count(self.tasks) / (span / 1e3)
+    }
+
+    /// N / (`ready` → exit), seen by the parent.
+    pub(crate) fn wall_rate(&self) -> f64 {
+        rate(self.tasks, self.wall)
+    }
+
+    /// Server-side command executions per task (`INFO commandstats`, script calls included).
+    pub(crate) fn server_commands_per_task(&self) -> f64 {
+        count64(self.commandstats.values().sum()) / count(self.tasks)
+    }
+
+    /// The figures of this run as JSON.
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "rate_run": self.rate(),
+            "rate_first_to_last_start": self.active_rate(),
+            "rate_parent_ready_to_exit": self.wall_rate(),
+            "parent_ready_to_exit_ms": millis(self.wall),
+            "child": self.child,
+            "server_commands_per_task": self.server_commands_per_task(),
+            "commandstats": self.commandstats,
+            "monitor": self.monitor,
+        })
+    }
+}
+
+/// Adds N no-ops, drops the producer, resets the server's stats and has a worker child
+/// drain them.
+pub(crate) async fn drain_once(
+    bench: &mut Bench,
+    concurrency: usize,
+    ttl: Duration,
+    monitored: bool,
+) -> Result<Drained> {
+    bench.clean().await?;
+    let tasks = bench.n(20_000);
+    let name = bench.fresh_name("drain");
+    let producer = bench.producer(&name, ttl).await?;
+    add_noops(&producer, tasks, 500).await?;
+    drop(producer);
+    let monitor = if monitored {
+        let sentinel = format!("{name}:monitor-end");
+        Some(Monitor::start(&bench.target, sentinel).await?)
+    } else {
+        None
+    };
+    server::reset_stats(&mut bench.admin).await?;
+    let worker = bench
+        .spawn_worker(Mode::Drain, &name, concurrency, ttl)
+        .await?;
+    let (child, wall) = worker.finish().await?;
+    let monitor = match monitor {
+        Some(monitor) => Some(monitor.finish(&mut bench.admin).await?),
+        None => None,
+    };
+    let mut commandstats = server::commandstats(&mut bench.admin).await?;
+    if monitored {
+        // The sentinel ECHO is the bench's own.
+        if let Some(echo) = commandstats.get_mut("echo") {
+            *echo = echo.saturating_sub(1);
+        }
+        commandstats.retain(|_, calls| *calls > 0);
+    }
+    if child.starts != count_u64(tasks) {
+        bail!("the worker started {} tasks of {tasks}", child.starts);
+    }
+    Ok(Drained {
+        tasks,
+        child,
+        wall,
+        commandstats,
+        monitor,
+    })
+}
+
+/// A count as `u64`.
+pub(crate) fn count_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Peak RSS of a worker child, in MiB.
+pub(crate) fn hwm_mib(report: &ChildReport) -> f64 {
+    count64(report.hwm_kib) / 1024.0
+}
+
+/// Scenario 2, drain (and 6, worker RSS): one worker child drains N no-ops, concurrency 10, 50
+/// and 200, with state tracking and fire-and-forget.
+pub(crate) async fn drain(bench: &mut Bench, ceilings: Ceilings) -> Result<(Outcome, Outcome)> {
+    let mut drain = Outcome::default();
+    let mut memory = Outcome::default();
+    let mut details = serde_json::Map::new();
+    for ttl in [TRACKED, FIRE_AND_FORGET] {
+        for concurrency in [10, 50, 200] {
+            let mut runs = Vec::new();
+            for _ in 0..bench.runs {
+                runs.push(drain_once(bench, concurrency, ttl, false).await?);
+            }
+            let mode = ttl_label(ttl);
+            let key = format!("{mode}.c{concurrency}");
+            let rates: Vec<f64> = runs.iter().map(Drained::rate).collect();
+            let mut figure = Figure::new(
+                "2 drain",
+                format!("drain.{key}"),
+                format!("drain {mode}, concurrency {concurrency}"),
+                "tasks/s",
+                Summary::of(&rates),
+            );
+            if concurrency == 50 {
+                figure = if ttl.is_zero() {
+                    figure.at_least(0.45 * ceilings.cycle, "≥ 0.45·L")
+                } else {
+                    figure.at_least(0.32 * ceilings.cycle, "≥ 0.32·L")
+                };
+            }
+            drain.figures.push(figure);
+            if concurrency == 50 {
+                let active: Vec<f64> = runs.iter().map(Drained::active_rate).collect();
+                drain.figures.push(Figure::new(
+                    "2 drain",
+                    format!("drain.{key}.first_to_last_start"),
+                    format!("drain {mode}, concurrency 50, N / (first → last task start)"),
+                    "tasks/s",
+                    Summary::of(&active),
+                ));
+            }
+            let hwm: Vec<f64> = runs.iter().map(|d| hwm_mib(&d.child)).collect();
+            let limit = match concurrency {
+                50 => Some((5.0, "≤ 5 MB")),
+                200 => Some((12.0, "≤ 12 MB")),
+                _ => None,
+            };
+            if let Some((limit, rule)) = limit {
+                memory.figures.push(
+                    Figure::new(
+                        "6 worker RSS",
+                        format!("rss.{key}"),
+                        format!("worker peak RSS (VmHWM), {mode}, concurrency {concurrency}"),
+                        "MiB",
+                        Summary::of(&hwm),
+                    )
+                    .at_most(limit, rule),
+                );
+            }
+            details.insert(
+                key,
+                json!({
+                    "rate_run": Summary::of(&rates),
+                    "rate_first_to_last_start": Summary::of(&runs.iter().map(Drained::active_rate).collect::<Vec<_>>()),
+                    "rate_parent_ready_to_exit": Summary::of(&runs.iter().map(Drained::wall_rate).collect::<Vec<_>>()),
+                    "rate_vs_L": Summary::of(&rates).median / ceilings.cycle,
+                    "tail_after_last_start_ms": Summary::of(&runs.iter().map(|d| d.child.run_ms - d.child.last_start_ms).collect::<Vec<_>>()),
+                    "peak_rss_mib": Summary::of(&hwm),
+                    "server_commands_per_task": Summary::of(&runs.iter().map(Drained::server_commands_per_task).collect::<Vec<_>>()),
+                    "runs": runs.iter().map(Drained::to_json).collect::<Vec<_>>(),
+                }),
+            );
+        }
+    }
+    bench.clean().await?;
+    drain.details = json!({
+        "tasks": bench.n(20_000),
+        "worker": "a child process of this binary (`docket-bench worker --mode drain`): \
+                   Worker::builder(..).concurrency(c).schedule_automatic_tasks(false), \
+                   run_until_finished(); tasks added beforehand with add_many ×500",
+        "rate": "N / (start of run_until_finished → its return), timed in the child; \
+                 also N / (first → last task start) and N / (parent: ready → exit)",
+        "configurations": details,
+    });
+    memory.details = json!({
+        "measured": "VmHWM of the worker child from /proc/self/status just before it exits \
+                     (MiB = 1024 KiB)",
+    });
+    Ok((drain, memory))
+}
+
+/// Per-task medians of per-command counts over runs.
+fn per_task(maps: &[&BTreeMap<String, u64>], tasks: usize) -> BTreeMap<String, f64> {
+    let mut names: Vec<&String> = maps.iter().flat_map(|m| m.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let values: Vec<f64> = maps
+                .iter()
+                .map(|m| count64(m.get(name).copied().unwrap_or(0)) / count(tasks))
+                .collect();
+            (name.clone(), Summary::of(&values).median)
+        })
+        .collect()
+}
+
+/// Scenario 5, Redis commands per task on the drain path, concurrency 50: client-sent commands
+/// counted exactly under `MONITOR` (an `EVALSHA` is one), and server-side executions
+/// from `INFO commandstats` (script calls included).
+pub(crate) async fn commands(bench: &mut Bench) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let mut details = serde_json::Map::new();
+    for ttl in [TRACKED, FIRE_AND_FORGET] {
+        let mut runs = Vec::new();
+        for _ in 0..bench.runs {
+            runs.push(drain_once(bench, 50, ttl, true).await?);
+        }
+        let mode = ttl_label(ttl);
+        let tasks = bench.n(20_000);
+        let counts: Vec<&Counts> = runs.iter().filter_map(|r| r.monitor.as_ref()).collect();
+        let client: Vec<f64> = counts
+            .iter()
+            .map(|c| count64(c.client_total()) / count(tasks))
+            .collect();
+        let script: Vec<f64> = counts
+            .iter()
+            .map(|c| count64(c.script_total()) / count(tasks))
+            .collect();
+        let server: Vec<f64> = runs.iter().map(Drained::server_commands_per_task).collect();
+        outcome.figures.push(
+            Figure::new(
+                "5 commands",
+                format!("commands.client.{mode}"),
+                format!("client commands/task, {mode}, c=50 (MONITOR)"),
+                "cmds/task",
+                Summary::of(&client),
+            )
+            .at_most(8.0, "≤ 8"),
+        );
+        outcome.figures.push(Figure::new(
+            "5 commands",
+            format!("commands.server.{mode}"),
+            format!("server-side executions/task, {mode}, c=50 (commandstats)"),
+            "cmds/task",
+            Summary::of(&server),
+        ));
+        details.insert(
+            mode.to_owned(),
+            json!({
+                "client_per_task": Summary::of(&client),
+                "script_internal_per_task": Summary::of(&script),
+                "server_executions_per_task": Summary::of(&server),
+                "client_per_command_per_task": per_task(&counts.iter().map(|c| &c.client).collect::<Vec<_>>(), tasks),
+                "script_per_command_per_task": per_task(&counts.iter().map(|c| &c.script).collect::<Vec<_>>(), tasks),
+                "commandstats_per_command_per_task": per_task(&runs.iter().map(|r| &r.commandstats).collect::<Vec<_>>(), tasks),
+                "drain_rate_under_monitor": Summary::of(&runs.iter().map(Drained::rate).collect::<Vec<_>>()),
+                "runs": runs.iter().map(Drained::to_json).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    bench.clean().await?;
+    details.insert(
+        "method".into(),
+        json!(
+            "CONFIG RESETSTAT after adding the N tasks (producer dropped), then a worker \
+             child drains them. On this Redis (7.x) INFO commandstats and \
+             total_commands_processed both include commands called inside scripts (checked: \
+             an EVAL calling SET, GET and INCR adds 4 to total_commands_processed), so the \
+             client-sent count comes from a MONITOR connection that skips `[0 lua]` lines: \
+             every EVALSHA counts 1, its inner calls 0. Includes the worker's connection \
+             set-up, heartbeats and final checks; excludes the bench's own CONFIG RESETSTAT \
+             and sentinel ECHO. MONITOR slows the server, which may enlarge batches; \
+             drain_rate_under_monitor shows by how much."
+        ),
+    );
+    outcome.details = Value::Object(details);
+    Ok(outcome)
+}
