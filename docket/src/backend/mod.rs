@@ -311,7 +311,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn subscribe(&self, key: &str) -> BoxFuture<'_, Result<EventStream>>;
 
     /// A stream of cancellation requests for running tasks (keys), for one worker.
-    fn cancellations(&self) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = String> + Send>>>>;
+    fn cancellations(&self)
+    -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = Cancelled> + Send>>>>;
 
     /// Records a worker heartbeat and the tasks it runs; prunes workers not seen for
     /// `expire_after`.
@@ -417,6 +418,24 @@ pub(crate) fn redis_unreachable(error: &::redis::RedisError) -> bool {
         || error.is_timeout()
         || error.is_io_error()
         || error.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
+}
+
+/// A running key was cancelled: its worker should interrupt the run of that generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cancelled {
+    pub key: String,
+    /// The cancelled generation; `None` when the publisher did not say (any run of the key).
+    pub generation: Option<u64>,
+}
+
+impl Cancelled {
+    /// Whether this cancellation is meant for the run of `key` at `generation`.
+    pub(crate) fn targets(&self, key: &str, generation: u64) -> bool {
+        self.key == key
+            && self
+                .generation
+                .is_none_or(|cancelled| cancelled == generation)
+    }
 }
 
 /// Opens the backend a URL names.

@@ -294,6 +294,8 @@ impl WorkerBuilder {
                 .collect(),
                 values: self.values,
                 in_flight: Mutex::new(HashMap::new()),
+                unmatched_cancels: Mutex::default(),
+                listening: AtomicBool::new(false),
                 stopping: watch::channel(false).0,
                 running: AtomicBool::new(false),
                 disruptions: AtomicU64::new(0),

@@ -1,13 +1,16 @@
 //! The worker's background loops: the scheduler, lease renewal, heartbeats, and the
 //! cancellation listener.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
 use super::Shared;
+use crate::backend::Cancelled;
 use crate::behaviors::seed_automatic;
 
 /// Due tasks moved per scheduler pass.
@@ -182,21 +185,81 @@ async fn heartbeat(shared: Arc<Shared>) {
     }
 }
 
+/// Cancellations that matched no run of this worker, for a while: a run claimed just
+/// before its cancel and registered just after finds its own here.
+#[derive(Default)]
+pub(crate) struct UnmatchedCancels {
+    kept: HashMap<String, Vec<(Option<u64>, tokio::time::Instant)>>,
+}
+
+/// How long an unmatched cancellation is kept (a claim is registered within moments).
+const UNMATCHED_KEPT: Duration = Duration::from_secs(30);
+
+impl UnmatchedCancels {
+    fn keep(&mut self, cancelled: Cancelled) {
+        let now = tokio::time::Instant::now();
+        if self.kept.len() >= 1024 {
+            self.kept.retain(|_, entries| {
+                entries.retain(|(_, at)| now.duration_since(*at) < UNMATCHED_KEPT);
+                !entries.is_empty()
+            });
+        }
+        self.kept
+            .entry(cancelled.key)
+            .or_default()
+            .push((cancelled.generation, now));
+    }
+
+    /// Whether a recent cancellation targets the run of `key` at `generation` (and
+    /// forgets it).
+    pub(crate) fn take(&mut self, key: &str, generation: u64) -> bool {
+        let Some(entries) = self.kept.get_mut(key) else {
+            return false;
+        };
+        let now = tokio::time::Instant::now();
+        let found = entries.iter().position(|(cancelled, at)| {
+            now.duration_since(*at) < UNMATCHED_KEPT
+                && cancelled.is_none_or(|cancelled| cancelled == generation)
+        });
+        if let Some(index) = found {
+            entries.remove(index);
+        }
+        if entries.is_empty() {
+            self.kept.remove(key);
+        }
+        found.is_some()
+    }
+}
+
 /// Interrupts running tasks whose keys are cancelled.
 async fn cancellations(shared: Arc<Shared>) {
     loop {
         match shared.docket.backend().cancellations().await {
-            Ok(mut keys) => {
-                while let Some(key) = keys.next().await {
+            Ok(mut cancellations) => {
+                shared.listening.store(true, Ordering::Release);
+                while let Some(cancelled) = cancellations.next().await {
                     let in_flight = shared
                         .in_flight
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    for run in in_flight.values().filter(|run| run.key == key) {
-                        tracing::info!(key = %key, "cancelling a running task");
+                    let mut matched = false;
+                    for run in in_flight
+                        .values()
+                        .filter(|run| cancelled.targets(&run.key, run.generation))
+                    {
+                        tracing::info!(key = %cancelled.key, "cancelling a running task");
                         run.abort.abort();
+                        matched = true;
+                    }
+                    if !matched {
+                        shared
+                            .unmatched_cancels
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .keep(cancelled);
                     }
                 }
+                shared.listening.store(false, Ordering::Release);
             }
             Err(error) => lost_connection(&shared, "listening for cancellations", &error),
         }

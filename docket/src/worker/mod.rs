@@ -64,6 +64,12 @@ pub(crate) struct Shared {
     pub values: Arc<WorkerValues>,
     /// In-flight deliveries: delivery id → key, for renewal and cancellation.
     pub in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Cancellations that found no run here, kept a while for a run claimed just before
+    /// and registered just after (only touched with `in_flight` locked).
+    pub unmatched_cancels: Mutex<loops::UnmatchedCancels>,
+    /// Whether the cancellation listener is subscribed: while it is not, a new run
+    /// reads its record once to learn of a cancel it could have missed.
+    pub listening: AtomicBool,
     /// Set when the worker should stop claiming.
     pub stopping: watch::Sender<bool>,
     pub running: AtomicBool,
@@ -107,6 +113,7 @@ impl Shared {
 /// A run in progress.
 pub(crate) struct InFlight {
     pub key: String,
+    pub generation: u64,
     pub abort: tokio::task::AbortHandle,
     /// The concurrency slot the run holds, renewed with its message.
     pub slot: Option<crate::backend::Slot>,

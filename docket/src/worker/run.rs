@@ -39,29 +39,42 @@ struct InFlightGuard<'a> {
 }
 
 impl<'a> InFlightGuard<'a> {
+    /// Registers the run; also says whether a cancellation of it arrived before it
+    /// was registered (the listener keeps those a while).
     fn register(
         shared: &'a Shared,
         delivery: &Delivery,
         abort: tokio::task::AbortHandle,
         slot: Option<Slot>,
-    ) -> Self {
-        shared
+    ) -> (Self, bool) {
+        let message = &delivery.message;
+        let mut in_flight = shared
             .in_flight
             .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        in_flight.insert(
+            delivery.id.clone(),
+            InFlight {
+                key: message.key.clone(),
+                generation: message.generation,
+                abort: abort.clone(),
+                slot,
+            },
+        );
+        // Looked at with `in_flight` still locked: the listener files a cancellation
+        // it cannot match under the same lock, so one of the two sees the other.
+        let cancelled = shared
+            .unmatched_cancels
+            .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                delivery.id.clone(),
-                InFlight {
-                    key: delivery.message.key.clone(),
-                    abort: abort.clone(),
-                    slot,
-                },
-            );
-        Self {
+            .take(&message.key, message.generation);
+        drop(in_flight);
+        let guard = Self {
             shared,
             id: delivery.id.clone(),
             abort,
-        }
+        };
+        (guard, cancelled)
     }
 }
 
@@ -403,10 +416,12 @@ async fn run(
     );
     trace::continue_trace(&span, message.traceparent.as_deref());
     let handle = tokio::spawn(future.instrument(span.clone()));
-    let guard = InFlightGuard::register(shared, delivery, handle.abort_handle(), slot);
-    // A cancel published between the claim and the registration above reached no
-    // one: look at the record once, now that the listener can find this run.
-    if cancelled_meanwhile(shared, message).await {
+    let (guard, cancelled_before) =
+        InFlightGuard::register(shared, delivery, handle.abort_handle(), slot);
+    // A cancel published between the claim and the registration above was kept by the
+    // listener; while the listener is not subscribed, the record is the only witness.
+    let listening = shared.listening.load(std::sync::atomic::Ordering::Acquire);
+    if cancelled_before || (!listening && cancelled_meanwhile(shared, message).await) {
         handle.abort();
     }
     let outcome = outcome_of(handle, control, timeout).await;

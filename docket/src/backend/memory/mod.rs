@@ -17,10 +17,10 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use self::store::{Entry, Owner, Record, State};
 use super::{
-    AdmissionCheck, Backend, BackendConfig, BoxFuture, Claimed, Consumer, DeadLetter, Delivery,
-    EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue, Outcome,
-    ProgressUpdate, Promotion, Reschedule, ScheduleOutcome, Slot, StrikeEntry, StrikeReader,
-    WorkerEntry, dead_letter_error,
+    AdmissionCheck, Backend, BackendConfig, BoxFuture, Cancelled, Claimed, Consumer, DeadLetter,
+    Delivery, EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue,
+    Outcome, ProgressUpdate, Promotion, Reschedule, ScheduleOutcome, Slot, StrikeEntry,
+    StrikeReader, WorkerEntry, dead_letter_error,
 };
 use crate::error::{Result, TaskError};
 use crate::execution::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
@@ -33,7 +33,7 @@ struct Store {
     /// Woken when messages enter the stream.
     ready: Notify,
     events: broadcast::Sender<(String, Event)>,
-    cancels: broadcast::Sender<String>,
+    cancels: broadcast::Sender<Cancelled>,
     /// Woken when a strike instruction is appended.
     strikes_changed: Notify,
 }
@@ -428,7 +428,10 @@ impl MemoryBackend {
                 }
             }
             ExecutionState::Running => {
-                let _ = self.store.cancels.send(key.to_owned());
+                let _ = self.store.cancels.send(Cancelled {
+                    key: key.to_owned(),
+                    generation: Some(generation),
+                });
             }
             _ => return false,
         }
@@ -658,10 +661,12 @@ impl Backend for MemoryBackend {
         ready(stream)
     }
 
-    fn cancellations(&self) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = String> + Send>>>> {
+    fn cancellations(
+        &self,
+    ) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = Cancelled> + Send>>>> {
         let keys = BroadcastStream::new(self.store.cancels.subscribe())
             .filter_map(|item| std::future::ready(item.ok()));
-        let stream: Pin<Box<dyn Stream<Item = String> + Send>> = Box::pin(keys);
+        let stream: Pin<Box<dyn Stream<Item = Cancelled> + Send>> = Box::pin(keys);
         ready(stream)
     }
 

@@ -217,7 +217,9 @@ impl Backend for RedisBackend {
         Box::pin(async move { observe::subscribe(&self.shared, &key).await })
     }
 
-    fn cancellations(&self) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = String> + Send>>>> {
+    fn cancellations(
+        &self,
+    ) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = super::Cancelled> + Send>>>> {
         Box::pin(observe::cancellations(&self.shared))
     }
 

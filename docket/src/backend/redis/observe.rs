@@ -10,7 +10,7 @@ use redis::Value;
 use super::Shared;
 use super::scripts::SCRIPTS;
 use super::wire::{duration_millis, from_epoch_millis, parse_progress, parse_record, text_fields};
-use crate::backend::{EventStream, LiveCounts, LiveTasks, ProgressUpdate, WorkerEntry};
+use crate::backend::{Cancelled, EventStream, LiveCounts, LiveTasks, ProgressUpdate, WorkerEntry};
 use crate::error::Result;
 use crate::execution::{Event, ExecutionRecord, ProgressState};
 
@@ -102,7 +102,7 @@ pub(super) async fn subscribe(shared: &Shared, key: &str) -> Result<EventStream>
 /// `{p}:*`, which that rule grants, and keeps only the cancellations.
 pub(super) async fn cancellations(
     shared: &Shared,
-) -> Result<Pin<Box<dyn Stream<Item = String> + Send>>> {
+) -> Result<Pin<Box<dyn Stream<Item = Cancelled> + Send>>> {
     let mut pubsub = shared.endpoint.pubsub().await?;
     if let Err(error) = pubsub.psubscribe(shared.keys.cancel_pattern()).await {
         if error.kind() != redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
@@ -118,10 +118,17 @@ pub(super) async fn cancellations(
     }
     let keys = shared.keys.clone();
     let cancelled = pubsub.into_on_message().filter_map(move |message| {
-        let key = keys
+        let cancelled = keys
             .key_of_cancel_channel(message.get_channel_name())
-            .map(str::to_owned);
-        futures::future::ready(key)
+            .map(|key| Cancelled {
+                key: key.to_owned(),
+                // Earlier versions published the key: then any run of it.
+                generation: message
+                    .get_payload::<String>()
+                    .ok()
+                    .and_then(|g| g.parse().ok()),
+            });
+        futures::future::ready(cancelled)
     });
     Ok(Box::pin(cancelled))
 }

@@ -8,7 +8,7 @@
 --
 -- SCHEDULED: the parked copy is removed. QUEUED: the message is deleted (and
 -- acknowledged, in case a worker just read it). RUNNING: its worker is signalled on
--- {p}:cancel:{key}. Each ends CANCELLED. Returns 1, or 0 when the key was not live.
+-- {p}:cancel:{key} with the generation as the message. Each ends CANCELLED. Returns 1, or 0 when the key was not live.
 
 local stream, queue = KEYS[1], KEYS[2]
 local key, ttl_ms = ARGV[2], ARGV[3]
@@ -21,7 +21,8 @@ if state == 'SCHEDULED' then
 elseif state == 'QUEUED' then
     drop_message(stream, current[3])
 elseif state == 'RUNNING' then
-    redis.call('PUBLISH', cancel_channel(key), key)
+    -- The payload is the cancelled generation.
+    redis.call('PUBLISH', cancel_channel(key), current[2])
 else
     return 0
 end

@@ -241,7 +241,9 @@ async fn exercise_everything(backend: &RedisBackend) -> crate::error::Result<()>
     assert!(backend.cancel("gone").await?);
     assert!(backend.cancel("k").await?);
     let signalled = tokio::time::timeout(Duration::from_secs(5), cancellations.next()).await;
-    assert_eq!(signalled.ok().flatten().as_deref(), Some("k"));
+    let signalled = signalled.ok().flatten().expect("a cancellation");
+    assert_eq!(signalled.key, "k");
+    assert_eq!(signalled.generation, Some(delivery.message.generation));
     backend
         .finish("w1", vec![completed(delivery, Some("1"))])
         .await?;
