@@ -67,6 +67,28 @@ pub(crate) fn memory_kib() -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
+/// CPU time this process has used (user + system), in milliseconds.
+pub(crate) fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; USER_HZ
+    // is 100 on Linux.
+    #[allow(clippy::cast_precision_loss, reason = "tick counts fit an f64 exactly")]
+    let ms = (ticks(11) + ticks(12)) as f64 * 10.0;
+    ms
+}
+
 /// What the child runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Mode {
@@ -124,6 +146,8 @@ pub(crate) struct ChildReport {
     pub hwm_kib: u64,
     /// RSS at the end.
     pub rss_kib: u64,
+    /// CPU time (user + system) the run used, in milliseconds.
+    pub cpu_ms: f64,
 }
 
 /// Runs the hidden `worker` role and prints its report.
@@ -154,6 +178,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<()> {
     }
     say("ready")?;
     let origin = *ORIGIN.get_or_init(Instant::now);
+    let cpu_before = cpu_ms();
     match args.mode {
         Mode::Drain | Mode::Memory => worker.run_until_finished().await?,
         Mode::Serve => {
@@ -168,6 +193,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<()> {
         }
     }
     report.run_ms = millis(origin.elapsed());
+    report.cpu_ms = cpu_ms() - cpu_before;
     let nanos_ms = |nanos: u64| millis(Duration::from_nanos(nanos));
     report.first_start_ms = nanos_ms(FIRST_START.load(Ordering::Relaxed).saturating_sub(1));
     report.last_start_ms = nanos_ms(LAST_START.load(Ordering::Relaxed));

@@ -316,6 +316,8 @@ pub(crate) struct Drained {
     pub wall: Duration,
     /// `INFO commandstats` calls over the drain (script-internal calls included).
     pub commandstats: BTreeMap<String, u64>,
+    /// CPU time Redis used over the drain (`INFO cpu`, user + system), in milliseconds.
+    pub redis_cpu_ms: f64,
     pub monitor: Option<Counts>,
 }
 
@@ -350,6 +352,8 @@ impl Drained {
             "parent_ready_to_exit_ms": millis(self.wall),
             "child": self.child,
             "server_commands_per_task": self.server_commands_per_task(),
+            "redis_cpu_us_per_task": self.redis_cpu_ms * 1e3 / count(self.tasks),
+            "worker_cpu_us_per_task": self.child.cpu_ms * 1e3 / count(self.tasks),
             "commandstats": self.commandstats,
             "monitor": self.monitor,
         })
@@ -377,10 +381,12 @@ pub(crate) async fn drain_once(
         None
     };
     server::reset_stats(&mut bench.admin).await?;
+    let redis_cpu_before = redis_cpu_ms(&mut bench.admin).await?;
     let worker = bench
         .spawn_worker(Mode::Drain, &name, concurrency, ttl)
         .await?;
     let (child, wall) = worker.finish().await?;
+    let redis_cpu_ms = redis_cpu_ms(&mut bench.admin).await? - redis_cpu_before;
     let monitor = match monitor {
         Some(monitor) => Some(monitor.finish(&mut bench.admin).await?),
         None => None,
@@ -401,13 +407,47 @@ pub(crate) async fn drain_once(
         child,
         wall,
         commandstats,
+        redis_cpu_ms,
         monitor,
     })
+}
+
+/// CPU time the Redis server has used (user + system), in milliseconds.
+async fn redis_cpu_ms(admin: &mut redis::aio::MultiplexedConnection) -> Result<f64> {
+    let cpu = server::info(admin, "cpu").await?;
+    let seconds = |field: &str| {
+        cpu.get(field)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((seconds("used_cpu_user") + seconds("used_cpu_sys")) * 1e3)
 }
 
 /// A count as `u64`.
 pub(crate) fn count_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Redis's and the worker's CPU time per task over drains.
+fn cpu_figures(key: &str, mode: &str, runs: &[Drained]) -> Vec<Figure> {
+    let per_task = |cpu: &dyn Fn(&Drained) -> f64| -> Vec<f64> {
+        runs.iter().map(|d| cpu(d) * 1e3 / count(d.tasks)).collect()
+    };
+    [
+        ("redis", per_task(&|d| d.redis_cpu_ms)),
+        ("worker", per_task(&|d| d.child.cpu_ms)),
+    ]
+    .into_iter()
+    .map(|(who, cpu)| {
+        Figure::new(
+            "2 drain",
+            format!("drain.{key}.{who}_cpu"),
+            format!("drain {mode}, concurrency 50, {who} CPU per task"),
+            "µs",
+            Summary::of(&cpu),
+        )
+    })
+    .collect()
 }
 
 /// Peak RSS of a worker child, in MiB.
@@ -446,6 +486,7 @@ pub(crate) async fn drain(bench: &mut Bench, ceilings: Ceilings) -> Result<(Outc
             }
             drain.figures.push(figure);
             if concurrency == 50 {
+                drain.figures.extend(cpu_figures(&key, mode, &runs));
                 let active: Vec<f64> = runs.iter().map(Drained::active_rate).collect();
                 drain.figures.push(Figure::new(
                     "2 drain",
