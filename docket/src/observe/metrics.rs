@@ -154,18 +154,29 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 fn with_series(name: &'static str, labels: Labels, f: impl FnOnce(&mut Value)) {
     let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     let family = registry.series.entry(name).or_default();
-    let value = family.entry(labels).or_insert_with(|| {
-        if kind(name) == Kind::Histogram {
-            Value::Histogram {
-                counts: [0; BUCKETS.len()],
-                sum: 0.0,
-                count: 0,
-            }
-        } else {
-            Value::Number(0.0)
+    f(family.entry(labels).or_insert_with(|| new_value(name)));
+}
+
+/// The series `name` with `labels`; the labels are cloned only for a new series.
+fn series_in<'a>(registry: &'a mut Registry, name: &'static str, labels: &Labels) -> &'a mut Value {
+    let family = registry.series.entry(name).or_default();
+    if !family.contains_key(labels) {
+        family.insert(labels.clone(), new_value(name));
+    }
+    family.get_mut(labels).expect("just inserted")
+}
+
+/// A new series of the family `name`, at zero.
+fn new_value(name: &str) -> Value {
+    if kind(name) == Kind::Histogram {
+        Value::Histogram {
+            counts: [0; BUCKETS.len()],
+            sum: 0.0,
+            count: 0,
         }
-    });
-    f(value);
+    } else {
+        Value::Number(0.0)
+    }
 }
 
 fn kind(name: &str) -> Kind {
@@ -187,36 +198,33 @@ pub(crate) fn labels(docket: &str, worker: Option<&str>, task: Option<&str>) -> 
     labels
 }
 
-/// Adds `by` to a counter.
-pub(crate) fn count(name: &'static str, labels: Labels, by: u64) {
-    debug_assert_eq!(kind(name), Kind::Counter, "{name}");
-    #[allow(clippy::cast_precision_loss)]
-    with_series(name, labels, |value| {
-        if let Value::Number(n) = value {
-            *n += by as f64;
-        }
-    });
+/// One change to a series, for [`apply`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change {
+    /// Adds to a counter.
+    Count(u64),
+    /// Adds (maybe a negative amount) to a gauge.
+    Add(f64),
+    /// Records one observation in a histogram.
+    Observe(Duration),
 }
 
-/// Sets a gauge.
-pub(crate) fn set(name: &'static str, labels: Labels, to: f64) {
-    with_series(name, labels, |value| *value = Value::Number(to));
+/// Applies several changes to series with the same labels under one lock (a run's
+/// start or end touches several).
+pub(crate) fn apply(labels: &Labels, changes: &[(&'static str, Change)]) {
+    let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+    for &(name, change) in changes {
+        change_value(series_in(&mut registry, name, labels), change);
+    }
 }
 
-/// Adds `by` (maybe negative) to a gauge.
-pub(crate) fn add(name: &'static str, labels: Labels, by: f64) {
-    with_series(name, labels, |value| {
-        if let Value::Number(n) = value {
-            *n += by;
-        }
-    });
-}
-
-/// Records one observation in a histogram.
-pub(crate) fn observe(name: &'static str, labels: Labels, seconds: Duration) {
-    let seconds = seconds.as_secs_f64();
-    with_series(name, labels, |value| {
-        if let Value::Histogram { counts, sum, count } = value {
+fn change_value(value: &mut Value, change: Change) {
+    match (value, change) {
+        #[allow(clippy::cast_precision_loss)]
+        (Value::Number(n), Change::Count(by)) => *n += by as f64,
+        (Value::Number(n), Change::Add(by)) => *n += by,
+        (Value::Histogram { counts, sum, count }, Change::Observe(duration)) => {
+            let seconds = duration.as_secs_f64();
             for (bound, bucket) in BUCKETS.iter().zip(counts.iter_mut()) {
                 if seconds <= *bound {
                     *bucket += 1;
@@ -225,7 +233,19 @@ pub(crate) fn observe(name: &'static str, labels: Labels, seconds: Duration) {
             *sum += seconds;
             *count += 1;
         }
-    });
+        _ => {}
+    }
+}
+
+/// Adds `by` to a counter.
+pub(crate) fn count(name: &'static str, labels: Labels, by: u64) {
+    debug_assert_eq!(kind(name), Kind::Counter, "{name}");
+    with_series(name, labels, |value| change_value(value, Change::Count(by)));
+}
+
+/// Sets a gauge.
+pub(crate) fn set(name: &'static str, labels: Labels, to: f64) {
+    with_series(name, labels, |value| *value = Value::Number(to));
 }
 
 fn escape(value: &str) -> String {
@@ -360,7 +380,13 @@ mod tests {
             labels("metrics-unit", None, None),
             7.0,
         );
-        observe("docket_task_duration", task(), Duration::from_millis(30));
+        apply(
+            &task(),
+            &[(
+                "docket_task_duration",
+                Change::Observe(Duration::from_millis(30)),
+            )],
+        );
         let text = prometheus_text();
         let started = "docket_tasks_started_total{docket_name=\"metrics-unit\",docket_worker=\"w\\\"1\",docket_task=\"t\"} 3";
         assert!(text.contains(started), "{text}");

@@ -19,6 +19,7 @@ use crate::error::{TaskError, TaskErrorKind};
 use crate::execution::{Disposition, Execution, ExecutionParts, RunInfo};
 use tracing::Instrument;
 
+use crate::observe::metrics::Change;
 use crate::observe::{metrics, trace};
 use crate::task::TaskOptions;
 
@@ -379,13 +380,15 @@ async fn run(
         punctuality_ms = punctuality.as_millis(),
         "task started"
     );
-    let labels = || shared.labels(Some(&message.function));
-    metrics::count("docket_tasks_started", labels(), 1);
-    if delivery.redelivered {
-        metrics::count("docket_tasks_redelivered", labels(), 1);
-    }
-    metrics::observe("docket_task_punctuality", labels(), punctuality);
-    metrics::add("docket_tasks_running", labels(), 1.0);
+    let labels = shared.labels(Some(&message.function));
+    let started_changes = [
+        ("docket_tasks_started", Change::Count(1)),
+        ("docket_task_punctuality", Change::Observe(punctuality)),
+        ("docket_tasks_running", Change::Add(1.0)),
+        ("docket_tasks_redelivered", Change::Count(1)),
+    ];
+    let redelivered = usize::from(delivery.redelivered);
+    metrics::apply(&labels, &started_changes[..3 + redelivered]);
     let started = Instant::now();
     let timeout = execution.options().and_then(|o| o.timeout);
     let future: crate::task::RunFuture = match (registration, &shared.fallback) {
@@ -437,18 +440,21 @@ async fn run(
         span.record("otel.status_code", "OK");
     }
     span.in_scope(|| log_end(shared, delivery, &outcome, duration));
-    metrics::add("docket_tasks_running", labels(), -1.0);
-    metrics::observe("docket_task_duration", labels(), duration);
     let ended = match &outcome {
         Outcome::Completed { .. } => Some("docket_tasks_succeeded"),
         Outcome::Failed { .. } => Some("docket_tasks_failed"),
         Outcome::Cancelled => Some("docket_tasks_cancelled"),
         Outcome::Deferred | Outcome::Refused { .. } => None,
     };
+    let mut changes = vec![
+        ("docket_tasks_running", Change::Add(-1.0)),
+        ("docket_task_duration", Change::Observe(duration)),
+    ];
     if let Some(counter) = ended {
-        metrics::count(counter, labels(), 1);
-        metrics::count("docket_tasks_completed", labels(), 1);
+        changes.push((counter, Change::Count(1)));
+        changes.push(("docket_tasks_completed", Change::Count(1)));
     }
+    metrics::apply(&labels, &changes);
     outcome
 }
 

@@ -51,13 +51,15 @@ for i = 0, count - 1 do
         out[#out + 1] = 'dropped'
     else
         local record = record_key(key)
-        local current = redis.call('HMGET', record, 'state', 'generation', 'stream_id')
+        local current = redis.call('HMGET', record, 'state', 'generation', 'stream_id',
+            'deliveries')
         local state = current[1]
         -- The message id must be the record's: generations restart at 1 on a
         -- fire-and-forget docket, so a stale message can share a live generation.
         if (state == 'QUEUED' or state == 'RUNNING') and tonumber(current[2]) == tonumber(generation)
             and current[3] == id then
-            if redis.call('HINCRBY', record, 'deliveries', 1) > max_deliveries then
+            local deliveries = (tonumber(current[4]) or 0) + 1
+            if deliveries > max_deliveries then
                 -- Kept for an operator to retry or purge (`docket dead-letters`).
                 local r = redis.call('HMGET', record, 'function', 'args', 'when')
                 redis.call('HSET', PREFIX .. ':dead-letters', key, cjson.encode({
@@ -69,7 +71,8 @@ for i = 0, count - 1 do
                 out[#out + 1] = 'dead'
             else
                 redis.call('HSET', record, 'state', 'RUNNING', 'worker', worker,
-                    'started_at', rfc3339(now), 'started_ms', int(now))
+                    'started_at', rfc3339(now), 'started_ms', int(now),
+                    'deliveries', deliveries)
                 publish_state(key, 'RUNNING', generation, worker)
                 out[#out + 1] = 'run'
             end
