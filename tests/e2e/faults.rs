@@ -366,14 +366,7 @@ async fn redis_restart_under_a_working_worker() {
         .unwrap();
     result.unwrap();
     assert!(disruptions >= 1, "the worker noticed the restart");
-    for execution in &executions {
-        assert_eq!(
-            execution.state().await.unwrap(),
-            ExecutionState::Completed,
-            "{}",
-            execution.key()
-        );
-    }
+    crate::support::assert_all_completed(&executions).await;
 }
 
 /// Redis restarts having lost everything (no persistence): the consumer group is gone,
@@ -755,14 +748,7 @@ async fn out_of_memory_refuses_producers_while_workers_drain() {
     tokio::time::timeout(Duration::from_secs(30), crate::support::drain(&docket))
         .await
         .expect("the worker drained the queue while Redis was out of memory");
-    for execution in &executions {
-        assert_eq!(
-            execution.state().await.unwrap(),
-            ExecutionState::Completed,
-            "{}",
-            execution.key()
-        );
-    }
+    crate::support::assert_all_completed(&executions).await;
     let after = docket.add(Measure::new(payload)).await.unwrap();
     crate::support::drain(&docket).await;
     assert_eq!(after.result::<usize>().await.unwrap(), 20_000);

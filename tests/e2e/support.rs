@@ -232,6 +232,18 @@ pub async fn record_of(docket: &Docket, key: &str) -> docket::ExecutionRecord {
         .unwrap_or_else(|| panic!("no record for `{key}`"))
 }
 
+/// Asserts every execution ended COMPLETED, naming the first that did not.
+pub async fn assert_all_completed(executions: &[docket::Execution]) {
+    for execution in executions {
+        assert_eq!(
+            execution.state().await.unwrap(),
+            docket::ExecutionState::Completed,
+            "{}",
+            execution.key()
+        );
+    }
+}
+
 /// One run of a probed task, as the task saw it.
 #[derive(Debug, Clone)]
 pub struct Run {
