@@ -73,7 +73,7 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
         new_state, id = place(stream, queue, key, fields, due, now)
     end
     redis.call('HDEL', record, 'worker', 'started_at', 'started_ms', 'completed_at',
-        'deliveries', 'stream_id', 'result_key', 'waiting')
+        'deliveries', 'stream_id', 'result_key', 'waiting', 'progress')
     if waiting then
         redis.call('HSET', record, 'waiting', slot_scope)
     end
@@ -105,7 +105,8 @@ for i = 0, count - 1 do
         out[#out + 1] = 'fenced'
     else
         local record = record_key(key)
-        local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id')
+        local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id',
+            'progress')
         drop_message(stream, id)
         if release == '1' then
             redis.call('ZREM', slot_key(slot_scope), key)
@@ -126,7 +127,7 @@ for i = 0, count - 1 do
                 redis.call('HSET', record, 'result_key', stored)
             end
             if next_kind == '' then
-                conclude(key, state, generation, ttl_ms, error_json, now)
+                conclude(key, state, generation, ttl_ms, error_json, now, not current[5])
             else
                 reschedule(record, key, generation, next_kind, next_ms, next_attempt,
                     next_args, traceparent, state, error_json, now, slot_scope, slot_max)

@@ -55,7 +55,7 @@ end
 
 -- Milliseconds since the epoch as RFC 3339 UTC with milliseconds
 -- (days to civil date after Howard Hinnant's proleptic Gregorian algorithm).
-local function rfc3339(ms)
+local function format_rfc3339(ms)
     local days = math.floor(ms / 86400000)
     local rest = ms - days * 86400000
     local hour = math.floor(rest / 3600000)
@@ -81,6 +81,16 @@ local function rfc3339(ms)
     end
     return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ',
         year, month, day, hour, minute, second, milli)
+end
+
+-- Scripts format the same instant (the script's `now`) once per run they touch: the
+-- last answer is kept.
+local rfc3339_ms, rfc3339_text
+local function rfc3339(ms)
+    if ms ~= rfc3339_ms then
+        rfc3339_ms, rfc3339_text = ms, format_rfc3339(ms)
+    end
+    return rfc3339_text
 end
 
 -- A flat field/value array (HGETALL, stream entries) as a table.
@@ -118,8 +128,10 @@ local function drop_message(stream, id)
 end
 
 -- Marks a live record terminal and publishes the state. The record then expires after
--- ttl_ms, or is deleted at once when fire-and-forget (ttl_ms = 0).
-local function conclude(key, state, generation, ttl_ms, error_json, now)
+-- ttl_ms, or is deleted at once when fire-and-forget (ttl_ms = 0). `no_progress` says
+-- the run reported no progress (its record has no `progress` flag), so there is no
+-- progress hash to delete.
+local function conclude(key, state, generation, ttl_ms, error_json, now, no_progress)
     local record = record_key(key)
     if tonumber(ttl_ms) > 0 then
         redis.call('HSET', record, 'state', state, 'completed_at', rfc3339(now))
@@ -130,7 +142,9 @@ local function conclude(key, state, generation, ttl_ms, error_json, now)
     else
         redis.call('DEL', record)
     end
-    redis.call('DEL', progress_key(key))
+    if not no_progress then
+        redis.call('DEL', progress_key(key))
+    end
     publish_state(key, state, generation, nil, error_json)
 end
 

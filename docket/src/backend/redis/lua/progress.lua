@@ -16,6 +16,8 @@ local key, op, value = ARGV[2], ARGV[3], ARGV[4]
 if redis.call('HGET', record, 'state') ~= 'RUNNING' then
     return 0
 end
+-- Tells the run's finish that there is a progress hash to delete.
+redis.call('HSETNX', record, 'progress', '1')
 
 if op == 'total' then
     redis.call('HSET', progress, 'total', value)
