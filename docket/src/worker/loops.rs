@@ -189,7 +189,7 @@ async fn heartbeat(shared: Arc<Shared>) {
 /// before its cancel and registered just after finds its own here.
 #[derive(Default)]
 pub(crate) struct UnmatchedCancels {
-    kept: HashMap<String, Vec<(Option<u64>, tokio::time::Instant)>>,
+    kept: HashMap<String, Vec<(Cancelled, tokio::time::Instant)>>,
 }
 
 /// How long an unmatched cancellation is kept (a claim is registered within moments).
@@ -205,9 +205,9 @@ impl UnmatchedCancels {
             });
         }
         self.kept
-            .entry(cancelled.key)
+            .entry(cancelled.key.clone())
             .or_default()
-            .push((cancelled.generation, now));
+            .push((cancelled, now));
     }
 
     /// Whether a recent cancellation targets the run of `key` at `generation` (and
@@ -218,8 +218,7 @@ impl UnmatchedCancels {
         };
         let now = tokio::time::Instant::now();
         let found = entries.iter().position(|(cancelled, at)| {
-            now.duration_since(*at) < UNMATCHED_KEPT
-                && cancelled.is_none_or(|cancelled| cancelled == generation)
+            now.duration_since(*at) < UNMATCHED_KEPT && cancelled.targets(key, generation)
         });
         if let Some(index) = found {
             entries.remove(index);

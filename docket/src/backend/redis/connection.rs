@@ -171,8 +171,9 @@ impl Endpoint {
         &self.shown
     }
 
-    /// Opens the command connections. Fails at once when the server cannot be reached
-    /// (callers decide whether to wait).
+    /// Opens the command connections, once [`node`](Self::node) has shown the server
+    /// answers (so that an unreachable server is an immediate error: the connection
+    /// manager would retry its first connection for seconds).
     pub(super) async fn pool(&self) -> RedisResult<Pool> {
         let mut connections = Vec::with_capacity(self.options.pool_size);
         for _ in 0..self.options.pool_size {
@@ -188,12 +189,6 @@ impl Endpoint {
         if let Some(cluster) = &self.cluster {
             return Ok(Connection::Cluster(cluster.get_async_connection().await?));
         }
-        // The manager retries its first connection too, for seconds; one plain attempt
-        // first makes an unreachable server an immediate, clear error.
-        drop(
-            self.node_connection(Some(self.options.response_timeout))
-                .await?,
-        );
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.options.response_timeout))
             .set_connection_timeout(Some(self.options.connect_timeout))

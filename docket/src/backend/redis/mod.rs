@@ -81,7 +81,8 @@ impl RedisBackend {
         config: BackendConfig,
     ) -> Result<Self> {
         let endpoint = Endpoint::new(target, &config.connections, &config.shown_url)?;
-        let failed = |error: redis::RedisError| connect_error(endpoint.shown(), &error);
+        let failed =
+            |error: redis::RedisError| connect_error(endpoint.shown(), target.is_tls(), &error);
         let mut node = endpoint.node().await.map_err(failed)?;
         let server = server::check(&mut node, endpoint.shown()).await?;
         drop(node);
@@ -107,10 +108,9 @@ impl RedisBackend {
     }
 }
 
-/// One line saying why connecting to `shown` failed.
-fn connect_error(shown: &str, error: &redis::RedisError) -> Error {
+/// One line saying why connecting to `shown` (over TLS or not) failed.
+fn connect_error(shown: &str, tls: bool, error: &redis::RedisError) -> Error {
     let text = error.to_string();
-    let tls = shown.starts_with("rediss://");
     let reason = if error.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(error.code(), Some("WRONGPASS"))
     {
