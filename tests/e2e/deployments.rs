@@ -295,7 +295,7 @@ async fn a_slot_migration_under_a_working_worker_loses_nothing() {
         tokio::time::timeout(Duration::from_secs(30), execution.result::<i64>())
             .await
             .unwrap_or_else(|_| panic!("{} never completed", execution.key()))
-            .unwrap();
+            .unwrap_or_else(|error| panic!("{}: {error}", execution.key()));
         assert_eq!(execution.state().await.unwrap(), ExecutionState::Completed);
     }
     handle.shutdown();
