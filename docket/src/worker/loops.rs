@@ -315,3 +315,36 @@ async fn refresh_gauges(shared: &Shared) {
         strikes,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cancelled(key: &str, generation: Option<u64>) -> Cancelled {
+        Cancelled {
+            key: key.to_owned(),
+            generation,
+        }
+    }
+
+    #[test]
+    fn unmatched_cancellations_find_their_run_once_and_only_while_fresh() {
+        let mut kept = UnmatchedCancels::default();
+        kept.keep(cancelled("a", Some(3)));
+        assert!(!kept.take("a", 4), "another generation of the key");
+        assert!(!kept.take("b", 3), "another key");
+        assert!(kept.take("a", 3));
+        assert!(!kept.take("a", 3), "taken once");
+
+        // A publisher that did not say which generation cancels any run of the key.
+        kept.keep(cancelled("c", None));
+        assert!(kept.take("c", 9));
+
+        let long_ago = tokio::time::Instant::now()
+            .checked_sub(UNMATCHED_KEPT)
+            .expect("an instant 30 s ago");
+        kept.kept
+            .insert("d".to_owned(), vec![(cancelled("d", Some(1)), long_ago)]);
+        assert!(!kept.take("d", 1), "forgotten after {UNMATCHED_KEPT:?}");
+    }
+}
