@@ -391,7 +391,7 @@ impl Bed {
         self.fleet.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Spawns `redis-server` on the run's port and data directory, AOF on, loopback only.
+    /// Spawns `redis-server` on the run's port and data directory, AOF on (`appendfsync always`), loopback only.
     fn start_redis(&self) -> Result<Child, String> {
         let output = OpenOptions::new()
             .create(true)
@@ -409,8 +409,11 @@ impl Bed {
             .args([
                 "--appendonly",
                 "yes",
+                // `always`: with `everysec` Redis answers before it writes while an fsync
+                // is slow, and a SIGKILL then loses acknowledged adds (seen on a loaded
+                // machine) — a Redis window, not docket's.
                 "--appendfsync",
-                "everysec",
+                "always",
                 "--save",
                 "",
             ])
