@@ -176,9 +176,11 @@ async fn a_perpetual_task_runs_on_cadence_and_survives_failures(target: Target) 
     let runs = runs(&target.name);
     assert_eq!(runs.len(), 5, "failures did not end the chain: {runs:?}");
     assert!(runs.iter().all(|r| r.attempt == 1), "{runs:?}");
+    // The task notes its own start, a little after the start the cadence counts from,
+    // and that little varies on a loaded machine (a gap of 148.5 ms was seen).
     for gap in gaps(&runs) {
         assert!(
-            gap >= Duration::from_millis(150) && gap < Duration::from_millis(150) + SLACK,
+            gap >= Duration::from_millis(145) && gap < Duration::from_millis(150) + SLACK,
             "start-to-start cadence: {gap:?}"
         );
     }

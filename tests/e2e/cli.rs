@@ -5,7 +5,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use docket::{Docket, ExecutionState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::support::{RedisServer, Target, free_port, record_of};
@@ -282,10 +282,20 @@ async fn sigterm_lets_a_running_sleep_finish_then_exits_0() {
 async fn watch_follows_a_task_to_its_end_one_line_per_change() {
     let cli = Cli::new();
     let key = added_key(&cli.ok(&["tasks", "sleep", "0.5"]).await);
-    let watcher = cli.command(&["watch", &key]).spawn().unwrap();
+    let mut watcher = cli.command(&["watch", &key]).spawn().unwrap();
+    // The worker starts once the watcher has printed the task's current state.
+    let mut stdout = tokio::io::BufReader::new(watcher.stdout.take().unwrap());
+    let mut printed = String::new();
+    tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut printed))
+        .await
+        .expect("watch printed nothing within 30 s")
+        .unwrap();
     let mut worker = cli.worker(&[]);
+    tokio::time::timeout(Duration::from_secs(30), stdout.read_to_string(&mut printed))
+        .await
+        .unwrap_or_else(|_| panic!("watch did not end within 30 s: {printed}"))
+        .unwrap();
     let output = finish(watcher, Duration::from_secs(30), &["watch"]).await;
-    let printed = text(&output.stdout);
     assert!(output.status.success(), "{printed}{}", text(&output.stderr));
     let lines: Vec<&str> = printed.lines().collect();
     assert!(lines.len() >= 2, "{printed}");
