@@ -46,6 +46,7 @@ pub(crate) const RESERVED_KEYS: &[&str] = &[
     "debounce",
     "dead-letters",
     "memory-check",
+    "listeners",
 ];
 
 /// A handle to one named docket on one backend. Cheap to clone; share it freely.

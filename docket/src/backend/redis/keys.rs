@@ -62,6 +62,12 @@ impl Keys {
         format!("{}:dead-letters", self.prefix)
     }
 
+    /// `{p}:listeners`: subscription id → end of its lease in ms (per-task events are
+    /// published only while one is live).
+    pub(super) fn listeners(&self) -> String {
+        format!("{}:listeners", self.prefix)
+    }
+
     /// `{p}:workers`: worker → last heartbeat in ms.
     pub(super) fn workers(&self) -> String {
         format!("{}:workers", self.prefix)
@@ -153,6 +159,7 @@ mod tests {
         assert_eq!(keys.stream(), "orders:stream");
         assert_eq!(keys.queue(), "orders:queue");
         assert_eq!(keys.workers(), "orders:workers");
+        assert_eq!(keys.listeners(), "orders:listeners");
         assert_eq!(keys.redelivery_lock(), "orders:lock:redelivery");
         assert_eq!(keys.record("k1"), "orders:runs:k1");
         assert_eq!(keys.progress("k1"), "orders:progress:k1");

@@ -2,6 +2,7 @@
 //! the worker registry fed by heartbeats.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
@@ -68,9 +69,32 @@ pub(super) async fn report_progress(
     Ok(())
 }
 
+/// How long a subscription counts as listening without a renewal; it is renewed three
+/// times as often, and ended as soon as its stream is dropped.
+const LISTEN_LEASE: Duration = Duration::from_secs(30);
+
+/// Starts, renews (`lease` > 0) or ends (`lease` = 0) subscription `id` in
+/// `{p}:listeners` (listen.lua).
+async fn listen(shared: &Shared, id: &str, lease: Duration) -> Result<()> {
+    let _: i64 = SCRIPTS
+        .listen
+        .key(shared.keys.listeners())
+        .arg(shared.keys.prefix())
+        .arg(id)
+        .arg(duration_millis(lease))
+        .invoke_async(&mut shared.connection())
+        .await?;
+    Ok(())
+}
+
 /// Follows `{p}:state:{key}` and `{p}:progress:{key}` on a dedicated connection. The
 /// stream ends when that connection is lost.
-pub(super) async fn subscribe(shared: &Shared, key: &str) -> Result<EventStream> {
+///
+/// Scripts publish per-task events only while someone listens, so the subscription is
+/// registered in `{p}:listeners` once it is made (anything that happens after this
+/// returns is published; the caller reads the record for what happened before), renewed
+/// while the stream lives, and removed when it is dropped.
+pub(super) async fn subscribe(shared: &Arc<Shared>, key: &str) -> Result<EventStream> {
     let mut pubsub = shared.endpoint.pubsub().await?;
     pubsub
         .subscribe(&[
@@ -78,7 +102,13 @@ pub(super) async fn subscribe(shared: &Shared, key: &str) -> Result<EventStream>
             shared.keys.progress_channel(key),
         ])
         .await?;
-    let events = pubsub.into_on_message().filter_map(|message| {
+    let id = uuid::Uuid::now_v7().to_string();
+    listen(shared, &id, LISTEN_LEASE).await?;
+    let (guard, dropped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(keep_listening(Arc::clone(shared), id, dropped));
+    let events = pubsub.into_on_message().filter_map(move |message| {
+        // The stream owns the guard: dropping it ends the registration.
+        let _ = &guard;
         let event = serde_json::from_slice::<Event>(message.get_payload_bytes());
         futures::future::ready(match event {
             Ok(event) => Some(event),
@@ -92,6 +122,29 @@ pub(super) async fn subscribe(shared: &Shared, key: &str) -> Result<EventStream>
         })
     });
     Ok(Box::pin(events))
+}
+
+/// Renews subscription `id` until its stream is dropped, then ends it. A renewal that
+/// fails (Redis unreachable) is tried again at the next turn; a subscription whose ending
+/// fails lapses with its lease.
+async fn keep_listening(
+    shared: Arc<Shared>,
+    id: String,
+    mut dropped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut renew = tokio::time::interval(LISTEN_LEASE / 3);
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut dropped => break,
+            _ = renew.tick() => {
+                if let Err(error) = listen(&shared, &id, LISTEN_LEASE).await {
+                    tracing::debug!(subscription = %id, "could not renew a subscription: {error}");
+                }
+            }
+        }
+    }
+    let _ = listen(&shared, &id, Duration::ZERO).await;
 }
 
 /// Follows every `{p}:cancel:{key}` channel on a dedicated connection, yielding keys. The

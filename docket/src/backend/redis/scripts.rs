@@ -26,6 +26,7 @@ pub(super) struct Scripts {
     pub clear: Script,
     pub counts: Script,
     pub live: Script,
+    pub listen: Script,
 }
 
 fn with_prelude(body: &str) -> Script {
@@ -61,6 +62,8 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     clear: worker(include_str!("lua/clear.lua")),
     counts: with_prelude(include_str!("lua/counts.lua")),
     live: with_prelude(include_str!("lua/live.lua")),
+    // A waiter still registers while Redis is out of memory (one small member).
+    listen: worker(include_str!("lua/listen.lua")),
 });
 
 /// The prelude followed by `body`, for tests that probe the prelude's helpers.

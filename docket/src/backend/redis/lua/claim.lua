@@ -27,6 +27,7 @@ local worker, ttl_ms = ARGV[2], ARGV[3]
 local max_deliveries, dead_json = tonumber(ARGV[4]), ARGV[5]
 local count = tonumber(ARGV[6])
 local now = now_ms()
+local now_text = int(now)
 local out = {}
 
 for i = 0, count - 1 do
@@ -71,7 +72,7 @@ for i = 0, count - 1 do
                 out[#out + 1] = 'dead'
             else
                 redis.call('HSET', record, 'state', 'RUNNING', 'worker', worker,
-                    'started_at', rfc3339(now), 'started_ms', int(now),
+                    'started_at', rfc3339(now), 'started_ms', now_text,
                     'deliveries', deliveries)
                 publish_state(key, 'RUNNING', generation, worker)
                 out[#out + 1] = 'run'

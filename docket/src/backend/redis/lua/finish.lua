@@ -23,8 +23,9 @@
 -- keeps the last error while a retry waits. A run cancelled meanwhile is not rescheduled.
 --
 -- Returns, per run:
---   'fenced'     the message is no longer pending for this worker (redelivered
---                elsewhere, or already acknowledged): nothing written;
+--   'fenced'     the record no longer names this run and the message is not pending
+--                for this worker (redelivered elsewhere, or already acknowledged):
+--                nothing written;
 --   'superseded' the record moved on (another generation, worker or message): the message is
 --                acknowledged and deleted, the record left alone;
 --   'recorded'   the terminal state is written, the progress deleted, the result stored,
@@ -92,6 +93,9 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
     publish_state(key, new_state, new_generation)
 end
 
+-- Messages to acknowledge and delete, all at once after the loop.
+local done = {}
+
 for i = 0, count - 1 do
     local base = 6 + i * 15
     local id, key, generation = ARGV[base], ARGV[base + 1], ARGV[base + 2]
@@ -101,24 +105,32 @@ for i = 0, count - 1 do
     local next_attempt, next_args, traceparent = ARGV[base + 9], ARGV[base + 10], ARGV[base + 11]
     local release, slot_scope, slot_max = ARGV[base + 12], ARGV[base + 13], ARGV[base + 14]
 
-    if not is_pending_for(stream, id, worker) then
+    local record = record_key(key)
+    local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id',
+        'progress')
+    -- The run is still this worker's when its record says so: claim.lua wrote the
+    -- worker, generation and message id when it took the message, and a run taken over
+    -- by another worker (reclaim), rescheduled, concluded or replaced changes one of
+    -- them or the state. The stream id fences too: on a fire-and-forget docket
+    -- generations restart at 1 once a record is deleted, so only the message id tells
+    -- two runs apart. Anything else asks the pending list.
+    local ours = (current[1] == 'RUNNING' or current[1] == 'CANCELLED')
+        and tonumber(current[2]) == tonumber(generation) and current[3] == worker
+        and current[4] == id
+    if not ours and not is_pending_for(stream, id, worker) then
         out[#out + 1] = 'fenced'
     else
-        local record = record_key(key)
-        local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id',
-            'progress')
-        drop_message(stream, id)
+        done[#done + 1] = id
         if release == '1' then
             redis.call('ZREM', slot_key(slot_scope), key)
             wake_scope(stream, queue, slot_scope, slot_max, lease_ms, now)
         end
-        -- The stream id fences too: on a fire-and-forget docket generations restart at 1
-        -- once a record is deleted, so only the message id tells two runs apart.
-        if tonumber(current[2]) ~= tonumber(generation) or current[3] ~= worker
-            or current[4] ~= id then
+        if not ours then
             out[#out + 1] = 'superseded'
         elseif current[1] == 'CANCELLED' then
-            redis.call('DEL', progress_key(key))
+            if current[5] then
+                redis.call('DEL', progress_key(key))
+            end
             out[#out + 1] = 'recorded'
         else
             if keep and has_result == '1' then
@@ -137,4 +149,5 @@ for i = 0, count - 1 do
     end
 end
 
+drop_messages(stream, done)
 return out

@@ -47,10 +47,14 @@ local function int(n)
     return string.format('%d', n)
 end
 
--- The server clock in milliseconds since the Unix epoch.
+-- The server clock in milliseconds since the Unix epoch (the first reading is kept for
+-- `listened`).
+local script_now
 local function now_ms()
     local time = redis.call('TIME')
-    return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    script_now = script_now or now
+    return now
 end
 
 -- Milliseconds since the epoch as RFC 3339 UTC with milliseconds
@@ -106,8 +110,25 @@ local function is_live(state)
     return state == 'SCHEDULED' or state == 'QUEUED' or state == 'RUNNING'
 end
 
--- Publishes an `Event::State` for `key`; worker and error_json may be nil or ''.
+-- Whether anyone follows the docket's state events now: `{p}:listeners` holds one
+-- member per subscription (observe.rs, listen.lua) scored with its lease's end. A
+-- script asks at most once; without listeners no per-task state is published.
+local LISTENERS = PREFIX .. ':listeners'
+local listening
+local function listened()
+    if listening == nil then
+        local now = script_now or now_ms()
+        listening = #redis.call('ZRANGEBYSCORE', LISTENERS, now, '+inf', 'LIMIT', 0, 1) > 0
+    end
+    return listening
+end
+
+-- Publishes an `Event::State` for `key` when anyone listens; worker and error_json may
+-- be nil or ''.
 local function publish_state(key, state, generation, worker, error_json)
+    if not listened() then
+        return
+    end
     local parts = { '{"type":"state","state":"', state, '","generation":', tostring(generation) }
     if worker and worker ~= '' then
         parts[#parts + 1] = ',"worker":' .. cjson.encode(worker)
@@ -124,6 +145,15 @@ local function drop_message(stream, id)
     if id and id ~= '' then
         redis.pcall('XACK', stream, GROUP, id)
         redis.call('XDEL', stream, id)
+    end
+end
+
+-- Acknowledges and deletes stream messages, many per call.
+local function drop_messages(stream, ids)
+    for first = 1, #ids, 500 do
+        local last = math.min(first + 499, #ids)
+        redis.pcall('XACK', stream, GROUP, unpack(ids, first, last))
+        redis.call('XDEL', stream, unpack(ids, first, last))
     end
 end
 

@@ -8,7 +8,7 @@
 -- ARGV[4]  value
 --
 -- Ignored (returns 0) unless the record is RUNNING, so no progress outlives its run.
--- Publishes the full progress as an `Event::Progress` and returns 1.
+-- Publishes the full progress as an `Event::Progress` (when anyone listens) and returns 1.
 
 local record, progress = KEYS[1], KEYS[2]
 local key, op, value = ARGV[2], ARGV[3], ARGV[4]
@@ -29,9 +29,11 @@ end
 redis.call('HSETNX', progress, 'current', '0')
 redis.call('HSET', progress, 'updated_at', rfc3339(now_ms()))
 
-local fields = redis.call('HMGET', progress, 'current', 'total', 'message')
-local event = '{"type":"progress","current":' .. fields[1]
-    .. ',"total":' .. (fields[2] or 'null')
-    .. ',"message":' .. (fields[3] and cjson.encode(fields[3]) or 'null') .. '}'
-redis.call('PUBLISH', progress_channel(key), event)
+if listened() then
+    local fields = redis.call('HMGET', progress, 'current', 'total', 'message')
+    local event = '{"type":"progress","current":' .. fields[1]
+        .. ',"total":' .. (fields[2] or 'null')
+        .. ',"message":' .. (fields[3] and cjson.encode(fields[3]) or 'null') .. '}'
+    redis.call('PUBLISH', progress_channel(key), event)
+end
 return 1

@@ -49,15 +49,21 @@ for i = 0, count - 1 do
         local fields = message_fields(key, when, fn, args, attempt, new_generation, traceparent)
 
         -- The record is rewritten whole: no worker, times, error or result of an earlier
-        -- run survive, nor the expiry of a terminal record.
-        redis.call('DEL', record, progress_key(key))
-        local new_state, id = place(stream, queue, key, fields, due, now)
-        if id ~= '' then
-            redis.call('HSET', record, 'stream_id', id)
+        -- run survive, nor the expiry of a terminal record. (Without a record there is
+        -- no progress either: progress is only kept while its record is.)
+        if state then
+            redis.call('DEL', record, progress_key(key))
         end
-        redis.call('HSET', record,
+        local new_state, id = place(stream, queue, key, fields, due, now)
+        local record_fields = {
             'state', new_state, 'generation', new_generation, 'when', when,
-            'function', fn, 'args', args, 'attempt', attempt)
+            'function', fn, 'args', args, 'attempt', attempt,
+        }
+        if id ~= '' then
+            record_fields[#record_fields + 1] = 'stream_id'
+            record_fields[#record_fields + 1] = id
+        end
+        redis.call('HSET', record, unpack(record_fields))
         publish_state(key, new_state, new_generation)
 
         out[#out + 1] = disposition

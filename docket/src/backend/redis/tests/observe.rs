@@ -116,3 +116,65 @@ async fn heartbeats_register_workers_and_stale_ones_are_pruned() {
     let registered: Vec<String> = connection.zrange("beat:workers", 0, -1).await.unwrap();
     assert_eq!(registered, ["w4"], "older than 100 ms: pruned");
 }
+
+/// `PUBLISH` calls the server has run so far (`INFO commandstats`).
+async fn publishes(connection: &mut MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(connection)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_publish:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[tokio::test]
+async fn state_events_are_published_only_while_someone_subscribes() {
+    let server = TestServer::start();
+    let backend = open(&server, "quiet", TTL).await;
+    let mut connection = raw(&server).await;
+    let listeners = || redis::cmd("ZCARD").arg("quiet:listeners").clone();
+
+    backend.schedule(vec![call("a", Due::Now)]).await.unwrap();
+    assert_eq!(publishes(&mut connection).await, 0, "nobody listens");
+
+    let mut events = backend.subscribe("b").await.unwrap();
+    let registered: u64 = listeners().query_async(&mut connection).await.unwrap();
+    assert_eq!(registered, 1);
+    backend.schedule(vec![call("b", Due::Now)]).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event")
+        .expect("the stream goes on");
+    assert!(
+        matches!(
+            event,
+            Event::State {
+                state: ExecutionState::Queued,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+    let after = publishes(&mut connection).await;
+    assert_eq!(after, 1);
+
+    // Dropping the stream ends the registration; then nothing is published again.
+    drop(events);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: u64 = listeners().query_async(&mut connection).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription is still registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    backend.schedule(vec![call("c", Due::Now)]).await.unwrap();
+    assert_eq!(publishes(&mut connection).await, after);
+}
