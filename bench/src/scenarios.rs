@@ -205,13 +205,16 @@ impl WorkerProcess {
 /// redis-rs connection) and `redis-benchmark -c 1` for reference.
 pub(crate) async fn ceilings(bench: &mut Bench) -> Result<(Ceilings, Outcome)> {
     let (mut cycle, mut rtt1, mut reference) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rtt1_cpu = Vec::new();
     for _ in 0..bench.runs {
         let stream = format!("{}:ceiling-stream", bench.fresh_name("ceiling"));
         let target = bench.target.clone();
         let requests = bench.n(200_000);
         cycle.push(server::cycle_ceiling(&target, &mut bench.admin, &stream, requests).await?);
         let key = format!("{}:rtt1", bench.fresh_name("ceiling"));
-        rtt1.push(server::single_client_rate(&target, &key, bench.n(20_000)).await?);
+        let (rate, cpu) = server::single_client_rate(&target, &key, bench.n(20_000)).await?;
+        rtt1.push(rate);
+        rtt1_cpu.push(cpu);
         reference.push(server::benchmark_single_client(&target, &key, bench.n(50_000)).await?);
     }
     let (cycle, rtt1, reference) = (
@@ -241,6 +244,13 @@ pub(crate) async fn ceilings(bench: &mut Bench) -> Result<(Ceilings, Outcome)> {
         ),
         Figure::new(
             scenario,
+            "ceiling.RTT1.client_cpu",
+            "RTT1: client CPU per SET (all threads)",
+            "µs",
+            Summary::of(&rtt1_cpu),
+        ),
+        Figure::new(
+            scenario,
             "ceiling.benchmark_c1",
             "redis-benchmark -c 1 SET (reference)",
             "cmds/s",
@@ -259,15 +269,21 @@ pub(crate) async fn ceilings(bench: &mut Bench) -> Result<(Ceilings, Outcome)> {
 pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Outcome> {
     let n = bench.n(20_000);
     let (mut sequential, mut batched) = (Vec::new(), Vec::new());
+    let (mut client_cpu, mut redis_cpu) = (Vec::new(), Vec::new());
     for _ in 0..bench.runs {
         bench.clean().await?;
         let name = bench.fresh_name("add");
         let producer = bench.producer(&name, TRACKED).await?;
+        let redis_before = redis_cpu_ms(&mut bench.admin).await?;
+        let client_before = crate::child::cpu_ms();
         let started = Instant::now();
         for _ in 0..n {
             producer.add(crate::child::Noop::new()).await?;
         }
         sequential.push(rate(n, started.elapsed()));
+        // Per add, in µs: this process (the adding loop and its connection) and Redis.
+        client_cpu.push((crate::child::cpu_ms() - client_before) * 1e3 / count(n));
+        redis_cpu.push((redis_cpu_ms(&mut bench.admin).await? - redis_before) * 1e3 / count(n));
         drop(producer);
 
         bench.clean().await?;
@@ -288,6 +304,20 @@ pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Out
             Summary::of(&sequential),
         )
         .at_least(0.8 * ceilings.rtt1, "≥ 0.8·RTT1"),
+        Figure::new(
+            scenario,
+            "enqueue.add.client_cpu",
+            "sequential add, client CPU per add (all threads)",
+            "µs",
+            Summary::of(&client_cpu),
+        ),
+        Figure::new(
+            scenario,
+            "enqueue.add.redis_cpu",
+            "sequential add, Redis CPU per add",
+            "µs",
+            Summary::of(&redis_cpu),
+        ),
         Figure::new(
             scenario,
             "enqueue.add_many",

@@ -319,9 +319,15 @@ pub(crate) async fn cycle_ceiling(
     Ok(rate)
 }
 
-/// `RTT1`: sequential `SET key v` from one multiplexed redis-rs connection, per second.
-pub(crate) async fn single_client_rate(target: &Target, key: &str, commands: usize) -> Result<f64> {
+/// `RTT1`: sequential `SET key v` from one multiplexed redis-rs connection, per second,
+/// and this process's CPU time per command in µs.
+pub(crate) async fn single_client_rate(
+    target: &Target,
+    key: &str,
+    commands: usize,
+) -> Result<(f64, f64)> {
     let mut connection = target.connect().await?;
+    let cpu_before = crate::child::cpu_ms();
     let started = Instant::now();
     for _ in 0..commands {
         redis::cmd("SET")
@@ -331,11 +337,12 @@ pub(crate) async fn single_client_rate(target: &Target, key: &str, commands: usi
             .await?;
     }
     let elapsed = started.elapsed();
+    let cpu = (crate::child::cpu_ms() - cpu_before) * 1e3 / crate::stats::count(commands);
     redis::cmd("DEL")
         .arg(key)
         .query_async::<()>(&mut connection)
         .await?;
-    Ok(rate(commands, elapsed))
+    Ok((rate(commands, elapsed), cpu))
 }
 
 /// `redis-benchmark -c 1 -n requests -q SET key v`, for reference beside `RTT1`.

@@ -23,6 +23,57 @@ use crate::task::{Call, Due, Task};
 /// The default `execution_ttl`: terminal records and results live 15 minutes.
 pub const DEFAULT_EXECUTION_TTL: Duration = Duration::from_mins(15);
 
+/// The metrics of one batch of calls, counted per task and kind and recorded once: an
+/// `add_many` of thousands of calls of one task takes the metrics lock a few times, not
+/// a few times per call.
+#[derive(Default)]
+struct ScheduleCounts {
+    /// (metric, task, stricken by docket, count).
+    counts: Vec<(&'static str, String, bool, u64)>,
+}
+
+impl ScheduleCounts {
+    fn add(&mut self, metric: &'static str, task: &str, struck: bool) {
+        match self
+            .counts
+            .iter_mut()
+            .find(|(m, t, _, _)| *m == metric && t == task)
+        {
+            Some((_, _, _, n)) => *n += 1,
+            None => self.counts.push((metric, task.to_owned(), struck, 1)),
+        }
+    }
+
+    fn note(&mut self, task: &NewTask, disposition: Disposition) {
+        match disposition {
+            Disposition::Scheduled | Disposition::Superseded => {
+                let written = if task.replace {
+                    "docket_tasks_replaced"
+                } else {
+                    "docket_tasks_added"
+                };
+                self.add(written, &task.function, false);
+                self.add("docket_tasks_scheduled", &task.function, false);
+                if disposition == Disposition::Superseded {
+                    self.add("docket_tasks_superseded", &task.function, false);
+                }
+            }
+            Disposition::Struck => self.add("docket_tasks_stricken", &task.function, true),
+            Disposition::AlreadyScheduled => {}
+        }
+    }
+
+    fn record(self, docket: &str) {
+        for (metric, task, struck, n) in self.counts {
+            let mut labels = metrics::labels(docket, None, Some(&task));
+            if struck {
+                labels.push(("where", "docket".to_owned()));
+            }
+            metrics::count(metric, labels, n);
+        }
+    }
+}
+
 /// Key names docket uses for itself under the docket's prefix; a task key may not be one
 /// of them or start with one of them followed by `:` (it would collide in Redis).
 pub(crate) const RESERVED_KEYS: &[&str] = &[
@@ -409,6 +460,7 @@ impl Docket {
             )));
         }
         outcomes.reverse();
+        let mut counts = ScheduleCounts::default();
         let executions = tasks
             .into_iter()
             .zip(struck)
@@ -422,34 +474,15 @@ impl Docket {
                 } else {
                     outcomes.pop().expect("one outcome per written call")
                 };
+                counts.note(&task, outcome.disposition);
                 self.execution_for(task, &outcome)
             })
             .collect();
+        counts.record(self.name());
         Ok(executions)
     }
 
     fn execution_for(&self, task: NewTask, outcome: &ScheduleOutcome) -> Execution {
-        let labels = || metrics::labels(self.name(), None, Some(&task.function));
-        match outcome.disposition {
-            Disposition::Scheduled | Disposition::Superseded => {
-                let written = if task.replace {
-                    "docket_tasks_replaced"
-                } else {
-                    "docket_tasks_added"
-                };
-                metrics::count(written, labels(), 1);
-                metrics::count("docket_tasks_scheduled", labels(), 1);
-                if outcome.disposition == Disposition::Superseded {
-                    metrics::count("docket_tasks_superseded", labels(), 1);
-                }
-            }
-            Disposition::Struck => {
-                let mut labels = labels();
-                labels.push(("where", "docket".to_owned()));
-                metrics::count("docket_tasks_stricken", labels, 1);
-            }
-            Disposition::AlreadyScheduled => {}
-        }
         tracing::debug!(
             docket = %self.name(),
             key = %task.key,

@@ -1,7 +1,7 @@
 //! The state transitions producers and workers drive: schedule, finish, promote, cancel
 //! and clear, each one script.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::Shared;
 use super::scripts::SCRIPTS;
@@ -51,12 +51,23 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
             tasks.len()
         )));
     }
+    // Calls due now share one due time: it is parsed once.
+    let mut last_when: Option<(&str, SystemTime)> = None;
     reply
         .chunks_exact(3)
         .zip(&tasks)
         .map(|(answer, task)| {
             let bad =
                 |what: &str| Error::Protocol(format!("scheduling `{}` answered {what}", task.key));
+            let when = match last_when {
+                Some((text, when)) if text == answer[2] => when,
+                _ => {
+                    let when = parse_time(&answer[2])
+                        .ok_or_else(|| bad(&format!("the due time `{}`", answer[2])))?;
+                    last_when = Some((&answer[2], when));
+                    when
+                }
+            };
             Ok(ScheduleOutcome {
                 disposition: answer[0]
                     .parse::<Disposition>()
@@ -64,8 +75,7 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
                 generation: answer[1]
                     .parse()
                     .map_err(|_| bad(&format!("the generation `{}`", answer[1])))?,
-                when: parse_time(&answer[2])
-                    .ok_or_else(|| bad(&format!("the due time `{}`", answer[2])))?,
+                when,
             })
         })
         .collect()
@@ -98,15 +108,22 @@ pub(super) async fn finish(
             Outcome::Deferred => ("DEFERRED", String::new(), None),
         };
         let next = run.next.as_ref();
-        let (next_kind, next_ms) = next_args(next.map(|n| &n.due));
+        // A run that neither goes on nor held a slot (most) sends 7 arguments, not 15.
+        let plain = next.is_none() && !run.release;
         invocation
+            .arg(if plain { 7 } else { 15 })
             .arg(&run.delivery_id)
             .arg(&run.key)
             .arg(run.generation)
             .arg(state)
             .arg(error)
             .arg(if result.is_some() { "1" } else { "0" })
-            .arg(result.unwrap_or(""))
+            .arg(result.unwrap_or(""));
+        if plain {
+            continue;
+        }
+        let (next_kind, next_ms) = next_args(next.map(|n| &n.due));
+        invocation
             .arg(next_kind)
             .arg(next_ms)
             .arg(next.map_or(0, |n| n.attempt))

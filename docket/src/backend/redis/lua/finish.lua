@@ -6,9 +6,10 @@
 -- ARGV[2]  worker     the consumer that ran them
 -- ARGV[3]  ttl_ms     execution_ttl (0: fire-and-forget, keep nothing)
 -- ARGV[4]  lease_ms   how long a concurrency slot reserved for a woken waiter lasts
--- ARGV[5]  count      how many runs follow, 15 arguments each:
+-- ARGV[5]  count      how many runs follow, each as its size (7 or 15) and then:
 --   id, key, generation, state ('COMPLETED' | 'FAILED' | 'CANCELLED' | 'DEFERRED'),
 --   error_json (''), has_result ('1' | '0'), result,
+--   and, for a run of size 15 (one that goes on or held a slot):
 --   next_kind ('' | 'after' | 'at' | 'start'), next_ms, next_attempt,
 --   next_args ('' keeps the current arguments), traceparent,
 --   release ('1': the run held a concurrency slot), slot_scope, slot_max
@@ -96,14 +97,21 @@ end
 -- Messages to acknowledge and delete, all at once after the loop.
 local done = {}
 
-for i = 0, count - 1 do
-    local base = 6 + i * 15
+local at = 6
+for _ = 1, count do
+    local size = tonumber(ARGV[at])
+    local base = at + 1
+    at = base + size
     local id, key, generation = ARGV[base], ARGV[base + 1], ARGV[base + 2]
     local state, error_json = ARGV[base + 3], ARGV[base + 4]
     local has_result, result = ARGV[base + 5], ARGV[base + 6]
-    local next_kind, next_ms = ARGV[base + 7], tonumber(ARGV[base + 8])
-    local next_attempt, next_args, traceparent = ARGV[base + 9], ARGV[base + 10], ARGV[base + 11]
-    local release, slot_scope, slot_max = ARGV[base + 12], ARGV[base + 13], ARGV[base + 14]
+    local next_kind, next_ms, next_attempt, next_args, traceparent = '', nil, nil, nil, nil
+    local release, slot_scope, slot_max = '0', nil, nil
+    if size > 7 then
+        next_kind, next_ms = ARGV[base + 7], tonumber(ARGV[base + 8])
+        next_attempt, next_args, traceparent = ARGV[base + 9], ARGV[base + 10], ARGV[base + 11]
+        release, slot_scope, slot_max = ARGV[base + 12], ARGV[base + 13], ARGV[base + 14]
+    end
 
     local record = record_key(key)
     local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id',
