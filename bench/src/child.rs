@@ -54,17 +54,29 @@ pub(crate) fn unix_micros(at: SystemTime) -> u64 {
     u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Peak and current resident set size of this process, in KiB (`VmHWM`, `VmRSS`).
-pub(crate) fn memory_kib() -> (u64, u64) {
+/// Fields of `/proc/self/status` in KiB (0 for one that is missing).
+fn status_kib<const N: usize>(names: [&str; N]) -> [u64; N] {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
+    names.map(|name| {
         status
             .lines()
             .find_map(|line| line.strip_prefix(name))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    })
+}
+
+/// Peak and current resident set size of this process, in KiB (`VmHWM`, `VmRSS`).
+pub(crate) fn memory_kib() -> (u64, u64) {
+    let [peak, now] = status_kib(["VmHWM:", "VmRSS:"]);
+    (peak, now)
+}
+
+/// This process's anonymous and file-backed resident memory, in KiB (`RssAnon`,
+/// `RssFile`).
+pub(crate) fn rss_split_kib() -> (u64, u64) {
+    let [anon, file] = status_kib(["RssAnon:", "RssFile:"]);
+    (anon, file)
 }
 
 /// CPU time this process has used (user + system), in milliseconds.
@@ -146,6 +158,12 @@ pub(crate) struct ChildReport {
     pub hwm_kib: u64,
     /// RSS at the end.
     pub rss_kib: u64,
+    /// Of the RSS at the end: anonymous memory (heap, stacks, relocated data) and
+    /// file-backed pages (the program's code and the shared libraries it maps).
+    #[serde(default)]
+    pub rss_anon_kib: u64,
+    #[serde(default)]
+    pub rss_file_kib: u64,
     /// CPU time (user + system) the run used, in milliseconds.
     pub cpu_ms: f64,
 }
@@ -199,6 +217,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<()> {
     report.last_start_ms = nanos_ms(LAST_START.load(Ordering::Relaxed));
     report.starts = STARTS.load(Ordering::Relaxed);
     (report.hwm_kib, report.rss_kib) = memory_kib();
+    (report.rss_anon_kib, report.rss_file_kib) = rss_split_kib();
     say(&serde_json::to_string(&report)?)
 }
 

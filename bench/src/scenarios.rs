@@ -480,6 +480,33 @@ fn cpu_figures(key: &str, mode: &str, runs: &[Drained]) -> Vec<Figure> {
     .collect()
 }
 
+/// A worker child's RSS at exit split into anonymous and file-backed memory (c = 50).
+fn rss_parts(key: &str, mode: &str, runs: &[Drained]) -> Vec<Figure> {
+    let anon: Vec<f64> = runs
+        .iter()
+        .map(|d| count64(d.child.rss_anon_kib) / 1024.0)
+        .collect();
+    let file: Vec<f64> = runs
+        .iter()
+        .map(|d| count64(d.child.rss_file_kib) / 1024.0)
+        .collect();
+    [
+        ("anon", "anonymous (heap, stacks, relocated data)", anon),
+        ("file", "file-backed (code, shared libraries)", file),
+    ]
+    .into_iter()
+    .map(|(id, part, values)| {
+        Figure::new(
+            "6 worker RSS",
+            format!("rss.{key}.{id}"),
+            format!("worker RSS at exit, {part}, {mode}, c=50"),
+            "MiB",
+            Summary::of(&values),
+        )
+    })
+    .collect()
+}
+
 /// Peak RSS of a worker child, in MiB.
 pub(crate) fn hwm_mib(report: &ChildReport) -> f64 {
     count64(report.hwm_kib) / 1024.0
@@ -532,6 +559,9 @@ pub(crate) async fn drain(bench: &mut Bench, ceilings: Ceilings) -> Result<(Outc
                 200 => Some((12.0, "≤ 12 MB")),
                 _ => None,
             };
+            if concurrency == 50 {
+                memory.figures.extend(rss_parts(&key, mode, &runs));
+            }
             if let Some((limit, rule)) = limit {
                 memory.figures.push(
                     Figure::new(
