@@ -270,6 +270,7 @@ pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Out
     let n = bench.n(20_000);
     let (mut sequential, mut batched) = (Vec::new(), Vec::new());
     let (mut client_cpu, mut redis_cpu) = (Vec::new(), Vec::new());
+    let (mut many_client_cpu, mut many_redis_cpu) = (Vec::new(), Vec::new());
     for _ in 0..bench.runs {
         bench.clean().await?;
         let name = bench.fresh_name("add");
@@ -289,9 +290,14 @@ pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Out
         bench.clean().await?;
         let name = bench.fresh_name("add-many");
         let producer = bench.producer(&name, TRACKED).await?;
+        let redis_before = redis_cpu_ms(&mut bench.admin).await?;
+        let client_before = crate::child::cpu_ms();
         let started = Instant::now();
         add_noops(&producer, n, 500).await?;
         batched.push(rate(n, started.elapsed()));
+        many_client_cpu.push((crate::child::cpu_ms() - client_before) * 1e3 / count(n));
+        many_redis_cpu
+            .push((redis_cpu_ms(&mut bench.admin).await? - redis_before) * 1e3 / count(n));
     }
     bench.clean().await?;
     let scenario = "1 enqueue";
@@ -326,6 +332,20 @@ pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Out
             Summary::of(&batched),
         )
         .at_least(1.6 * ceilings.cycle, "≥ 1.6·L"),
+        Figure::new(
+            scenario,
+            "enqueue.add_many.client_cpu",
+            "add_many ×500, client CPU per call (all threads)",
+            "µs",
+            Summary::of(&many_client_cpu),
+        ),
+        Figure::new(
+            scenario,
+            "enqueue.add_many.redis_cpu",
+            "add_many ×500, Redis CPU per call",
+            "µs",
+            Summary::of(&many_redis_cpu),
+        ),
     ];
     let details = json!({
         "tasks": n,

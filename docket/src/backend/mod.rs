@@ -69,6 +69,9 @@ pub(crate) struct NewTask {
     pub replace: bool,
     /// W3C trace context of the producer, carried in the message.
     pub traceparent: Option<String>,
+    /// The key was generated for this call (a UUID v7), so no record of it can exist
+    /// yet: a backend may skip looking for one.
+    pub fresh: bool,
 }
 
 /// What scheduling one call did.

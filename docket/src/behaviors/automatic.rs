@@ -62,6 +62,7 @@ pub(crate) async fn seed_automatic(
             attempt: 1,
             replace: false,
             traceparent: None,
+            fresh: false,
         });
         names.push(task.name());
     }

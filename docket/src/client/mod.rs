@@ -400,14 +400,14 @@ impl Docket {
                     limit: self.inner.max_payload_size,
                 });
             }
-            let key = match call.key {
+            let (key, fresh) = match call.key {
                 Some(key) => {
                     validate_key(&key)?;
-                    key
+                    (key, false)
                 }
                 // Debounced calls of a task share one key, so each replaces the last.
-                None if call.debounce.is_some() => format!("debounce:{}", call.function),
-                None => uuid::Uuid::now_v7().to_string(),
+                None if call.debounce.is_some() => (format!("debounce:{}", call.function), false),
+                None => (uuid::Uuid::now_v7().to_string(), true),
             };
             // Debounce (trailing edge): the call replaces any waiting one and is due
             // once calls have stopped for the settle time.
@@ -423,6 +423,7 @@ impl Docket {
                 attempt: 1,
                 replace,
                 traceparent: traceparent.clone(),
+                fresh,
             });
         }
         // Stricken calls are answered STRUCK here and never written.
@@ -677,6 +678,7 @@ impl Docket {
             attempt: 1,
             replace: true,
             traceparent: trace::current_traceparent(),
+            fresh: false,
         };
         let outcome = self
             .backend()

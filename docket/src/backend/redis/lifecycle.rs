@@ -10,6 +10,7 @@ use crate::backend::SLOT_LEASE;
 use crate::backend::{Finish, FinishOutcome, NewTask, Outcome, Promotion, ScheduleOutcome};
 use crate::error::{Error, Result};
 use crate::execution::Disposition;
+use crate::task::Due;
 
 /// Schedules a batch in one script (schedule.lua).
 pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec<ScheduleOutcome>> {
@@ -24,8 +25,23 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
         .arg(keys.prefix())
         .arg(tasks.len());
     for task in &tasks {
+        // A fresh key due now on its first attempt (the common `add`) is sent short.
+        if task.fresh
+            && matches!(task.due, Due::Now)
+            && task.attempt == 1
+            && !task.replace
+            && task.traceparent.is_none()
+        {
+            invocation
+                .arg(3)
+                .arg(&task.key)
+                .arg(&task.function)
+                .arg(&task.args);
+            continue;
+        }
         let (due_kind, due_ms) = due_args(&task.due);
         invocation
+            .arg(8)
             .arg(&task.key)
             .arg(&task.function)
             .arg(&task.args)

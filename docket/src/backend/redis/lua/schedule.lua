@@ -3,9 +3,11 @@
 -- KEYS[1]  stream     {p}:stream
 -- KEYS[2]  queue      {p}:queue
 -- ARGV[1]  prefix
--- ARGV[2]  count      how many calls follow, 8 arguments each:
---   key, function, args, due_kind ('now' | 'after' | 'at'), due_ms (delay or instant),
---   attempt, replace ('1' | '0'), traceparent ('' when none)
+-- ARGV[2]  count      how many calls follow, each as its size (3 or 8) and then:
+--   key, function, args, and for size 8: due_kind ('now' | 'after' | 'at'), due_ms
+--   (delay or instant), attempt, replace ('1' | '0'), traceparent ('' when none).
+--   Size 3 is a key the producer generated for this call (a UUID v7, so it has no
+--   record), due now, first attempt, no trace context: it is queued without a lookup.
 --
 -- Returns, per call: disposition, generation, when (RFC 3339).
 -- A live key (SCHEDULED, QUEUED, RUNNING) is left alone by `add` (ALREADY_SCHEDULED);
@@ -17,58 +19,79 @@ local now = now_ms()
 local count = tonumber(ARGV[2])
 local out = {}
 
-for i = 0, count - 1 do
-    local base = 3 + i * 8
+-- A generated key due now: queued as generation 1 (the fields as message_fields and
+-- the full path below write them).
+local function queue_fresh(key, fn, args)
+    local when = rfc3339(now)
+    local id = redis.call('XADD', stream, '*', 'key', key, 'when', when, 'function', fn,
+        'args', args, 'attempt', '1', 'generation', '1')
+    redis.call('HSET', record_key(key), 'state', 'QUEUED', 'generation', '1', 'when', when,
+        'function', fn, 'args', args, 'attempt', '1', 'stream_id', id)
+    publish_state(key, 'QUEUED', '1')
+    out[#out + 1] = 'SCHEDULED'
+    out[#out + 1] = '1'
+    out[#out + 1] = when
+end
+
+local at = 3
+for _ = 1, count do
+    local size = tonumber(ARGV[at])
+    local base = at + 1
+    at = base + size
     local key, fn, args = ARGV[base], ARGV[base + 1], ARGV[base + 2]
-    local due_kind, due_value = ARGV[base + 3], tonumber(ARGV[base + 4])
-    local attempt, replace, traceparent = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7]
-
-    local record = record_key(key)
-    local current = redis.call('HMGET', record, 'state', 'generation', 'when', 'stream_id')
-    local state, generation = current[1], tonumber(current[2]) or 0
-
-    if is_live(state) and replace ~= '1' then
-        out[#out + 1] = 'ALREADY_SCHEDULED'
-        out[#out + 1] = int(generation)
-        out[#out + 1] = current[3] or ''
+    if size == 3 then
+        queue_fresh(key, fn, args)
     else
-        local disposition = 'SCHEDULED'
-        if is_live(state) then
-            disposition = 'SUPERSEDED'
-            if state == 'SCHEDULED' then
-                redis.call('ZREM', queue, key)
-                redis.call('DEL', parked_key(key))
-            elseif state == 'QUEUED' then
-                drop_message(stream, current[4])
+        local due_kind, due_value = ARGV[base + 3], tonumber(ARGV[base + 4])
+        local attempt, replace, traceparent = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7]
+
+        local record = record_key(key)
+        local current = redis.call('HMGET', record, 'state', 'generation', 'when', 'stream_id')
+        local state, generation = current[1], tonumber(current[2]) or 0
+
+        if is_live(state) and replace ~= '1' then
+            out[#out + 1] = 'ALREADY_SCHEDULED'
+            out[#out + 1] = int(generation)
+            out[#out + 1] = current[3] or ''
+        else
+            local disposition = 'SCHEDULED'
+            if is_live(state) then
+                disposition = 'SUPERSEDED'
+                if state == 'SCHEDULED' then
+                    redis.call('ZREM', queue, key)
+                    redis.call('DEL', parked_key(key))
+                elseif state == 'QUEUED' then
+                    drop_message(stream, current[4])
+                end
             end
-        end
 
-        local due = due_ms(due_kind, due_value, now)
-        local new_generation = int(generation + 1)
-        local when = rfc3339(due)
-        local fields = message_fields(key, when, fn, args, attempt, new_generation, traceparent)
+            local due = due_ms(due_kind, due_value, now)
+            local new_generation = int(generation + 1)
+            local when = rfc3339(due)
+            local fields = message_fields(key, when, fn, args, attempt, new_generation, traceparent)
 
-        -- The record is rewritten whole: no worker, times, error or result of an earlier
-        -- run survive, nor the expiry of a terminal record. (Without a record there is
-        -- no progress either: progress is only kept while its record is.)
-        if state then
-            redis.call('DEL', record, progress_key(key))
-        end
-        local new_state, id = place(stream, queue, key, fields, due, now)
-        local record_fields = {
-            'state', new_state, 'generation', new_generation, 'when', when,
-            'function', fn, 'args', args, 'attempt', attempt,
-        }
-        if id ~= '' then
-            record_fields[#record_fields + 1] = 'stream_id'
-            record_fields[#record_fields + 1] = id
-        end
-        redis.call('HSET', record, unpack(record_fields))
-        publish_state(key, new_state, new_generation)
+            -- The record is rewritten whole: no worker, times, error or result of an earlier
+            -- run survive, nor the expiry of a terminal record. (Without a record there is
+            -- no progress either: progress is only kept while its record is.)
+            if state then
+                redis.call('DEL', record, progress_key(key))
+            end
+            local new_state, id = place(stream, queue, key, fields, due, now)
+            local record_fields = {
+                'state', new_state, 'generation', new_generation, 'when', when,
+                'function', fn, 'args', args, 'attempt', attempt,
+            }
+            if id ~= '' then
+                record_fields[#record_fields + 1] = 'stream_id'
+                record_fields[#record_fields + 1] = id
+            end
+            redis.call('HSET', record, unpack(record_fields))
+            publish_state(key, new_state, new_generation)
 
-        out[#out + 1] = disposition
-        out[#out + 1] = new_generation
-        out[#out + 1] = when
+            out[#out + 1] = disposition
+            out[#out + 1] = new_generation
+            out[#out + 1] = when
+        end
     end
 end
 

@@ -67,6 +67,7 @@ fn call(key: &str, due: Due) -> NewTask {
         attempt: 1,
         replace: false,
         traceparent: None,
+        fresh: false,
     }
 }
 

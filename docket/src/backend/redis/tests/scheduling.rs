@@ -282,3 +282,75 @@ async fn live_lists_every_live_task_with_its_record() {
         Some(ExecutionState::Cancelled)
     );
 }
+
+/// A generated key (`fresh`) is queued without looking for a record, and ends up
+/// written exactly as the full path writes a new key: the same record fields and the
+/// same message fields.
+#[tokio::test]
+async fn a_fresh_key_is_written_as_any_new_key() {
+    let server = TestServer::start();
+    let backend = open(&server, "fresh", TTL).await;
+    let mut connection = raw(&server).await;
+    let outcomes = backend
+        .schedule(vec![
+            NewTask {
+                fresh: true,
+                ..call("generated", Due::Now)
+            },
+            call("named", Due::Now),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes[0].disposition, Disposition::Scheduled);
+    assert_eq!(outcomes[0].generation, 1);
+
+    let record = |key: &'static str| {
+        let mut connection = connection.clone();
+        async move {
+            let mut fields: Vec<(String, String)> = redis::cmd("HGETALL")
+                .arg(format!("fresh:runs:{key}"))
+                .query_async::<std::collections::HashMap<String, String>>(&mut connection)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(field, _)| !["when", "stream_id", "args"].contains(&field.as_str()))
+                .collect();
+            fields.sort();
+            fields
+        }
+    };
+    assert_eq!(record("generated").await, record("named").await);
+
+    let entries: redis::Value = redis::cmd("XRANGE")
+        .arg("fresh:stream")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let names = |entry: &redis::Value| -> Vec<String> {
+        let redis::Value::Array(parts) = entry else {
+            panic!("{entry:?}")
+        };
+        let redis::Value::Array(fields) = &parts[1] else {
+            panic!("{entry:?}")
+        };
+        fields
+            .iter()
+            .step_by(2)
+            .map(|name| redis::from_redis_value::<String>(name.clone()).unwrap())
+            .collect()
+    };
+    let redis::Value::Array(entries) = entries else {
+        panic!("{entries:?}")
+    };
+    assert_eq!(entries.len(), 2);
+    assert_eq!(names(&entries[0]), names(&entries[1]));
+
+    // A second call of a fresh key is still told apart by the full path.
+    let again = backend
+        .schedule(vec![call("generated", Due::Now)])
+        .await
+        .unwrap();
+    assert_eq!(again[0].disposition, Disposition::AlreadyScheduled);
+}
