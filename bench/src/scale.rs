@@ -54,10 +54,16 @@ async fn memory_runs(bench: &mut Bench, ttl: Duration, tasks: usize) -> Result<V
     Ok(reports)
 }
 
-/// Scenario 7, `memory://`: a child process adds N no-ops to an in-process docket and drains them
-/// with one worker, concurrency 50; state tracking and fire-and-forget.
+/// A child's peak RSS growth from before adding to its end, in bytes per task.
+fn bytes_per_task(report: &ChildReport, tasks: usize) -> f64 {
+    count64(report.hwm_kib.saturating_sub(report.hwm_start_kib)) * 1024.0 / count(tasks)
+}
+
+/// Scenario 7, `memory://`: the drain of scenario 2 (N no-ops, one worker, concurrency 50) on an
+/// in-process docket, in a child process that adds them first; state tracking and
+/// fire-and-forget.
 pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
-    let tasks = bench.n(200_000);
+    let tasks = bench.n(20_000);
     let mut outcome = Outcome::default();
     let mut details = serde_json::Map::new();
     for ttl in [TRACKED, FIRE_AND_FORGET] {
@@ -67,6 +73,11 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
             .iter()
             .map(|r| count(tasks) / (r.run_ms / 1e3))
             .collect();
+        let active: Vec<f64> = reports
+            .iter()
+            .map(|r| count(tasks) / ((r.last_start_ms - r.first_start_ms).max(1e-6) / 1e3))
+            .collect();
+        let per_task: Vec<f64> = reports.iter().map(|r| bytes_per_task(r, tasks)).collect();
         let whole: Vec<f64> = reports
             .iter()
             .map(|r| growth_mib(r, r.hwm_start_kib))
@@ -93,6 +104,13 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
             )
             .at_least(200_000.0, "≥ 200 000/s"),
         );
+        outcome.figures.push(Figure::new(
+            "7 memory://",
+            format!("memory.rate.{mode}.first_to_last_start"),
+            format!("memory:// drain {mode}, c=50, N / (first → last task start)"),
+            "tasks/s",
+            Summary::of(&active),
+        ));
         outcome.figures.push(
             Figure::new(
                 "7 memory://",
@@ -103,10 +121,20 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
             )
             .at_most(20.0, "≤ 20 MB"),
         );
+        outcome.figures.push(Figure::new(
+            "7 memory://",
+            format!("memory.bytes_per_task.{mode}"),
+            format!("memory:// bytes per task (peak RSS growth / N), {mode}"),
+            "bytes",
+            Summary::of(&per_task),
+        ));
         details.insert(
             mode.to_owned(),
             json!({
                 "rate": Summary::of(&rates),
+                "rate_first_to_last_start": Summary::of(&active),
+                "tail_after_last_start_ms": Summary::of(&reports.iter().map(|r| r.run_ms - r.last_start_ms).collect::<Vec<_>>()),
+                "bytes_per_task": Summary::of(&per_task),
                 "add_many_rate": Summary::of(&adding),
                 "peak_rss_growth_add_and_drain_mib": Summary::of(&whole),
                 "peak_rss_growth_during_drain_mib": Summary::of(&drain_only),
@@ -115,6 +143,7 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
             }),
         );
     }
+    details.insert("tasks".into(), json!(tasks));
     details.insert(
         "method".into(),
         json!(
@@ -122,7 +151,9 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
              VmHWM, add_many's N no-ops ×1000, notes VmHWM, drains them with one Worker \
              (concurrency 50, schedule_automatic_tasks(false), run_until_finished) and notes \
              VmHWM; rate = N / drain time; the RSS target is checked against the growth of \
-             VmHWM from before adding to the end (the queued tasks live in the process)"
+             VmHWM from before adding to the end (the queued tasks live in the process), and \
+             bytes per task = that growth / N; also N / (first → last task start), as in \
+             scenario 2"
         ),
     );
     outcome.details = serde_json::Value::Object(details);
