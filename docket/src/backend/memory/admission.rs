@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::MemoryBackend;
-use super::store::State;
+use super::store::{Entry, State};
 use crate::backend::{AdmissionCheck, SLOT_LEASE, Slot};
 use crate::execution::ExecutionState;
 
@@ -88,29 +88,30 @@ impl MemoryBackend {
                 break;
             };
             let valid = state.records.get(&key).is_some_and(|r| {
-                r.record.state == ExecutionState::Scheduled
-                    && r.waiting.as_deref() == Some(&slot.scope)
+                r.state == ExecutionState::Scheduled && r.waiting() == Some(slot.scope.as_str())
             });
-            if !valid {
+            if !valid || !state.parked.remove(&key) {
                 continue;
             }
-            let Some(message) = state.parked.remove(&key) else {
+            let Some(function) = state.records.get(&key).map(|r| r.function.clone()) else {
                 continue;
             };
-            let seq = state.push(message);
+            let seq = state.stream.push(Entry {
+                key: key.clone(),
+                function,
+            });
             let Some(record) = state.records.get_mut(&key) else {
                 continue;
             };
-            record.record.state = ExecutionState::Queued;
+            record.state = ExecutionState::Queued;
             record.stream_seq = Some(seq);
-            record.waiting = None;
-            let snapshot = record.record.clone();
+            record.set_waiting(None);
+            self.publish_state(&key, record);
             state
                 .slots
                 .entry(slot.scope.clone())
                 .or_default()
-                .insert(key, now + SLOT_LEASE);
-            self.publish_state(&snapshot);
+                .insert(key.as_ref().to_owned(), now + SLOT_LEASE);
             woke += 1;
         }
         if woke > 0 {

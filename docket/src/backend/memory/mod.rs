@@ -15,18 +15,19 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{Notify, broadcast};
 use tokio_stream::wrappers::BroadcastStream;
 
-use self::store::{Entry, Owner, Record, State};
+use self::store::{Delivered, Entry, Placed, Record, State};
 use super::{
     AdmissionCheck, Backend, BackendConfig, BoxFuture, Cancelled, Claimed, Consumer, DeadLetter,
-    Delivery, EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks, Message, NewTask, NextDue,
-    Outcome, ProgressUpdate, Promotion, Reschedule, ScheduleOutcome, Slot, StrikeEntry,
-    StrikeReader, WorkerEntry, dead_letter_error,
+    Delivery, EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, NextDue, Outcome,
+    ProgressUpdate, Promotion, Reschedule, ScheduleOutcome, Slot, StrikeEntry, StrikeReader,
+    WorkerEntry, dead_letter_error,
 };
 use crate::error::{Result, TaskError};
 use crate::execution::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
 use crate::strikes::{Instruction, StrikeSet};
 use crate::task::Due;
 
+/// One named in-process store.
 /// One named in-process store.
 struct Store {
     state: Mutex<State>,
@@ -80,35 +81,32 @@ impl MemoryBackend {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn publish(&self, key: &str, event: Event) {
-        // Nobody listening is fine.
-        let _ = self.store.events.send((key.to_owned(), event));
+    /// Publishes the event `event` builds, unless nobody is listening.
+    fn publish(&self, key: &str, event: impl FnOnce() -> Event) {
+        if self.store.events.receiver_count() == 0 {
+            return;
+        }
+        // A subscriber that left since is fine.
+        let _ = self.store.events.send((key.to_owned(), event()));
     }
 
-    fn publish_state(&self, record: &ExecutionRecord) {
-        self.publish(
-            &record.key,
-            Event::State {
-                state: record.state,
-                generation: record.generation,
-                worker: record.worker.clone(),
-                error: record.error.clone(),
-            },
-        );
+    fn publish_state(&self, key: &str, record: &Record) {
+        self.publish(key, || Event::State {
+            state: record.state,
+            generation: record.generation,
+            worker: record.worker.as_deref().map(str::to_owned),
+            error: record.error().cloned(),
+        });
     }
 
     fn schedule_one(&self, state: &mut State, task: NewTask, now: Instant) -> ScheduleOutcome {
         let wall = state.wall();
         let mut generation = 1;
         let mut disposition = Disposition::Scheduled;
-        let existing = state.record(&task.key, now).map(|r| {
-            (
-                r.record.state,
-                r.record.generation,
-                r.record.when,
-                r.stream_seq,
-            )
-        });
+        let existing = state
+            .record(&task.key, now)
+            .map(|r| (r.state, r.generation, r.when, r.stream_seq));
+        let key = state.key(&task.key);
         if let Some((existing_state, existing_generation, existing_when, seq)) = existing {
             let live = !existing_state.is_terminal();
             if live && !task.replace {
@@ -124,12 +122,12 @@ impl MemoryBackend {
                 match existing_state {
                     ExecutionState::Queued => {
                         if let Some(seq) = seq {
-                            state.stream.remove(&seq);
+                            state.stream.remove(seq);
                         }
                     }
                     ExecutionState::Scheduled => {
-                        state.queue.remove(&(existing_when, task.key.clone()));
-                        state.parked.remove(&task.key);
+                        state.queue.remove(&(existing_when, key.clone()));
+                        state.parked.remove(&key);
                     }
                     _ => {}
                 }
@@ -140,42 +138,19 @@ impl MemoryBackend {
             Due::After(delay) => wall + delay,
             Due::At(at) => at,
         };
-        let message = Message {
-            key: task.key.clone(),
-            function: task.function.clone(),
-            args: task.args.clone(),
+        let message = Placed {
+            function: state.names.get(&task.function),
+            args: state.names.args(task.args),
             when,
             attempt: task.attempt,
             generation,
             traceparent: task.traceparent,
         };
-        let (record_state, stream_seq) = state.place(message, wall);
-        let record = ExecutionRecord {
-            key: task.key.clone(),
-            state: record_state,
-            generation,
-            function: task.function,
-            args: task.args,
-            attempt: task.attempt,
-            when,
-            worker: None,
-            started_at: None,
-            completed_at: None,
-            error: None,
-            has_result: false,
-        };
-        self.publish_state(&record);
-        state.progress.remove(&task.key);
-        state.records.insert(
-            task.key,
-            Record {
-                record,
-                stream_seq,
-                waiting: None,
-                deliveries: 0,
-                expires: None,
-            },
-        );
+        let (record_state, stream_seq) = state.place(&key, &message, wall);
+        let record = Record::new(message, record_state, stream_seq);
+        self.publish_state(&key, &record);
+        state.forget_progress(&key);
+        state.records.insert(key, Box::new(record));
         ScheduleOutcome {
             disposition,
             generation,
@@ -183,89 +158,93 @@ impl MemoryBackend {
         }
     }
 
-    /// Marks a delivered message RUNNING for `worker`, or drops it when superseded.
+    /// Marks a stream entry, just taken out of the stream, RUNNING for `worker` and
+    /// hands it over as delivered; or drops it when superseded.
     fn claim_one(
         &self,
         state: &mut State,
-        seq: u64,
-        worker: &str,
+        (seq, entry): (u64, Entry),
+        worker: &Arc<str>,
         redelivered: bool,
         now: Instant,
         claimed: &mut Claimed,
     ) {
         let wall = state.wall();
-        let Some(entry) = state.stream.get(&seq) else {
-            return;
-        };
-        let message = entry.message.clone();
         let expected = if redelivered {
             ExecutionState::Running
         } else {
             ExecutionState::Queued
         };
-        let current = state.record(&message.key, now).filter(|r| {
-            r.record.generation == message.generation
-                && r.stream_seq == Some(seq)
-                && r.record.state == expected
-        });
+        // The entry's number fences generations: it is the record's only while the
+        // record is at the generation that placed it.
+        let current = state
+            .record(&entry.key, now)
+            .filter(|r| r.stream_seq == Some(seq) && r.state == expected);
         let Some(record) = current else {
-            state.stream.remove(&seq);
-            claimed
-                .superseded
-                .push((message.key.clone(), message.function.clone()));
+            claimed.superseded.push((
+                entry.key.as_ref().to_owned(),
+                entry.function.as_ref().to_owned(),
+            ));
             return;
         };
         record.deliveries += 1;
         if record.deliveries > self.max_deliveries {
-            // Its workers keep dying: fail it rather than hand it to another.
-            let generation = record.record.generation;
-            state.stream.remove(&seq);
-            let error = dead_letter_error(self.max_deliveries);
-            state.dead_letters.insert(
-                message.key.clone(),
-                DeadLetter {
-                    key: message.key.clone(),
-                    function: message.function.clone(),
-                    args: message.args.clone(),
-                    error: error.message().to_owned(),
-                    dead_at: chrono::DateTime::<chrono::Utc>::from(wall)
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                },
-            );
-            state.end(
-                &message.key,
-                ExecutionState::Failed,
-                Some(error.clone()),
-                self.ttl,
-                now,
-            );
-            tracing::error!(key = %message.key, task = %message.function, "dead-lettered after {} deliveries: recorded FAILED", self.max_deliveries);
-            self.publish(
-                &message.key,
-                Event::State {
-                    state: ExecutionState::Failed,
-                    generation,
-                    worker: None,
-                    error: Some(error),
-                },
-            );
+            self.dead_letter(state, &entry.key, wall, now);
             return;
         }
-        record.record.state = ExecutionState::Running;
-        record.record.worker = Some(worker.to_owned());
-        record.record.started_at = Some(wall);
-        let snapshot = record.record.clone();
-        if let Some(entry) = state.stream.get_mut(&seq) {
-            entry.owner = Some(Owner {
-                worker: worker.to_owned(),
+        record.state = ExecutionState::Running;
+        record.worker = Some(worker.clone());
+        record.started_at = Some(wall);
+        let message = record.to_message(&entry.key);
+        let record = &*record;
+        self.publish_state(&entry.key, record);
+        state.stream.delivered.insert(
+            seq,
+            Delivered {
+                entry,
+                worker: worker.clone(),
                 renewed: now,
-            });
-        }
-        self.publish_state(&snapshot);
+            },
+        );
         claimed.deliveries.push(Delivery {
             id: seq.to_string(),
             message,
             redelivered,
+        });
+    }
+
+    /// Fails a run whose workers keep dying rather than hand it to another.
+    fn dead_letter(&self, state: &mut State, key: &str, wall: SystemTime, now: Instant) {
+        let Some(record) = state.records.get(key) else {
+            return;
+        };
+        let generation = record.generation;
+        let function = record.function.clone();
+        let error = dead_letter_error(self.max_deliveries);
+        state.dead_letters.insert(
+            key.to_owned(),
+            DeadLetter {
+                key: key.to_owned(),
+                function: function.as_ref().to_owned(),
+                args: record.args.as_ref().to_owned(),
+                error: error.message().to_owned(),
+                dead_at: chrono::DateTime::<chrono::Utc>::from(wall)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            },
+        );
+        state.end(
+            key,
+            ExecutionState::Failed,
+            Some(error.clone()),
+            self.ttl,
+            now,
+        );
+        tracing::error!(key = %key, task = %function, "dead-lettered after {} deliveries: recorded FAILED", self.max_deliveries);
+        self.publish(key, || Event::State {
+            state: ExecutionState::Failed,
+            generation,
+            worker: None,
+            error: Some(error),
         });
     }
 
@@ -281,20 +260,20 @@ impl MemoryBackend {
         };
         let owned = state
             .stream
+            .delivered
             .get(&seq)
-            .and_then(|entry| entry.owner.as_ref())
-            .is_some_and(|owner| owner.worker == worker);
+            .is_some_and(|delivered| &*delivered.worker == worker);
         if !owned {
             return FinishOutcome::Fenced;
         }
-        state.stream.remove(&seq);
+        state.stream.remove(seq);
         let current = state.record(&run.key, now).is_some_and(|r| {
             // The stream entry fences too: with `execution_ttl = 0` generations restart
             // at 1 once a record is deleted, so only the entry tells two runs apart.
-            r.record.generation == run.generation
+            r.generation == run.generation
                 && r.stream_seq == Some(seq)
-                && r.record.state == ExecutionState::Running
-                && r.record.worker.as_deref() == Some(worker)
+                && r.state == ExecutionState::Running
+                && r.worker.as_deref() == Some(worker)
         });
         if !current {
             return FinishOutcome::Superseded;
@@ -308,11 +287,13 @@ impl MemoryBackend {
         if !self.ttl.is_zero()
             && let Some(result) = result
         {
-            state
-                .results
-                .insert((run.key.clone(), run.generation), (result, now + self.ttl));
-            if let Some(record) = state.records.get_mut(&run.key) {
-                record.record.has_result = true;
+            let key = state.key(&run.key);
+            state.results.insert(
+                (key, run.generation),
+                (result.into_boxed_str(), now + self.ttl),
+            );
+            if let Some(record) = state.records.get_mut(run.key.as_str()) {
+                record.has_result = true;
             }
         }
         if run.release
@@ -325,16 +306,16 @@ impl MemoryBackend {
             self.reschedule(state, &run.key, next, error, run.slot.as_ref(), now);
             return FinishOutcome::Recorded;
         }
-        state.end(&run.key, end_state, error.clone(), self.ttl, now);
-        self.publish(
-            &run.key,
-            Event::State {
+        let event = (self.store.events.receiver_count() > 0).then(|| error.clone());
+        state.end(&run.key, end_state, error, self.ttl, now);
+        if let Some(error) = event {
+            self.publish(&run.key, || Event::State {
                 state: end_state,
                 generation: run.generation,
                 worker: Some(worker.to_owned()),
                 error,
-            },
-        );
+            });
+        }
         FinishOutcome::Recorded
     }
 
@@ -352,79 +333,70 @@ impl MemoryBackend {
         let wall = state.wall();
         let waits = next.due == NextDue::Wait
             && slot.is_some_and(|slot| !Self::has_free_slot(state, slot, now));
-        let Some(record) = state.records.get(key) else {
+        let Some((key, record)) = state.records.get_key_value(key) else {
             return;
         };
+        let key = key.clone();
         let when = match next.due {
-            NextDue::Wait if waits => record.record.when,
+            NextDue::Wait if waits => record.when,
             NextDue::Wait => wall,
             NextDue::After(delay) => wall + delay,
             NextDue::At(at) => at,
             NextDue::AfterStart(every) => record
-                .record
                 .started_at
                 .map_or(wall, |started| (started + every).max(wall)),
         };
-        let message = Message {
-            key: key.to_owned(),
-            function: record.record.function.clone(),
-            args: next.args.unwrap_or_else(|| record.record.args.clone()),
+        let message = Placed {
+            function: record.function.clone(),
+            args: match next.args {
+                Some(args) => state.names.args(args),
+                None => record.args.clone(),
+            },
             when,
             attempt: next.attempt,
-            generation: record.record.generation + 1,
+            generation: record.generation + 1,
             traceparent: next.traceparent,
         };
-        let (new_state, stream_seq) = match slot.filter(|_| waits) {
+        let waiting = slot.filter(|_| waits);
+        let (new_state, stream_seq) = match waiting {
             Some(slot) => {
-                state.parked.insert(key.to_owned(), message.clone());
+                state.parked.insert(key.clone());
                 state
                     .waiting
                     .entry(slot.scope.clone())
                     .or_default()
-                    .push_back(key.to_owned());
+                    .push_back(key.clone());
                 state.waiting_max.insert(slot.scope.clone(), slot.max);
                 (ExecutionState::Scheduled, None)
             }
-            None => state.place(message.clone(), wall),
+            None => state.place(&key, &message, wall),
         };
-        state.progress.remove(key);
-        let Some(record) = state.records.get_mut(key) else {
+        state.forget_progress(&key);
+        let Some(record) = state.records.get_mut(&key) else {
             return;
         };
-        let r = &mut record.record;
-        r.state = new_state;
-        r.generation = message.generation;
-        r.args = message.args;
-        r.attempt = message.attempt;
-        r.when = when;
-        r.worker = None;
-        r.started_at = None;
-        r.completed_at = None;
-        r.error = error;
-        r.has_result = false;
-        record.stream_seq = stream_seq;
-        record.deliveries = 0;
-        record.waiting = slot.filter(|_| waits).map(|slot| slot.scope.clone());
-        record.expires = None;
-        let snapshot = record.record.clone();
-        self.publish_state(&snapshot);
+        **record = Record::new(message, new_state, stream_seq);
+        record.set_error(error);
+        record.set_waiting(waiting.map(|slot| slot.scope.clone()));
+        self.publish_state(&key, record);
     }
 
     fn cancel_live(&self, state: &mut State, key: &str, now: Instant) -> bool {
         let Some(record) = state.record(key, now) else {
             return false;
         };
-        let generation = record.record.generation;
+        let generation = record.generation;
         let seq = record.stream_seq;
-        match record.record.state {
+        match record.state {
             ExecutionState::Scheduled => {
-                let when = record.record.when;
-                state.queue.remove(&(when, key.to_owned()));
-                state.parked.remove(key);
+                let when = record.when;
+                let key = state.key(key);
+                state.queue.remove(&(when, key.clone()));
+                state.parked.remove(&key);
             }
             ExecutionState::Queued => {
                 if let Some(seq) = seq {
-                    state.stream.remove(&seq);
+                    state.stream.remove(seq);
                 }
             }
             ExecutionState::Running => {
@@ -436,15 +408,12 @@ impl MemoryBackend {
             _ => return false,
         }
         state.end(key, ExecutionState::Cancelled, None, self.ttl, now);
-        self.publish(
-            key,
-            Event::State {
-                state: ExecutionState::Cancelled,
-                generation,
-                worker: None,
-                error: None,
-            },
-        );
+        self.publish(key, || Event::State {
+            state: ExecutionState::Cancelled,
+            generation,
+            worker: None,
+            error: None,
+        });
         true
     }
 }
@@ -468,13 +437,14 @@ impl Backend for MemoryBackend {
     }
 
     fn consumer(&self, worker: &str) -> BoxFuture<'_, Result<Box<dyn Consumer>>> {
+        let worker = self.state().names.get(worker);
         let consumer: Box<dyn Consumer> = Box::new(MemoryConsumer {
             backend: MemoryBackend {
                 store: self.store.clone(),
                 ttl: self.ttl,
                 max_deliveries: self.max_deliveries,
             },
-            worker: worker.to_owned(),
+            worker,
         });
         ready(consumer)
     }
@@ -512,15 +482,20 @@ impl Backend for MemoryBackend {
                 break;
             }
             state.queue.pop_first();
-            let Some(message) = state.parked.remove(&key) else {
+            if !state.parked.remove(&key) {
+                continue;
+            }
+            let Some(function) = state.record(&key, now).map(|r| r.function.clone()) else {
                 continue;
             };
-            let seq = state.push(message);
-            if let Some(record) = state.record(&key, now) {
-                record.record.state = ExecutionState::Queued;
+            let seq = state.stream.push(Entry {
+                key: key.clone(),
+                function,
+            });
+            if let Some(record) = state.records.get_mut(&key) {
+                record.state = ExecutionState::Queued;
                 record.stream_seq = Some(seq);
-                let snapshot = record.record.clone();
-                self.publish_state(&snapshot);
+                self.publish_state(&key, record);
             }
             moved += 1;
         }
@@ -544,12 +519,11 @@ impl Backend for MemoryBackend {
                 let owner = id
                     .parse::<u64>()
                     .ok()
-                    .and_then(|seq| state.stream.get_mut(&seq))
-                    .and_then(|entry| entry.owner.as_mut())
-                    .filter(|owner| owner.worker == worker);
+                    .and_then(|seq| state.stream.delivered.get_mut(&seq))
+                    .filter(|delivered| &*delivered.worker == worker);
                 match owner {
-                    Some(owner) => {
-                        owner.renewed = now;
+                    Some(delivered) => {
+                        delivered.renewed = now;
                         false
                     }
                     None => true,
@@ -582,19 +556,22 @@ impl Backend for MemoryBackend {
         ));
         let abandoned: Vec<u64> = state
             .stream
+            .delivered
             .iter()
-            .filter(|(_, entry)| {
-                entry
-                    .owner
-                    .as_ref()
-                    .is_some_and(|owner| now.duration_since(owner.renewed) >= idle)
-            })
+            .filter(|(_, delivered)| now.duration_since(delivered.renewed) >= idle)
             .map(|(seq, _)| *seq)
             .take(limit)
             .collect();
         let mut claimed = Claimed::default();
+        if abandoned.is_empty() {
+            return ready(claimed.deliveries);
+        }
+        let worker = state.names.get(worker);
         for seq in abandoned {
-            self.claim_one(&mut state, seq, worker, true, now, &mut claimed);
+            if let Some(delivered) = state.stream.delivered.remove(&seq) {
+                let entry = (seq, delivered.entry);
+                self.claim_one(&mut state, entry, &worker, true, now, &mut claimed);
+            }
         }
         drop(state);
         ready(claimed.deliveries)
@@ -610,7 +587,7 @@ impl Backend for MemoryBackend {
 
     fn record(&self, key: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>> {
         let now = Instant::now();
-        let record = self.state().record(key, now).map(|r| r.record.clone());
+        let record = self.state().record(key, now).map(|r| r.to_execution(key));
         ready(record)
     }
 
@@ -619,9 +596,9 @@ impl Backend for MemoryBackend {
         let state = self.state();
         let result = state
             .results
-            .get(&(key.to_owned(), generation))
+            .get(&(Arc::from(key), generation))
             .filter(|(_, expires)| *expires > now)
-            .map(|(value, _)| value.clone());
+            .map(|(value, _)| value.as_ref().to_owned());
         drop(state);
         ready(result)
     }
@@ -643,7 +620,7 @@ impl Backend for MemoryBackend {
         }
         let snapshot = progress.clone();
         drop(state);
-        self.publish(key, Event::Progress(snapshot));
+        self.publish(key, || Event::Progress(snapshot));
         ready(())
     }
 
@@ -828,10 +805,10 @@ impl Backend for MemoryBackend {
     fn live(&self) -> BoxFuture<'_, Result<LiveTasks>> {
         let now = Instant::now();
         let mut state = self.state();
-        let keys: Vec<String> = state.records.keys().cloned().collect();
+        let keys: Vec<Arc<str>> = state.records.keys().cloned().collect();
         let mut live = LiveTasks::default();
         for key in keys {
-            let Some(record) = state.record(&key, now).map(|r| r.record.clone()) else {
+            let Some(record) = state.record(&key, now).map(|r| r.to_execution(&key)) else {
                 continue;
             };
             match record.state {
@@ -847,15 +824,11 @@ impl Backend for MemoryBackend {
 
     fn live_counts(&self) -> BoxFuture<'_, Result<LiveCounts>> {
         let state = self.state();
-        let (delivered, waiting): (Vec<&Entry>, Vec<&Entry>) = state
-            .stream
-            .values()
-            .partition(|entry| entry.owner.is_some());
         let counts = LiveCounts {
-            queued: waiting.len(),
+            queued: state.stream.waiting_len(),
             // Parked: due later, or waiting for a concurrency slot.
             scheduled: state.parked.len(),
-            running: delivered.len(),
+            running: state.stream.delivered.len(),
         };
         drop(state);
         ready(counts)
@@ -864,15 +837,10 @@ impl Backend for MemoryBackend {
     fn clear(&self) -> BoxFuture<'_, Result<usize>> {
         let now = Instant::now();
         let mut state = self.state();
-        let keys: Vec<String> = state
+        let keys: Vec<Arc<str>> = state
             .records
             .iter()
-            .filter(|(_, r)| {
-                matches!(
-                    r.record.state,
-                    ExecutionState::Queued | ExecutionState::Scheduled
-                )
-            })
+            .filter(|(_, r)| matches!(r.state, ExecutionState::Queued | ExecutionState::Scheduled))
             .map(|(key, _)| key.clone())
             .collect();
         let cleared = keys
@@ -934,24 +902,21 @@ impl StrikeReader for MemoryStrikeReader {
 
 struct MemoryConsumer {
     backend: MemoryBackend,
-    worker: String,
+    /// The worker's name, as the store interned it.
+    worker: Arc<str>,
 }
 
 impl MemoryConsumer {
     fn take(&self, max: usize) -> Claimed {
         let now = Instant::now();
         let mut state = self.backend.state();
-        let waiting: Vec<u64> = state
-            .stream
-            .iter()
-            .filter(|(_, entry)| entry.owner.is_none())
-            .map(|(seq, _)| *seq)
-            .take(max)
-            .collect();
         let mut claimed = Claimed::default();
-        for seq in waiting {
+        for _ in 0..max {
+            let Some(entry) = state.stream.pop_waiting() else {
+                break;
+            };
             self.backend
-                .claim_one(&mut state, seq, &self.worker, false, now, &mut claimed);
+                .claim_one(&mut state, entry, &self.worker, false, now, &mut claimed);
         }
         claimed
     }

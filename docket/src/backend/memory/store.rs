@@ -1,6 +1,13 @@
 //! The in-process store: every state transition is one critical section over [`State`].
+//!
+//! The store keeps its own compact form of what Redis keeps in hashes and streams: a
+//! key's string is allocated once and shared by its record, its stream entry and the
+//! schedule; task and worker names are interned; a stream entry only points at its
+//! record, which holds the message's fields. [`ExecutionRecord`]s and messages are
+//! built only when they are handed out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::{Message, WorkerEntry};
@@ -8,42 +15,296 @@ use crate::error::TaskError;
 use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
 use crate::strikes::Instruction;
 
-/// A record and when it expires (terminal records only).
-#[allow(clippy::struct_field_names)]
-#[derive(Debug, Clone)]
+/// The arguments of a call without parameters, shared by every such record.
+const NO_ARGS: &str = "{}";
+
+/// A key's record: [`ExecutionRecord`]'s fields (its key is the map's), the message's
+/// trace context, and the store's bookkeeping.
+#[derive(Debug)]
 pub(super) struct Record {
-    pub record: ExecutionRecord,
-    /// The stream entry holding the queued or delivered message.
-    pub stream_seq: Option<u64>,
-    /// The concurrency scope it waits in, while parked as a waiter.
-    pub waiting: Option<String>,
+    pub state: ExecutionState,
+    pub has_result: bool,
+    pub attempt: u32,
     /// Deliveries of the current generation (dead-lettered past the limit).
     pub deliveries: u32,
+    pub generation: u64,
+    /// The stream entry holding the queued or delivered message.
+    pub stream_seq: Option<u64>,
+    /// The task's name, interned.
+    pub function: Arc<str>,
+    pub args: Arc<str>,
+    /// The worker that ran or runs it, interned.
+    pub worker: Option<Arc<str>>,
+    pub when: SystemTime,
+    pub started_at: Option<SystemTime>,
+    pub completed_at: Option<SystemTime>,
+    /// When it expires (terminal records only).
     pub expires: Option<Instant>,
+    /// The fields most records never have, boxed.
+    rare: Option<Box<Rare>>,
 }
 
-/// A message in the stream, and the worker it was delivered to.
+/// The rarely present fields of a [`Record`].
+#[derive(Debug, Default)]
+struct Rare {
+    error: Option<TaskError>,
+    /// The concurrency scope it waits in, while parked as a waiter.
+    waiting: Option<String>,
+    /// The trace context its message carries, while it has one.
+    traceparent: Option<String>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.error.is_none() && self.waiting.is_none() && self.traceparent.is_none()
+    }
+}
+
+impl Record {
+    /// A new generation's record, placed as `state` (in the stream at `stream_seq`).
+    pub fn new(message: Placed, state: ExecutionState, stream_seq: Option<u64>) -> Self {
+        let mut record = Self {
+            state,
+            has_result: false,
+            attempt: message.attempt,
+            deliveries: 0,
+            generation: message.generation,
+            stream_seq,
+            function: message.function,
+            args: message.args,
+            worker: None,
+            when: message.when,
+            started_at: None,
+            completed_at: None,
+            expires: None,
+            rare: None,
+        };
+        record.set_traceparent(message.traceparent);
+        record
+    }
+
+    fn rare_mut(&mut self, set: bool) -> Option<&mut Rare> {
+        if set {
+            Some(self.rare.get_or_insert_with(Box::default))
+        } else {
+            self.rare.as_deref_mut()
+        }
+    }
+
+    /// Drops the boxed fields once none is set.
+    fn shrink(&mut self) {
+        if self.rare.as_deref().is_some_and(Rare::is_empty) {
+            self.rare = None;
+        }
+    }
+
+    pub fn error(&self) -> Option<&TaskError> {
+        self.rare.as_ref().and_then(|rare| rare.error.as_ref())
+    }
+
+    pub fn set_error(&mut self, error: Option<TaskError>) {
+        if let Some(rare) = self.rare_mut(error.is_some()) {
+            rare.error = error;
+        }
+        self.shrink();
+    }
+
+    pub fn waiting(&self) -> Option<&str> {
+        self.rare.as_ref().and_then(|rare| rare.waiting.as_deref())
+    }
+
+    pub fn set_waiting(&mut self, scope: Option<String>) {
+        if let Some(rare) = self.rare_mut(scope.is_some()) {
+            rare.waiting = scope;
+        }
+        self.shrink();
+    }
+
+    pub fn set_traceparent(&mut self, traceparent: Option<String>) {
+        if let Some(rare) = self.rare_mut(traceparent.is_some()) {
+            rare.traceparent = traceparent;
+        }
+        self.shrink();
+    }
+
+    /// The record as the backend interface hands it out.
+    pub fn to_execution(&self, key: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            key: key.to_owned(),
+            state: self.state,
+            generation: self.generation,
+            function: self.function.as_ref().to_owned(),
+            args: self.args.as_ref().to_owned(),
+            attempt: self.attempt,
+            when: self.when,
+            worker: self.worker.as_deref().map(str::to_owned),
+            started_at: self.started_at,
+            completed_at: self.completed_at,
+            error: self.error().cloned(),
+            has_result: self.has_result,
+        }
+    }
+
+    /// The message of its current placement, as the backend interface hands it out.
+    pub fn to_message(&self, key: &str) -> Message {
+        Message {
+            key: key.to_owned(),
+            function: self.function.as_ref().to_owned(),
+            args: self.args.as_ref().to_owned(),
+            when: self.when,
+            attempt: self.attempt,
+            generation: self.generation,
+            traceparent: self.rare.as_ref().and_then(|rare| rare.traceparent.clone()),
+        }
+    }
+}
+
+/// A new generation's message, in the store's form, before it is placed.
+pub(super) struct Placed {
+    pub function: Arc<str>,
+    pub args: Arc<str>,
+    pub when: SystemTime,
+    pub attempt: u32,
+    pub generation: u64,
+    pub traceparent: Option<String>,
+}
+
+/// A stream entry: the key whose record holds the message, and the task's name (for
+/// reporting a superseded message whose record has moved on).
 #[derive(Debug, Clone)]
 pub(super) struct Entry {
-    pub message: Message,
-    pub owner: Option<Owner>,
+    pub key: Arc<str>,
+    pub function: Arc<str>,
 }
 
-#[derive(Debug, Clone)]
-pub(super) struct Owner {
-    pub worker: String,
+/// A delivered stream entry and the worker that holds it.
+#[derive(Debug)]
+pub(super) struct Delivered {
+    pub entry: Entry,
+    pub worker: Arc<str>,
     pub renewed: Instant,
+}
+
+/// The stream: messages waiting for a worker, oldest first, and those delivered.
+///
+/// Entries are numbered in the order they enter, so the waiting ones stay sorted by
+/// number; one withdrawn before delivery leaves a hole that is skipped, and the holes
+/// are swept out once they are half the queue.
+#[derive(Debug, Default)]
+pub(super) struct Stream {
+    next_seq: u64,
+    waiting: VecDeque<(u64, Option<Entry>)>,
+    /// Holes in `waiting`.
+    withdrawn: usize,
+    /// Delivered entries by number (a worker's in-flight messages).
+    pub delivered: BTreeMap<u64, Delivered>,
+}
+
+impl Stream {
+    /// Appends an entry; returns its number.
+    pub fn push(&mut self, entry: Entry) -> u64 {
+        self.next_seq += 1;
+        self.waiting.push_back((self.next_seq, Some(entry)));
+        self.next_seq
+    }
+
+    /// Takes the oldest waiting entry out of the stream.
+    pub fn pop_waiting(&mut self) -> Option<(u64, Entry)> {
+        while let Some((seq, entry)) = self.waiting.pop_front() {
+            match entry {
+                Some(entry) => return Some((seq, entry)),
+                None => self.withdrawn -= 1,
+            }
+        }
+        None
+    }
+
+    /// Removes an entry, waiting or delivered.
+    pub fn remove(&mut self, seq: u64) {
+        if self.delivered.remove(&seq).is_some() {
+            return;
+        }
+        let Ok(index) = self.waiting.binary_search_by_key(&seq, |(seq, _)| *seq) else {
+            return;
+        };
+        if self.waiting[index].1.take().is_none() {
+            return;
+        }
+        self.withdrawn += 1;
+        while self
+            .waiting
+            .back()
+            .is_some_and(|(_, entry)| entry.is_none())
+        {
+            self.waiting.pop_back();
+            self.withdrawn -= 1;
+        }
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(_, entry)| entry.is_none())
+        {
+            self.waiting.pop_front();
+            self.withdrawn -= 1;
+        }
+        if self.withdrawn > 32 && self.withdrawn * 2 > self.waiting.len() {
+            self.waiting.retain(|(_, entry)| entry.is_some());
+            self.withdrawn = 0;
+        }
+    }
+
+    /// Entries waiting for a worker.
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len() - self.withdrawn
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting_len() == 0 && self.delivered.is_empty()
+    }
+}
+
+/// Names stored once however many records hold them: tasks, workers, and the
+/// arguments of calls without parameters.
+#[derive(Debug, Default)]
+pub(super) struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(name) = self.0.get(name) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.0.insert(name.clone());
+        name
+    }
+
+    /// The arguments of a call, shared with every other call without parameters.
+    pub fn args(&mut self, args: String) -> Arc<str> {
+        if args == NO_ARGS {
+            self.get(NO_ARGS)
+        } else {
+            Arc::from(args)
+        }
+    }
+
+    /// Forgets the names nothing holds any more.
+    fn prune(&mut self) {
+        self.0.retain(|name| Arc::strong_count(name) > 1);
+    }
 }
 
 #[derive(Debug, Default)]
 pub(super) struct State {
-    pub records: HashMap<String, Record>,
-    pub stream: BTreeMap<u64, Entry>,
-    pub next_seq: u64,
+    /// Records by key, boxed: the table's spare room and its copies as it grows then
+    /// cost a pointer per slot rather than a record.
+    pub records: HashMap<Arc<str>, Box<Record>>,
+    pub stream: Stream,
+    pub names: Names,
     /// Future tasks by due time.
-    pub queue: BTreeSet<(SystemTime, String)>,
-    pub parked: HashMap<String, Message>,
-    pub results: HashMap<(String, u64), (String, Instant)>,
+    pub queue: BTreeSet<(SystemTime, Arc<str>)>,
+    /// Keys whose message is parked: due later, or waiting for a concurrency slot.
+    pub parked: HashSet<Arc<str>>,
+    pub results: HashMap<(Arc<str>, u64), (Box<str>, Instant)>,
     pub progress: HashMap<String, ProgressState>,
     pub workers: HashMap<String, WorkerEntry>,
     pub sweep_lock: Option<(String, Instant)>,
@@ -58,13 +319,13 @@ pub(super) struct State {
     /// Concurrency slots: scope → key → lease expiry.
     pub slots: HashMap<String, HashMap<String, Instant>>,
     /// Waiters for a slot, oldest first: scope → keys.
-    pub waiting: HashMap<String, std::collections::VecDeque<String>>,
+    pub waiting: HashMap<String, VecDeque<Arc<str>>>,
     /// The size of each scope that has had waiters.
     pub waiting_max: HashMap<String, u32>,
     /// Cooldown windows: scope → end.
     pub cooldowns: HashMap<String, Instant>,
     /// Rate-limit windows: scope → run times.
-    pub rates: HashMap<String, std::collections::VecDeque<Instant>>,
+    pub rates: HashMap<String, VecDeque<Instant>>,
     /// Dead-lettered calls, by key.
     pub dead_letters: BTreeMap<String, crate::backend::DeadLetter>,
     /// Leases by name: holder and expiry.
@@ -77,13 +338,29 @@ impl State {
         SystemTime::now() + self.clock_offset
     }
 
-    /// Queues `message` when it is due by `wall`, else parks it until its time.
-    pub fn place(&mut self, message: Message, wall: SystemTime) -> (ExecutionState, Option<u64>) {
+    /// The stored form of a key: the record's, when it has one.
+    pub fn key(&self, key: &str) -> Arc<str> {
+        self.records
+            .get_key_value(key)
+            .map_or_else(|| Arc::from(key), |(key, _)| key.clone())
+    }
+
+    /// Queues `key`'s message when it is due by `wall`, else parks it until its time.
+    pub fn place(
+        &mut self,
+        key: &Arc<str>,
+        message: &Placed,
+        wall: SystemTime,
+    ) -> (ExecutionState, Option<u64>) {
         if message.when <= wall {
-            (ExecutionState::Queued, Some(self.push(message)))
+            let seq = self.stream.push(Entry {
+                key: key.clone(),
+                function: message.function.clone(),
+            });
+            (ExecutionState::Queued, Some(seq))
         } else {
-            self.queue.insert((message.when, message.key.clone()));
-            self.parked.insert(message.key.clone(), message);
+            self.queue.insert((message.when, key.clone()));
+            self.parked.insert(key.clone());
             (ExecutionState::Scheduled, None)
         }
     }
@@ -97,10 +374,11 @@ impl State {
         if expired {
             self.records.remove(key);
         }
-        self.records.get_mut(key)
+        self.records.get_mut(key).map(|record| &mut **record)
     }
 
-    /// Drops expired records and results, at most once a second.
+    /// Drops expired records and results, and names nothing holds, at most once a
+    /// second.
     pub fn purge(&mut self, now: Instant) {
         if self
             .last_purge
@@ -112,19 +390,14 @@ impl State {
         self.records
             .retain(|_, r| r.expires.is_none_or(|at| at > now));
         self.results.retain(|_, (_, at)| *at > now);
+        self.names.prune();
     }
 
-    pub fn push(&mut self, message: Message) -> u64 {
-        self.next_seq += 1;
-        let seq = self.next_seq;
-        self.stream.insert(
-            seq,
-            Entry {
-                message,
-                owner: None,
-            },
-        );
-        seq
+    /// Forgets a key's progress.
+    pub fn forget_progress(&mut self, key: &str) {
+        if !self.progress.is_empty() {
+            self.progress.remove(key);
+        }
     }
 
     /// Ends a live record: terminal state, TTL (or removal when `ttl` is zero).
@@ -136,18 +409,137 @@ impl State {
         ttl: Duration,
         now: Instant,
     ) {
-        self.progress.remove(key);
+        self.forget_progress(key);
         if ttl.is_zero() {
             self.records.remove(key);
             return;
         }
         let wall = self.wall();
         if let Some(record) = self.records.get_mut(key) {
-            record.record.state = state;
-            record.record.completed_at = Some(wall);
-            record.record.error = error;
+            record.state = state;
+            record.completed_at = Some(wall);
             record.stream_seq = None;
             record.expires = Some(now + ttl);
+            // Its message is gone; a terminal record waits for nothing.
+            record.rare = None;
+            record.set_error(error);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str) -> Entry {
+        Entry {
+            key: Arc::from(key),
+            function: Arc::from("task"),
+        }
+    }
+
+    fn popped(stream: &mut Stream) -> Vec<(u64, String)> {
+        std::iter::from_fn(|| stream.pop_waiting())
+            .map(|(seq, entry)| (seq, entry.key.as_ref().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn withdrawn_entries_are_skipped_and_the_rest_stay_in_order() {
+        let mut stream = Stream::default();
+        let seqs: Vec<u64> = (0..5)
+            .map(|i| stream.push(entry(&format!("k{i}"))))
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        stream.remove(2);
+        stream.remove(2);
+        stream.remove(5);
+        assert_eq!(stream.waiting_len(), 3);
+        stream.remove(1);
+        assert_eq!(stream.waiting_len(), 2);
+        assert_eq!(popped(&mut stream), [(3, "k2".into()), (4, "k3".into())]);
+        assert!(stream.is_empty());
+        assert_eq!(stream.push(entry("k5")), 6, "numbers are never reused");
+    }
+
+    #[test]
+    fn holes_are_swept_out_once_they_are_half_the_queue() {
+        let mut stream = Stream::default();
+        for i in 0..1000 {
+            stream.push(entry(&format!("k{i}")));
+        }
+        for seq in (1..=1000).filter(|seq| seq % 3 != 0) {
+            stream.remove(seq);
+            assert!(
+                stream.withdrawn <= 32 || stream.withdrawn * 2 <= stream.waiting.len(),
+                "{} holes in {} slots",
+                stream.withdrawn,
+                stream.waiting.len()
+            );
+        }
+        assert_eq!(stream.waiting_len(), 333);
+        let left = popped(&mut stream);
+        assert_eq!(left.len(), 333);
+        assert!(left.iter().all(|(seq, _)| seq % 3 == 0));
+        assert!(left.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    }
+
+    #[test]
+    fn delivered_entries_leave_the_waiting_count() {
+        let mut stream = Stream::default();
+        let seq = stream.push(entry("a"));
+        stream.push(entry("b"));
+        let (taken, entry) = stream.pop_waiting().expect("an entry");
+        assert_eq!(taken, seq);
+        stream.delivered.insert(
+            seq,
+            Delivered {
+                entry,
+                worker: Arc::from("w"),
+                renewed: Instant::now(),
+            },
+        );
+        assert_eq!((stream.waiting_len(), stream.delivered.len()), (1, 1));
+        stream.remove(seq);
+        assert_eq!((stream.waiting_len(), stream.delivered.len()), (1, 0));
+        assert!(!stream.is_empty());
+    }
+
+    #[test]
+    fn names_are_shared_and_forgotten_once_unused() {
+        let mut names = Names::default();
+        let first = names.get("task");
+        assert!(Arc::ptr_eq(&first, &names.get("task")));
+        let none = names.args(NO_ARGS.to_owned());
+        assert!(Arc::ptr_eq(&none, &names.args(NO_ARGS.to_owned())));
+        let some = names.args(r#"{"a":1}"#.to_owned());
+        assert!(!Arc::ptr_eq(&some, &names.args(r#"{"a":1}"#.to_owned())));
+        drop(first);
+        names.prune();
+        assert_eq!(names.0.len(), 1, "only the arguments still held");
+    }
+
+    #[test]
+    fn a_record_boxes_only_what_it_has() {
+        let placed = Placed {
+            function: Arc::from("task"),
+            args: Arc::from(NO_ARGS),
+            when: SystemTime::UNIX_EPOCH,
+            attempt: 1,
+            generation: 1,
+            traceparent: None,
+        };
+        let mut record = Record::new(placed, ExecutionState::Queued, Some(1));
+        assert!(record.rare.is_none());
+        record.set_waiting(Some("scope".into()));
+        assert_eq!(record.waiting(), Some("scope"));
+        record.set_waiting(None);
+        assert!(record.rare.is_none(), "dropped once empty");
+        let message = record.to_message("k");
+        assert_eq!(
+            (message.key.as_str(), message.args.as_str()),
+            ("k", NO_ARGS)
+        );
+        assert_eq!(record.to_execution("k").key, "k");
     }
 }
