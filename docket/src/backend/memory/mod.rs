@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{Notify, broadcast};
 use tokio_stream::wrappers::BroadcastStream;
 
-use self::store::{Delivered, Entry, Placed, Record, State};
+use self::store::{At, Delivered, Entry, Placed, Record, State};
 use super::{
     AdmissionCheck, Backend, BackendConfig, BoxFuture, Cancelled, Claimed, Consumer, DeadLetter,
     Delivery, EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, NextDue, Outcome,
@@ -166,10 +166,9 @@ impl MemoryBackend {
         (seq, entry): (u64, Entry),
         worker: &Arc<str>,
         redelivered: bool,
-        now: Instant,
+        at: At,
         claimed: &mut Claimed,
     ) {
-        let wall = state.wall();
         let expected = if redelivered {
             ExecutionState::Running
         } else {
@@ -178,7 +177,7 @@ impl MemoryBackend {
         // The entry's number fences generations: it is the record's only while the
         // record is at the generation that placed it.
         let current = state
-            .record(&entry.key, now)
+            .live(&entry.key)
             .filter(|r| r.stream_seq == Some(seq) && r.state == expected);
         let Some(record) = current else {
             claimed.superseded.push((
@@ -189,12 +188,12 @@ impl MemoryBackend {
         };
         record.deliveries += 1;
         if record.deliveries > self.max_deliveries {
-            self.dead_letter(state, &entry.key, wall, now);
+            self.dead_letter(state, &entry.key, at);
             return;
         }
         record.state = ExecutionState::Running;
         record.worker = Some(worker.clone());
-        record.started_at = Some(wall);
+        record.started_at = Some(at.wall);
         let message = record.to_message(&entry.key);
         let record = &*record;
         self.publish_state(&entry.key, record);
@@ -203,7 +202,7 @@ impl MemoryBackend {
             Delivered {
                 entry,
                 worker: worker.clone(),
-                renewed: now,
+                renewed: at.now,
             },
         );
         claimed.deliveries.push(Delivery {
@@ -214,7 +213,7 @@ impl MemoryBackend {
     }
 
     /// Fails a run whose workers keep dying rather than hand it to another.
-    fn dead_letter(&self, state: &mut State, key: &str, wall: SystemTime, now: Instant) {
+    fn dead_letter(&self, state: &mut State, key: &str, at: At) {
         let Some(record) = state.records.get(key) else {
             return;
         };
@@ -228,7 +227,7 @@ impl MemoryBackend {
                 function: function.as_ref().to_owned(),
                 args: record.args.as_ref().to_owned(),
                 error: error.message().to_owned(),
-                dead_at: chrono::DateTime::<chrono::Utc>::from(wall)
+                dead_at: chrono::DateTime::<chrono::Utc>::from(at.wall)
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             },
         );
@@ -237,7 +236,7 @@ impl MemoryBackend {
             ExecutionState::Failed,
             Some(error.clone()),
             self.ttl,
-            now,
+            at,
         );
         tracing::error!(key = %key, task = %function, "dead-lettered after {} deliveries: recorded FAILED", self.max_deliveries);
         self.publish(key, || Event::State {
@@ -248,13 +247,8 @@ impl MemoryBackend {
         });
     }
 
-    fn finish_one(
-        &self,
-        state: &mut State,
-        worker: &str,
-        run: Finish,
-        now: Instant,
-    ) -> FinishOutcome {
+    fn finish_one(&self, state: &mut State, worker: &str, run: Finish, at: At) -> FinishOutcome {
+        let now = at.now;
         let Ok(seq) = run.delivery_id.parse::<u64>() else {
             return FinishOutcome::Fenced;
         };
@@ -267,7 +261,7 @@ impl MemoryBackend {
             return FinishOutcome::Fenced;
         }
         state.stream.remove(seq);
-        let current = state.record(&run.key, now).is_some_and(|r| {
+        let current = state.live(&run.key).is_some_and(|r| {
             // The stream entry fences too: with `execution_ttl = 0` generations restart
             // at 1 once a record is deleted, so only the entry tells two runs apart.
             r.generation == run.generation
@@ -307,7 +301,7 @@ impl MemoryBackend {
             return FinishOutcome::Recorded;
         }
         let event = (self.store.events.receiver_count() > 0).then(|| error.clone());
-        state.end(&run.key, end_state, error, self.ttl, now);
+        state.end(&run.key, end_state, error, self.ttl, at);
         if let Some(error) = event {
             self.publish(&run.key, || Event::State {
                 state: end_state,
@@ -407,7 +401,8 @@ impl MemoryBackend {
             }
             _ => return false,
         }
-        state.end(key, ExecutionState::Cancelled, None, self.ttl, now);
+        let at = state.at(now);
+        state.end(key, ExecutionState::Cancelled, None, self.ttl, at);
         self.publish(key, || Event::State {
             state: ExecutionState::Cancelled,
             generation,
@@ -450,11 +445,11 @@ impl Backend for MemoryBackend {
     }
 
     fn finish(&self, worker: &str, runs: Vec<Finish>) -> BoxFuture<'_, Result<Vec<FinishOutcome>>> {
-        let now = Instant::now();
         let mut state = self.state();
+        let at = state.at(Instant::now());
         let outcomes = runs
             .into_iter()
-            .map(|run| self.finish_one(&mut state, worker, run, now))
+            .map(|run| self.finish_one(&mut state, worker, run, at))
             .collect();
         drop(state);
         ready(outcomes)
@@ -567,10 +562,11 @@ impl Backend for MemoryBackend {
             return ready(claimed.deliveries);
         }
         let worker = state.names.get(worker);
+        let at = state.at(now);
         for seq in abandoned {
             if let Some(delivered) = state.stream.delivered.remove(&seq) {
                 let entry = (seq, delivered.entry);
-                self.claim_one(&mut state, entry, &worker, true, now, &mut claimed);
+                self.claim_one(&mut state, entry, &worker, true, at, &mut claimed);
             }
         }
         drop(state);
@@ -908,15 +904,18 @@ struct MemoryConsumer {
 
 impl MemoryConsumer {
     fn take(&self, max: usize) -> Claimed {
-        let now = Instant::now();
         let mut state = self.backend.state();
+        let at = state.at(Instant::now());
         let mut claimed = Claimed::default();
+        claimed
+            .deliveries
+            .reserve(max.min(state.stream.waiting_len()));
         for _ in 0..max {
             let Some(entry) = state.stream.pop_waiting() else {
                 break;
             };
             self.backend
-                .claim_one(&mut state, entry, &self.worker, false, now, &mut claimed);
+                .claim_one(&mut state, entry, &self.worker, false, at, &mut claimed);
         }
         claimed
     }

@@ -159,6 +159,14 @@ impl Record {
     }
 }
 
+/// One moment by both clocks: the monotonic one for expiries and leases, the docket's
+/// for timestamps.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct At {
+    pub now: Instant,
+    pub wall: SystemTime,
+}
+
 /// A new generation's message, in the store's form, before it is placed.
 pub(super) struct Placed {
     pub function: Arc<str>,
@@ -338,6 +346,15 @@ impl State {
         SystemTime::now() + self.clock_offset
     }
 
+    /// The moment a critical section works at: like a Lua script's one `TIME`, every
+    /// run a batch claims or finishes gets the same timestamps.
+    pub fn at(&self, now: Instant) -> At {
+        At {
+            now,
+            wall: self.wall(),
+        }
+    }
+
     /// The stored form of a key: the record's, when it has one.
     pub fn key(&self, key: &str) -> Arc<str> {
         self.records
@@ -363,6 +380,15 @@ impl State {
             self.parked.insert(key.clone());
             (ExecutionState::Scheduled, None)
         }
+    }
+
+    /// The record of a key that is scheduled, queued or running: one lookup, as an
+    /// expired record is terminal and never live.
+    pub fn live(&mut self, key: &str) -> Option<&mut Record> {
+        self.records
+            .get_mut(key)
+            .map(|record| &mut **record)
+            .filter(|record| !record.state.is_terminal())
     }
 
     /// The live or unexpired record of a key.
@@ -400,26 +426,25 @@ impl State {
         }
     }
 
-    /// Ends a live record: terminal state, TTL (or removal when `ttl` is zero).
+    /// Ends a live record at `at`: terminal state, TTL (or removal when `ttl` is zero).
     pub fn end(
         &mut self,
         key: &str,
         state: ExecutionState,
         error: Option<TaskError>,
         ttl: Duration,
-        now: Instant,
+        at: At,
     ) {
         self.forget_progress(key);
         if ttl.is_zero() {
             self.records.remove(key);
             return;
         }
-        let wall = self.wall();
         if let Some(record) = self.records.get_mut(key) {
             record.state = state;
-            record.completed_at = Some(wall);
+            record.completed_at = Some(at.wall);
             record.stream_seq = None;
-            record.expires = Some(now + ttl);
+            record.expires = Some(at.now + ttl);
             // Its message is gone; a terminal record waits for nothing.
             record.rare = None;
             record.set_error(error);
