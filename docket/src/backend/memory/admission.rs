@@ -104,7 +104,7 @@ impl MemoryBackend {
                 continue;
             };
             record.state = ExecutionState::Queued;
-            record.stream_seq = Some(seq);
+            record.set_seq(Some(seq));
             record.set_waiting(None);
             self.publish_state(&key, record);
             state

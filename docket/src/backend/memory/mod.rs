@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{Notify, broadcast};
 use tokio_stream::wrappers::BroadcastStream;
 
-use self::store::{At, Delivered, Entry, Placed, Record, State};
+use self::store::{At, Delivered, Entry, Name, Placed, Record, State};
 use super::{
     AdmissionCheck, Backend, BackendConfig, BoxFuture, Cancelled, Claimed, Consumer, DeadLetter,
     Delivery, EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, NextDue, Outcome,
@@ -105,7 +105,7 @@ impl MemoryBackend {
         let mut disposition = Disposition::Scheduled;
         let existing = state
             .record(&task.key, now)
-            .map(|r| (r.state, r.generation, r.when, r.stream_seq));
+            .map(|r| (r.state, r.generation, r.when, r.seq()));
         let key = state.key(&task.key);
         if let Some((existing_state, existing_generation, existing_when, seq)) = existing {
             let live = !existing_state.is_terminal();
@@ -164,7 +164,7 @@ impl MemoryBackend {
         &self,
         state: &mut State,
         (seq, entry): (u64, Entry),
-        worker: &Arc<str>,
+        worker: &Name,
         redelivered: bool,
         at: At,
         claimed: &mut Claimed,
@@ -178,11 +178,11 @@ impl MemoryBackend {
         // record is at the generation that placed it.
         let current = state
             .live(&entry.key)
-            .filter(|r| r.stream_seq == Some(seq) && r.state == expected);
+            .filter(|r| r.seq() == Some(seq) && r.state == expected);
         let Some(record) = current else {
             claimed.superseded.push((
                 entry.key.as_ref().to_owned(),
-                entry.function.as_ref().to_owned(),
+                entry.function.as_str().to_owned(),
             ));
             return;
         };
@@ -224,7 +224,7 @@ impl MemoryBackend {
             key.to_owned(),
             DeadLetter {
                 key: key.to_owned(),
-                function: function.as_ref().to_owned(),
+                function: function.as_str().to_owned(),
                 args: record.args.as_ref().to_owned(),
                 error: error.message().to_owned(),
                 dead_at: chrono::DateTime::<chrono::Utc>::from(at.wall)
@@ -238,7 +238,7 @@ impl MemoryBackend {
             self.ttl,
             at,
         );
-        tracing::error!(key = %key, task = %function, "dead-lettered after {} deliveries: recorded FAILED", self.max_deliveries);
+        tracing::error!(key = %key, task = %function.as_str(), "dead-lettered after {} deliveries: recorded FAILED", self.max_deliveries);
         self.publish(key, || Event::State {
             state: ExecutionState::Failed,
             generation,
@@ -265,7 +265,7 @@ impl MemoryBackend {
             // The stream entry fences too: with `execution_ttl = 0` generations restart
             // at 1 once a record is deleted, so only the entry tells two runs apart.
             r.generation == run.generation
-                && r.stream_seq == Some(seq)
+                && r.seq() == Some(seq)
                 && r.state == ExecutionState::Running
                 && r.worker.as_deref() == Some(worker)
         });
@@ -380,7 +380,7 @@ impl MemoryBackend {
             return false;
         };
         let generation = record.generation;
-        let seq = record.stream_seq;
+        let seq = record.seq();
         match record.state {
             ExecutionState::Scheduled => {
                 let when = record.when;
@@ -489,7 +489,7 @@ impl Backend for MemoryBackend {
             });
             if let Some(record) = state.records.get_mut(&key) {
                 record.state = ExecutionState::Queued;
-                record.stream_seq = Some(seq);
+                record.set_seq(Some(seq));
                 self.publish_state(&key, record);
             }
             moved += 1;
@@ -899,7 +899,7 @@ impl StrikeReader for MemoryStrikeReader {
 struct MemoryConsumer {
     backend: MemoryBackend,
     /// The worker's name, as the store interned it.
-    worker: Arc<str>,
+    worker: Name,
 }
 
 impl MemoryConsumer {

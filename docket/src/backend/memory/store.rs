@@ -6,7 +6,11 @@
 //! record, which holds the message's fields. [`ExecutionRecord`]s and messages are
 //! built only when they are handed out.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroU64;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,13 +32,12 @@ pub(super) struct Record {
     /// Deliveries of the current generation (dead-lettered past the limit).
     pub deliveries: u32,
     pub generation: u64,
-    /// The stream entry holding the queued or delivered message.
-    pub stream_seq: Option<u64>,
-    /// The task's name, interned.
-    pub function: Arc<str>,
+    /// The stream entry holding the queued or delivered message (see [`Record::seq`]).
+    stream_seq: Option<NonZeroU64>,
+    pub function: Name,
     pub args: Arc<str>,
-    /// The worker that ran or runs it, interned.
-    pub worker: Option<Arc<str>>,
+    /// The worker that ran or runs it.
+    pub worker: Option<Name>,
     pub when: SystemTime,
     pub started_at: Option<SystemTime>,
     pub completed_at: Option<SystemTime>,
@@ -69,7 +72,7 @@ impl Record {
             attempt: message.attempt,
             deliveries: 0,
             generation: message.generation,
-            stream_seq,
+            stream_seq: stream_seq.and_then(NonZeroU64::new),
             function: message.function,
             args: message.args,
             worker: None,
@@ -81,6 +84,15 @@ impl Record {
         };
         record.set_traceparent(message.traceparent);
         record
+    }
+
+    /// The stream entry holding the queued or delivered message.
+    pub fn seq(&self) -> Option<u64> {
+        self.stream_seq.map(NonZeroU64::get)
+    }
+
+    pub fn set_seq(&mut self, seq: Option<u64>) {
+        self.stream_seq = seq.and_then(NonZeroU64::new);
     }
 
     fn rare_mut(&mut self, set: bool) -> Option<&mut Rare> {
@@ -133,7 +145,7 @@ impl Record {
             key: key.to_owned(),
             state: self.state,
             generation: self.generation,
-            function: self.function.as_ref().to_owned(),
+            function: self.function.as_str().to_owned(),
             args: self.args.as_ref().to_owned(),
             attempt: self.attempt,
             when: self.when,
@@ -149,7 +161,7 @@ impl Record {
     pub fn to_message(&self, key: &str) -> Message {
         Message {
             key: key.to_owned(),
-            function: self.function.as_ref().to_owned(),
+            function: self.function.as_str().to_owned(),
             args: self.args.as_ref().to_owned(),
             when: self.when,
             attempt: self.attempt,
@@ -169,7 +181,7 @@ pub(super) struct At {
 
 /// A new generation's message, in the store's form, before it is placed.
 pub(super) struct Placed {
-    pub function: Arc<str>,
+    pub function: Name,
     pub args: Arc<str>,
     pub when: SystemTime,
     pub attempt: u32,
@@ -182,14 +194,14 @@ pub(super) struct Placed {
 #[derive(Debug, Clone)]
 pub(super) struct Entry {
     pub key: Arc<str>,
-    pub function: Arc<str>,
+    pub function: Name,
 }
 
 /// A delivered stream entry and the worker that holds it.
 #[derive(Debug)]
 pub(super) struct Delivered {
     pub entry: Entry,
-    pub worker: Arc<str>,
+    pub worker: Name,
     pub renewed: Instant,
 }
 
@@ -271,25 +283,61 @@ impl Stream {
     }
 }
 
-/// Names stored once however many records hold them: tasks, workers, and the
-/// arguments of calls without parameters.
+/// A task's or a worker's name, stored once however many records hold it, behind a
+/// pointer half the size of an `Arc<str>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Name(Arc<String>);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Hash for Name {
+    // As `str` hashes, for lookups by `&str`.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+/// The interned names, and the arguments every call without parameters shares.
 #[derive(Debug, Default)]
-pub(super) struct Names(HashSet<Arc<str>>);
+pub(super) struct Names {
+    names: HashSet<Name>,
+    no_args: Option<Arc<str>>,
+}
 
 impl Names {
-    pub fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(name) = self.0.get(name) {
+    pub fn get(&mut self, name: &str) -> Name {
+        if let Some(name) = self.names.get(name) {
             return name.clone();
         }
-        let name: Arc<str> = Arc::from(name);
-        self.0.insert(name.clone());
+        let name = Name(Arc::new(name.to_owned()));
+        self.names.insert(name.clone());
         name
     }
 
     /// The arguments of a call, shared with every other call without parameters.
     pub fn args(&mut self, args: String) -> Arc<str> {
         if args == NO_ARGS {
-            self.get(NO_ARGS)
+            self.no_args
+                .get_or_insert_with(|| Arc::from(NO_ARGS))
+                .clone()
         } else {
             Arc::from(args)
         }
@@ -297,7 +345,7 @@ impl Names {
 
     /// Forgets the names nothing holds any more.
     fn prune(&mut self) {
-        self.0.retain(|name| Arc::strong_count(name) > 1);
+        self.names.retain(|name| Arc::strong_count(&name.0) > 1);
     }
 }
 
@@ -459,7 +507,7 @@ mod tests {
     fn entry(key: &str) -> Entry {
         Entry {
             key: Arc::from(key),
-            function: Arc::from("task"),
+            function: Names::default().get("task"),
         }
     }
 
@@ -520,7 +568,7 @@ mod tests {
             seq,
             Delivered {
                 entry,
-                worker: Arc::from("w"),
+                worker: Names::default().get("w"),
                 renewed: Instant::now(),
             },
         );
@@ -534,20 +582,23 @@ mod tests {
     fn names_are_shared_and_forgotten_once_unused() {
         let mut names = Names::default();
         let first = names.get("task");
-        assert!(Arc::ptr_eq(&first, &names.get("task")));
+        assert!(Arc::ptr_eq(&first.0, &names.get("task").0));
         let none = names.args(NO_ARGS.to_owned());
         assert!(Arc::ptr_eq(&none, &names.args(NO_ARGS.to_owned())));
         let some = names.args(r#"{"a":1}"#.to_owned());
         assert!(!Arc::ptr_eq(&some, &names.args(r#"{"a":1}"#.to_owned())));
+        let worker = names.get("worker");
         drop(first);
         names.prune();
-        assert_eq!(names.0.len(), 1, "only the arguments still held");
+        assert_eq!(names.names.len(), 1, "only the name still held");
+        assert!(names.names.contains("worker"));
+        drop(worker);
     }
 
     #[test]
     fn a_record_boxes_only_what_it_has() {
         let placed = Placed {
-            function: Arc::from("task"),
+            function: Names::default().get("task"),
             args: Arc::from(NO_ARGS),
             when: SystemTime::UNIX_EPOCH,
             attempt: 1,
@@ -556,6 +607,7 @@ mod tests {
         };
         let mut record = Record::new(placed, ExecutionState::Queued, Some(1));
         assert!(record.rare.is_none());
+        assert_eq!(record.seq(), Some(1));
         record.set_waiting(Some("scope".into()));
         assert_eq!(record.waiting(), Some("scope"));
         record.set_waiting(None);
