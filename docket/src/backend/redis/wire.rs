@@ -32,9 +32,61 @@ pub(super) fn from_epoch_millis(millis: u64) -> SystemTime {
 
 /// Reads an RFC 3339 timestamp.
 pub(super) fn parse_time(text: &str) -> Option<SystemTime> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(SystemTime::from)
+    // Every message carries one: the scripts' own spelling is read directly, anything
+    // else (another offset, more digits) by chrono.
+    scripts_time(text).or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(SystemTime::from)
+    })
+}
+
+/// Reads a time exactly as the scripts write it (`2025-01-31T12:00:00.250Z`, from 1970
+/// on); `None` for any other spelling, and for dates or times that do not exist.
+fn scripts_time(text: &str) -> Option<SystemTime> {
+    let bytes: &[u8; 24] = text.as_bytes().try_into().ok()?;
+    let number = |from: usize, to: usize| {
+        bytes[from..to].iter().try_fold(0_u64, |value, digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + u64::from(digit - b'0'))
+        })
+    };
+    let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if punctuation.iter().any(|&(at, byte)| bytes[at] != byte)
+        || bytes[19] != b'.'
+        || bytes[23] != b'Z'
+    {
+        return None;
+    }
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let millis = number(20, 23)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        _ => return None,
+    };
+    if year < 1970 || day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_since_epoch(year, month, day);
+    let seconds = ((days * 24 + hour) * 60 + minute) * 60 + second;
+    Some(UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_millis(millis))
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar, from 1970 on:
+/// years counted from March, so that the leap day ends a year.
+fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let (era, year_of_era) = (year / 400, year % 400);
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    // 719 468 days separate 0000-03-01 from 1970-01-01.
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// Writes an instant as the scripts do (RFC 3339, UTC, milliseconds).
@@ -105,6 +157,7 @@ pub(super) fn text_fields(value: &Value) -> HashMap<String, String> {
     let mut fields = HashMap::new();
     match value {
         Value::Array(items) => {
+            fields.reserve(items.len() / 2);
             for pair in items.chunks_exact(2) {
                 if let (Some(field), Some(value)) = (text(&pair[0]), text(&pair[1])) {
                     fields.insert(field, value);
@@ -112,6 +165,7 @@ pub(super) fn text_fields(value: &Value) -> HashMap<String, String> {
             }
         }
         Value::Map(pairs) => {
+            fields.reserve(pairs.len());
             for (field, value) in pairs {
                 if let (Some(field), Some(value)) = (text(field), text(value)) {
                     fields.insert(field, value);
@@ -125,9 +179,13 @@ pub(super) fn text_fields(value: &Value) -> HashMap<String, String> {
 
 /// Converts a map of reply values (as `redis::streams::StreamId` holds them).
 pub(super) fn text_map(map: &HashMap<String, Value>) -> HashMap<String, String> {
-    map.iter()
-        .filter_map(|(field, value)| Some((field.clone(), text(value)?)))
-        .collect()
+    let mut fields = HashMap::with_capacity(map.len());
+    for (field, value) in map {
+        if let Some(value) = text(value) {
+            fields.insert(field.clone(), value);
+        }
+    }
+    fields
 }
 
 /// What is wrong with a message that cannot be run.
@@ -286,6 +344,53 @@ mod tests {
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(epoch_millis(when), 1_741_064_767_089);
         assert_eq!(epoch_millis(UNIX_EPOCH - Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn the_scripts_spelling_reads_as_chrono_reads_it() {
+        let chrono = |text: &str| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(SystemTime::from)
+        };
+        // Every day from 1970 to 2200 at a few times of day, leap days included.
+        let mut millis = 0_u64;
+        while millis < 7_258_118_400_000 {
+            for offset in [0, 1, 43_199_999, 86_399_999] {
+                let text = format_time(from_epoch_millis(millis + offset));
+                assert_eq!(scripts_time(&text), chrono(&text), "{text}");
+                assert!(scripts_time(&text).is_some(), "{text}");
+            }
+            millis += 86_400_000;
+        }
+        for text in [
+            "2023-02-29T00:00:00.000Z",
+            "2024-02-30T00:00:00.000Z",
+            "2024-04-31T00:00:00.000Z",
+            "2024-13-01T00:00:00.000Z",
+            "2024-00-01T00:00:00.000Z",
+            "2024-01-00T00:00:00.000Z",
+            "2024-01-01T24:00:00.000Z",
+            "2024-01-01T00:60:00.000Z",
+            "2024-01-01T00:00:60.000Z",
+            "2024-01-01 00:00:00.000Z",
+            "2024-01-01T00:00:00.000+",
+            "2024-01-01T00:00:00,000Z",
+            "2024-01-01T00:00:0a.000Z",
+            "1969-12-31T23:59:59.999Z",
+            "+024-01-01T00:00:00.000Z",
+        ] {
+            assert_eq!(scripts_time(text), None, "{text}");
+            assert_eq!(parse_time(text), chrono(text), "{text}");
+        }
+        assert_eq!(
+            parse_time("1969-12-31T23:59:59.999Z"),
+            Some(UNIX_EPOCH - Duration::from_millis(1))
+        );
+        assert_eq!(
+            parse_time("2024-02-29T23:59:59.5Z"),
+            chrono("2024-02-29T23:59:59.5Z")
+        );
     }
 
     #[test]
