@@ -48,7 +48,8 @@ impl FromExecution for TaskKey {
 /// The worker running the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerInfo {
-    pub(crate) name: String,
+    /// Shared: every run's execution carries a copy.
+    pub(crate) name: Arc<str>,
     pub(crate) concurrency: usize,
 }
 

@@ -132,7 +132,8 @@ const BUCKETS: [f64; 16] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 600.0,
 ];
 
-type Labels = Vec<(&'static str, String)>;
+/// The labels of a series, in order: name and value.
+pub(crate) type Labels = Vec<(&'static str, String)>;
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -155,15 +156,6 @@ fn with_series(name: &'static str, labels: Labels, f: impl FnOnce(&mut Value)) {
     let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     let family = registry.series.entry(name).or_default();
     f(family.entry(labels).or_insert_with(|| new_value(name)));
-}
-
-/// The series `name` with `labels`; the labels are cloned only for a new series.
-fn series_in<'a>(registry: &'a mut Registry, name: &'static str, labels: &Labels) -> &'a mut Value {
-    let family = registry.series.entry(name).or_default();
-    if !family.contains_key(labels) {
-        family.insert(labels.clone(), new_value(name));
-    }
-    family.get_mut(labels).expect("just inserted")
 }
 
 /// A new series of the family `name`, at zero.
@@ -214,7 +206,15 @@ pub(crate) enum Change {
 pub(crate) fn apply(labels: &Labels, changes: &[(&'static str, Change)]) {
     let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     for &(name, change) in changes {
-        change_value(series_in(&mut registry, name, labels), change);
+        let family = registry.series.entry(name).or_default();
+        // The labels are cloned only for a new series.
+        if let Some(value) = family.get_mut(labels) {
+            change_value(value, change);
+        } else {
+            let mut value = new_value(name);
+            change_value(&mut value, change);
+            family.insert(labels.clone(), value);
+        }
     }
 }
 

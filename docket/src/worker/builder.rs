@@ -14,6 +14,7 @@ use crate::client::Docket;
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::execution::Execution;
 use crate::inject::{FromWorker, WorkerInfo, WorkerValues};
+use crate::observe::metrics;
 use crate::strikes::StrikeBehavior;
 use crate::task::{RunFuture, TaskRegistration, TaskSet, builtin, registered};
 
@@ -274,11 +275,20 @@ impl WorkerBuilder {
                 reason: "a worker name cannot be empty".into(),
             });
         }
+        let task_labels = tasks
+            .names()
+            .into_iter()
+            .map(|task| {
+                let labels = metrics::labels(self.docket.name(), Some(&name), Some(task));
+                (task, labels)
+            })
+            .collect();
         Ok(Worker {
             shared: Arc::new(Shared {
+                task_labels,
                 docket: self.docket,
                 info: WorkerInfo {
-                    name,
+                    name: name.into(),
                     concurrency: self.settings.concurrency,
                 },
                 settings: self.settings,

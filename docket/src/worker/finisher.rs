@@ -1,38 +1,60 @@
 //! Records finished runs in batches: every run ending while a batch is being written
 //! joins the next one, so a busy worker writes many completions per round trip and an
 //! idle one adds no delay.
+//!
+//! A run hands its end over and is done: the finisher holds the run's concurrency
+//! permit until the end is written, then frees the permits of the whole batch at once,
+//! so the worker claims their successors in one read.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Shared;
 use crate::backend::{Finish, FinishOutcome};
 use crate::error::{Error, Result};
+use crate::execution::Execution;
+use crate::observe::metrics;
 
 /// Most completions written in one call.
 const BATCH: usize = 256;
 
-type Item = (Finish, oneshot::Sender<Result<FinishOutcome>>);
+/// One run's end, as the finisher takes it.
+pub(super) struct Ending {
+    pub finish: Finish,
+    /// The run's execution, naming its task and key in what is reported.
+    pub execution: Execution,
+    /// The run's place in the worker's concurrency, freed once its end is written.
+    pub permit: OwnedSemaphorePermit,
+    /// Told once the end is written (or given up), for a run that waits for it.
+    pub written: Option<oneshot::Sender<()>>,
+}
+
+/// What a batch keeps of each ending while its finishes are written.
+struct Pending {
+    execution: Execution,
+    permit: OwnedSemaphorePermit,
+    written: Option<oneshot::Sender<()>>,
+}
 
 pub(super) struct Finisher {
-    sender: mpsc::Sender<Item>,
+    sender: mpsc::Sender<Ending>,
     task: JoinHandle<()>,
 }
 
 /// The runs' end of the finisher.
 #[derive(Clone)]
-pub(super) struct FinishSender(mpsc::Sender<Item>);
+pub(super) struct FinishSender(mpsc::Sender<Ending>);
 
 impl FinishSender {
-    /// Records one run's end, waiting until it is written.
-    pub(super) async fn finish(&self, run: Finish) -> Result<FinishOutcome> {
-        let (reply, answer) = oneshot::channel();
-        self.0.send((run, reply)).await.map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+    /// Hands one run's end to the finisher, which records it with the next batch.
+    pub(super) async fn finish(&self, shared: &Shared, ending: Ending) {
+        if let Err(mpsc::error::SendError(ending)) = self.0.send(ending).await {
+            report(shared, &ending.execution, &Err(Error::Closed));
+        }
     }
 }
 
@@ -62,22 +84,53 @@ impl Finisher {
     }
 }
 
-async fn write_batches(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Item>) {
-    let mut items = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut items, BATCH).await > 0 {
-        let (runs, replies): (Vec<Finish>, Vec<_>) = items.drain(..).unzip();
-        match write(&shared, runs).await {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+async fn write_batches(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Ending>) {
+    let mut endings = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut endings, BATCH).await > 0 {
+        let (runs, pending): (Vec<Finish>, Vec<Pending>) = endings
+            .drain(..)
+            .map(|ending| {
+                let pending = Pending {
+                    execution: ending.execution,
+                    permit: ending.permit,
+                    written: ending.written,
+                };
+                (ending.finish, pending)
+            })
+            .unzip();
+        let outcomes = write(&shared, runs).await;
+        for (index, pending) in pending.into_iter().enumerate() {
+            let recorded = match &outcomes {
+                Ok(outcomes) => Ok(outcomes[index]),
+                Err(error) => Err(Error::Protocol(error.to_string())),
+            };
+            report(&shared, &pending.execution, &recorded);
+            drop(pending.permit);
+            if let Some(written) = pending.written {
+                let _ = written.send(());
             }
-            Err(error) => {
-                let message = error.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(Error::Protocol(message.clone())));
-                }
-            }
+        }
+    }
+}
+
+/// Says what became of a run's end when it was not simply recorded.
+fn report(shared: &Shared, execution: &Execution, recorded: &Result<FinishOutcome>) {
+    let key = execution.key();
+    match recorded {
+        Ok(FinishOutcome::Recorded) => {}
+        Ok(FinishOutcome::Superseded) => {
+            metrics::count(
+                "docket_tasks_superseded",
+                shared.labels(Some(execution.function())),
+                1,
+            );
+            tracing::info!(docket.key = %key, "the run was superseded while running; its end was not recorded");
+        }
+        Ok(FinishOutcome::Fenced) => {
+            tracing::warn!(key = %key, "the run was taken over by another worker; its end was not recorded");
+        }
+        Err(error) => {
+            tracing::warn!(key = %key, %error, "could not record the end of a run; it will be redelivered");
         }
     }
 }

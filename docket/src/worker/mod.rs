@@ -26,6 +26,7 @@ mod gates;
 mod loops;
 mod run;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,7 @@ use crate::behaviors::Behavior;
 use crate::client::Docket;
 use crate::error::{Error, Result};
 use crate::inject::{WorkerInfo, WorkerValues};
+use crate::observe::metrics::Labels;
 use crate::task::TaskSet;
 
 /// A worker: runs the tasks it knows, as many at once as its concurrency allows.
@@ -62,6 +64,8 @@ pub(crate) struct Shared {
     pub behaviors: Vec<Arc<dyn Behavior>>,
     /// `Shared<T>` values: given on the builder, or built on first use.
     pub values: Arc<WorkerValues>,
+    /// Metric labels of this worker and each task it knows, by task.
+    pub task_labels: HashMap<&'static str, Labels>,
     /// In-flight deliveries: delivery id → key, for renewal and cancellation.
     pub in_flight: Mutex<HashMap<String, InFlight>>,
     /// Cancellations that found no run here, kept a while for a run claimed just before
@@ -105,8 +109,16 @@ impl Shared {
     }
 
     /// Metric labels of this worker (and a task).
-    pub(crate) fn labels(&self, task: Option<&str>) -> Vec<(&'static str, String)> {
+    pub(crate) fn labels(&self, task: Option<&str>) -> Labels {
         crate::observe::metrics::labels(self.docket.name(), Some(&self.info.name), task)
+    }
+
+    /// Metric labels of this worker and a task, made once for each task it knows.
+    pub(crate) fn task_labels(&self, task: &str) -> Cow<'_, Labels> {
+        match self.task_labels.get(task) {
+            Some(labels) => Cow::Borrowed(labels),
+            None => Cow::Owned(self.labels(Some(task))),
+        }
     }
 }
 
@@ -261,7 +273,7 @@ impl Worker {
         if shared.running.swap(true, Ordering::AcqRel) {
             return Err(Error::InvalidOption {
                 name: "run",
-                value: shared.info.name.clone(),
+                value: shared.info.name.to_string(),
                 reason: "this worker is already running".into(),
             });
         }
@@ -461,22 +473,21 @@ impl MainLoop {
     }
 
     async fn account(&mut self, ran: std::result::Result<run::Ran, tokio::task::JoinError>) {
-        let Ok(ran) = ran else {
-            return;
-        };
         // A key that used up its runs has its next copy cancelled, so that the docket
         // empties and the worker returns.
-        if ran.last_allowed
-            && let Err(error) = self.shared.docket.cancel(&ran.key).await
+        if let Ok(run::Ran { used_up: Some(key) }) = ran
+            && let Err(error) = self.shared.docket.cancel(&key).await
         {
-            tracing::warn!(key = %ran.key, %error, "could not stop a key at its run limit");
+            tracing::warn!(key = %key, %error, "could not stop a key at its run limit");
         }
     }
 
     /// Nothing is running here, and nothing is live in the docket.
     async fn finished(&mut self) -> Result<bool> {
         self.reap_finished().await;
-        if !self.runs.is_empty() {
+        // A permit still taken belongs to a run, or to an end the finisher is writing.
+        let idle = self.slots.available_permits() == self.shared.settings.concurrency;
+        if !self.runs.is_empty() || !idle {
             return Ok(false);
         }
         let counts = self.shared.docket.backend().live_counts().await?;

@@ -6,14 +6,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::finisher::FinishSender;
+use super::finisher::{Ending, FinishSender};
 use super::{InFlight, Shared};
 use futures::FutureExt;
 
 use super::gates::{self, Gate};
-use crate::backend::{Delivery, Finish, FinishOutcome, NextDue, Outcome, Reschedule, Slot};
+use crate::backend::{Delivery, Finish, Message, NextDue, Outcome, Reschedule, Slot};
 use crate::behaviors::{Admission, Plan, RunControl};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::execution::{Disposition, Execution, ExecutionParts, RunInfo};
@@ -25,9 +25,18 @@ use crate::task::TaskOptions;
 
 /// What the main loop learns from a finished run.
 pub(super) struct Ran {
-    pub key: String,
-    /// The run was the last its key may have under `run_at_most`.
-    pub last_allowed: bool,
+    /// The run was the last its key may have under `run_at_most`: the key, whose
+    /// further copies the main loop cancels.
+    pub used_up: Option<String>,
+}
+
+/// What a run knows of its delivery besides its [`Execution`] (which took the message's
+/// key, function and arguments).
+struct Delivered {
+    /// The message's id, for ack and renewal.
+    id: String,
+    redelivered: bool,
+    traceparent: Option<String>,
 }
 
 /// A run's place in the worker's in-flight table. Dropping it (the run ended, or was
@@ -35,7 +44,7 @@ pub(super) struct Ran {
 /// renewed for a run that is gone.
 struct InFlightGuard<'a> {
     shared: &'a Shared,
-    id: String,
+    id: &'a str,
     abort: tokio::task::AbortHandle,
 }
 
@@ -44,20 +53,20 @@ impl<'a> InFlightGuard<'a> {
     /// was registered (the listener keeps those a while).
     fn register(
         shared: &'a Shared,
-        delivery: &Delivery,
+        id: &'a str,
+        execution: &Execution,
         abort: tokio::task::AbortHandle,
         slot: Option<Slot>,
     ) -> (Self, bool) {
-        let message = &delivery.message;
         let mut in_flight = shared
             .in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         in_flight.insert(
-            delivery.id.clone(),
+            id.to_owned(),
             InFlight {
-                key: message.key.clone(),
-                generation: message.generation,
+                key: execution.key().to_owned(),
+                generation: execution.generation(),
                 abort: abort.clone(),
                 slot,
             },
@@ -68,13 +77,9 @@ impl<'a> InFlightGuard<'a> {
             .unmatched_cancels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(&message.key, message.generation);
+            .take(execution.key(), execution.generation());
         drop(in_flight);
-        let guard = Self {
-            shared,
-            id: delivery.id.clone(),
-            abort,
-        };
+        let guard = Self { shared, id, abort };
         (guard, cancelled)
     }
 }
@@ -86,7 +91,7 @@ impl Drop for InFlightGuard<'_> {
             .in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.id);
+            .remove(self.id);
     }
 }
 
@@ -129,33 +134,18 @@ pub(super) async fn execute(
     permit: OwnedSemaphorePermit,
     limits: Option<Arc<RunLimits>>,
 ) -> Ran {
-    let message = &delivery.message;
-    let key = message.key.clone();
-    let registration = shared.tasks.get(&message.function);
-    let options = registration.map_or_else(TaskOptions::new, |r| *r.options());
-    let control = Arc::new(RunControl::default());
-    let execution = Execution::new(
-        shared.docket.clone(),
-        ExecutionParts {
-            key: key.clone(),
-            function: message.function.clone(),
-            args: message.args.clone(),
-            when: message.when,
-            attempt: message.attempt,
-            generation: message.generation,
-            disposition: Disposition::Scheduled,
-            run: Some(RunInfo {
-                worker: shared.info.clone(),
-                options,
-                redelivered: delivery.redelivered,
-                control: control.clone(),
-                values: shared.values.clone(),
-            }),
-        },
-    );
-    let (mut admission, held) = match admission(&shared, &execution, &options, message).await {
+    let (delivered, execution, registration, control) = prepare(&shared, delivery);
+    let options = *execution.options().unwrap_or(&TaskOptions::new());
+    let attempt = execution.attempt();
+    let (mut admission, held) = match admission(&shared, &execution, &options, &delivered).await {
         Ok(decided) => decided,
-        Err(waiting) => return finish(&shared, &delivery, &finisher, waiting, permit).await,
+        Err(waiting) => {
+            finish(
+                &shared, &finisher, delivered, execution, waiting, permit, None,
+            )
+            .await;
+            return Ran { used_up: None };
+        }
     };
     // `run_at_most`: the limit is taken when a run is about to start, so a copy that
     // comes due before the key's last run was accounted for cannot run once too often.
@@ -163,11 +153,11 @@ pub(super) async fn execute(
     if admission == Admission::Run
         && let Some(limits) = &limits
     {
-        match limits.take(&key) {
-            Some(last) => last_allowed = last,
-            None => {
-                admission = Admission::Cancel(format!("`{key}` reached its run_at_most limit"));
-            }
+        if let Some(last) = limits.take(execution.key()) {
+            last_allowed = last;
+        } else {
+            let key = execution.key();
+            admission = Admission::Cancel(format!("`{key}` reached its run_at_most limit"));
         }
     }
     let (outcome, next) = match admission {
@@ -175,7 +165,7 @@ pub(super) async fn execute(
             control.start_clock(options.timeout);
             let outcome = run(
                 &shared,
-                &delivery,
+                &delivered,
                 registration,
                 execution.clone(),
                 &control,
@@ -183,32 +173,22 @@ pub(super) async fn execute(
             )
             .await;
             let plan = plan_after(&shared, &execution, &outcome).await;
-            let next = plan.into_reschedule(message.attempt, message.traceparent.clone());
-            log_next(&shared, &delivery, next.as_ref());
+            let next = plan.into_reschedule(attempt, delivered.traceparent.clone());
+            log_next(&shared, &execution, next.as_ref());
             (outcome, next)
         }
         Admission::Defer(delay) => {
-            tracing::info!(key = %key, task = %message.function, delay = ?delay, "run deferred");
+            let (key, function) = (execution.key(), execution.function());
+            tracing::info!(key = %key, task = %function, delay = ?delay, "run deferred");
             let next = Reschedule {
                 due: NextDue::After(delay),
-                attempt: message.attempt,
+                attempt,
                 args: None,
-                traceparent: message.traceparent.clone(),
+                traceparent: delivered.traceparent.clone(),
             };
             (Outcome::Deferred, Some(next))
         }
-        Admission::Cancel(reason) => {
-            tracing::info!(docket.key = %key, docket.task = %message.function, %reason, "run dropped");
-            let mut labels = shared.labels(Some(&message.function));
-            if reason.starts_with("stricken") {
-                labels.push(("where", "worker".to_owned()));
-                metrics::count("docket_tasks_stricken", labels, 1);
-            } else {
-                metrics::count("docket_tasks_dropped", labels, 1);
-            }
-            let error = TaskError::new(TaskErrorKind::Refused, reason);
-            (Outcome::Refused { error }, None)
-        }
+        Admission::Cancel(reason) => (refused(&shared, &execution, reason), None),
     };
     let release = held.is_some();
     let ended = Ended {
@@ -217,9 +197,97 @@ pub(super) async fn execute(
         slot: held,
         release,
     };
-    let mut ran = finish(&shared, &delivery, &finisher, ended, permit).await;
-    ran.last_allowed = last_allowed;
-    ran
+    if !last_allowed {
+        finish(
+            &shared, &finisher, delivered, execution, ended, permit, None,
+        )
+        .await;
+        return Ran { used_up: None };
+    }
+    // The key's further copies are cancelled once this run's end is written (that end
+    // may schedule its next run).
+    let key = execution.key().to_owned();
+    let (written, recorded) = oneshot::channel();
+    finish(
+        &shared,
+        &finisher,
+        delivered,
+        execution,
+        ended,
+        permit,
+        Some(written),
+    )
+    .await;
+    let _ = recorded.await;
+    Ran { used_up: Some(key) }
+}
+
+/// Takes a delivery apart: its message becomes the run's [`Execution`].
+fn prepare(
+    shared: &Shared,
+    delivery: Delivery,
+) -> (
+    Delivered,
+    Execution,
+    Option<&'static crate::task::TaskRegistration>,
+    Arc<RunControl>,
+) {
+    let Delivery {
+        id,
+        message,
+        redelivered,
+    } = delivery;
+    let Message {
+        key,
+        function,
+        args,
+        when,
+        attempt,
+        generation,
+        traceparent,
+    } = message;
+    let registration = shared.tasks.get(&function);
+    let control = Arc::new(RunControl::default());
+    let execution = Execution::new(
+        shared.docket.clone(),
+        ExecutionParts {
+            key,
+            function,
+            args,
+            when,
+            attempt,
+            generation,
+            disposition: Disposition::Scheduled,
+            run: Some(RunInfo {
+                worker: shared.info.clone(),
+                options: registration.map_or_else(TaskOptions::new, |r| *r.options()),
+                redelivered,
+                control: control.clone(),
+                values: shared.values.clone(),
+            }),
+        },
+    );
+    let delivered = Delivered {
+        id,
+        redelivered,
+        traceparent,
+    };
+    (delivered, execution, registration, control)
+}
+
+/// A run admission refused: logged and counted.
+fn refused(shared: &Shared, execution: &Execution, reason: String) -> Outcome {
+    let (key, function) = (execution.key(), execution.function());
+    tracing::info!(docket.key = %key, docket.task = %function, %reason, "run dropped");
+    let mut labels = shared.task_labels(function).into_owned();
+    if reason.starts_with("stricken") {
+        labels.push(("where", "worker".to_owned()));
+        metrics::count("docket_tasks_stricken", labels, 1);
+    } else {
+        metrics::count("docket_tasks_dropped", labels, 1);
+    }
+    let error = TaskError::new(TaskErrorKind::Refused, reason);
+    Outcome::Refused { error }
 }
 
 /// How a delivery ended, for [`finish`].
@@ -230,49 +298,33 @@ struct Ended {
     release: bool,
 }
 
-/// Records how the delivery ended (and what follows it), then frees its permit.
+/// Hands how the delivery ended (and what follows it) to the finisher, which records it
+/// and then frees the run's permit (and tells `written`).
 async fn finish(
     shared: &Shared,
-    delivery: &Delivery,
     finisher: &FinishSender,
+    delivered: Delivered,
+    execution: Execution,
     ended: Ended,
     permit: OwnedSemaphorePermit,
-) -> Ran {
-    let key = delivery.message.key.clone();
-    let (docket, worker) = (shared.docket.name(), shared.info.name.as_str());
-    let recorded = finisher
-        .finish(Finish {
-            delivery_id: delivery.id.clone(),
-            key: key.clone(),
-            generation: delivery.message.generation,
-            outcome: ended.outcome,
-            next: ended.next,
-            slot: ended.slot,
-            release: ended.release,
-        })
-        .await;
-    match recorded {
-        Ok(FinishOutcome::Recorded) => {}
-        Ok(FinishOutcome::Superseded) => {
-            metrics::count(
-                "docket_tasks_superseded",
-                metrics::labels(docket, Some(worker), Some(&delivery.message.function)),
-                1,
-            );
-            tracing::info!(docket.key = %key, "the run was superseded while running; its end was not recorded");
-        }
-        Ok(FinishOutcome::Fenced) => {
-            tracing::warn!(key = %key, "the run was taken over by another worker; its end was not recorded");
-        }
-        Err(error) => {
-            tracing::warn!(key = %key, %error, "could not record the end of a run; it will be redelivered");
-        }
-    }
-    drop(permit);
-    Ran {
-        key,
-        last_allowed: false,
-    }
+    written: Option<oneshot::Sender<()>>,
+) {
+    let finish = Finish {
+        delivery_id: delivered.id,
+        key: execution.key().to_owned(),
+        generation: execution.generation(),
+        outcome: ended.outcome,
+        next: ended.next,
+        slot: ended.slot,
+        release: ended.release,
+    };
+    let ending = Ending {
+        finish,
+        execution,
+        permit,
+        written,
+    };
+    finisher.finish(shared, ending).await;
 }
 
 /// The behaviours' admission, then the task's own controls. `Err` when the call must
@@ -281,7 +333,7 @@ async fn admission(
     shared: &Shared,
     execution: &Execution,
     options: &TaskOptions,
-    message: &crate::backend::Message,
+    delivered: &Delivered,
 ) -> Result<(Admission, Option<Slot>), Ended> {
     let admission = admit(shared, execution).await;
     if admission != Admission::Run {
@@ -290,7 +342,7 @@ async fn admission(
     let parked = || {
         metrics::count(
             "docket_tasks_parked",
-            shared.labels(Some(&message.function)),
+            shared.task_labels(execution.function()).into_owned(),
             1,
         );
     };
@@ -304,14 +356,15 @@ async fn admission(
         Gate::Wait(slot) => {
             parked();
             tracing::info!(
-                docket.key = %message.key, docket.task = %message.function, scope = %slot.scope,
-                max = slot.max, "concurrency limit reached: waiting for a slot"
+                docket.key = %execution.key(), docket.task = %execution.function(),
+                scope = %slot.scope, max = slot.max,
+                "concurrency limit reached: waiting for a slot"
             );
             let next = Reschedule {
                 due: NextDue::Wait,
-                attempt: message.attempt,
+                attempt: execution.attempt(),
                 args: None,
-                traceparent: message.traceparent.clone(),
+                traceparent: delivered.traceparent.clone(),
             };
             Err(Ended {
                 outcome: Outcome::Deferred,
@@ -360,42 +413,54 @@ async fn plan_after(shared: &Shared, execution: &Execution, outcome: &Outcome) -
 /// Runs the task itself, within its (extendable) timeout.
 async fn run(
     shared: &Shared,
-    delivery: &Delivery,
+    delivered: &Delivered,
     registration: Option<&'static crate::task::TaskRegistration>,
     execution: Execution,
     control: &RunControl,
     slot: Option<Slot>,
 ) -> Outcome {
-    let message = &delivery.message;
     let punctuality = SystemTime::now()
-        .duration_since(message.when)
+        .duration_since(execution.when())
         .unwrap_or_default();
     tracing::info!(
         docket.name = %shared.docket.name(),
         docket.worker = %shared.info.name,
-        docket.task = %message.function,
-        docket.key = %message.key,
-        docket.attempt = message.attempt,
-        redelivered = delivery.redelivered,
+        docket.task = %execution.function(),
+        docket.key = %execution.key(),
+        docket.attempt = execution.attempt(),
+        redelivered = delivered.redelivered,
         punctuality_ms = punctuality.as_millis(),
         "task started"
     );
-    let labels = shared.labels(Some(&message.function));
+    let labels = shared.task_labels(execution.function());
     let started_changes = [
         ("docket_tasks_started", Change::Count(1)),
         ("docket_task_punctuality", Change::Observe(punctuality)),
         ("docket_tasks_running", Change::Add(1.0)),
         ("docket_tasks_redelivered", Change::Count(1)),
     ];
-    let redelivered = usize::from(delivery.redelivered);
+    let redelivered = usize::from(delivered.redelivered);
     metrics::apply(&labels, &started_changes[..3 + redelivered]);
     let started = Instant::now();
     let timeout = execution.options().and_then(|o| o.timeout);
+    let span = tracing::info_span!(
+        "docket.task",
+        otel.name = %format!("docket.task.{}", execution.function()),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+        docket.name = %shared.docket.name(),
+        docket.worker = %shared.info.name,
+        docket.task = %execution.function(),
+        docket.key = %execution.key(),
+        docket.attempt = execution.attempt(),
+    );
+    trace::continue_trace(&span, delivered.traceparent.as_deref());
     let future: crate::task::RunFuture = match (registration, &shared.fallback) {
-        (Some(registration), _) => (registration.runner())(execution),
-        (None, Some(fallback)) => fallback.call(execution),
+        (Some(registration), _) => (registration.runner())(execution.clone()),
+        (None, Some(fallback)) => fallback.call(execution.clone()),
         (None, None) => {
-            let function = message.function.clone();
+            let function = execution.function().to_owned();
             Box::pin(async move {
                 tracing::warn!(task = %function, "no task is registered under this name");
                 Err(TaskError::new(
@@ -405,26 +470,18 @@ async fn run(
             })
         }
     };
-    let span = tracing::info_span!(
-        "docket.task",
-        otel.name = %format!("docket.task.{}", message.function),
-        otel.kind = "consumer",
-        otel.status_code = tracing::field::Empty,
-        otel.status_message = tracing::field::Empty,
-        docket.name = %shared.docket.name(),
-        docket.worker = %shared.info.name,
-        docket.task = %message.function,
-        docket.key = %message.key,
-        docket.attempt = message.attempt,
-    );
-    trace::continue_trace(&span, message.traceparent.as_deref());
     let handle = tokio::spawn(future.instrument(span.clone()));
-    let (guard, cancelled_before) =
-        InFlightGuard::register(shared, delivery, handle.abort_handle(), slot);
+    let (guard, cancelled_before) = InFlightGuard::register(
+        shared,
+        &delivered.id,
+        &execution,
+        handle.abort_handle(),
+        slot,
+    );
     // A cancel published between the claim and the registration above was kept by the
     // listener; while the listener is not subscribed, the record is the only witness.
     let listening = shared.listening.load(std::sync::atomic::Ordering::Acquire);
-    if cancelled_before || (!listening && cancelled_meanwhile(shared, message).await) {
+    if cancelled_before || (!listening && cancelled_meanwhile(shared, &execution).await) {
         handle.abort();
     }
     let outcome = outcome_of(handle, control, timeout).await;
@@ -439,37 +496,40 @@ async fn run(
     } else {
         span.record("otel.status_code", "OK");
     }
-    span.in_scope(|| log_end(shared, delivery, &outcome, duration));
+    span.in_scope(|| log_end(shared, &execution, &outcome, duration));
     let ended = match &outcome {
         Outcome::Completed { .. } => Some("docket_tasks_succeeded"),
         Outcome::Failed { .. } => Some("docket_tasks_failed"),
         Outcome::Cancelled => Some("docket_tasks_cancelled"),
         Outcome::Deferred | Outcome::Refused { .. } => None,
     };
-    let mut changes = vec![
+    let ended_changes = [
         ("docket_tasks_running", Change::Add(-1.0)),
         ("docket_task_duration", Change::Observe(duration)),
+        (ended.unwrap_or_default(), Change::Count(1)),
+        ("docket_tasks_completed", Change::Count(1)),
     ];
-    if let Some(counter) = ended {
-        changes.push((counter, Change::Count(1)));
-        changes.push(("docket_tasks_completed", Change::Count(1)));
-    }
-    metrics::apply(&labels, &changes);
+    let counted = if ended.is_some() { 4 } else { 2 };
+    metrics::apply(&labels, &ended_changes[..counted]);
     outcome
 }
 
-fn log_next(shared: &Shared, delivery: &Delivery, next: Option<&Reschedule>) {
+fn log_next(shared: &Shared, execution: &Execution, next: Option<&Reschedule>) {
     let Some(next) = next else { return };
-    let message = &delivery.message;
-    let (what, counter) = if next.attempt > message.attempt {
+    let (what, counter) = if next.attempt > execution.attempt() {
         ("task will be retried", "docket_tasks_retried")
     } else {
         ("task will run again", "docket_tasks_perpetuated")
     };
-    metrics::count(counter, shared.labels(Some(&message.function)), 1);
+    metrics::count(
+        counter,
+        shared.task_labels(execution.function()).into_owned(),
+        1,
+    );
     tracing::info!(
-        docket = %shared.docket.name(), worker = %shared.info.name, task = %message.function,
-        key = %message.key, next_attempt = next.attempt, due = ?next.due, "{what}"
+        docket = %shared.docket.name(), worker = %shared.info.name,
+        task = %execution.function(), key = %execution.key(), next_attempt = next.attempt,
+        due = ?next.due, "{what}"
     );
 }
 
@@ -517,10 +577,10 @@ async fn outcome_of(
 }
 
 /// The record says the run was cancelled (or replaced) after this worker claimed it.
-async fn cancelled_meanwhile(shared: &Shared, message: &crate::backend::Message) -> bool {
-    match shared.docket.backend().record(&message.key).await {
+async fn cancelled_meanwhile(shared: &Shared, execution: &Execution) -> bool {
+    match shared.docket.backend().record(execution.key()).await {
         Ok(Some(record)) => {
-            record.generation != message.generation
+            record.generation != execution.generation()
                 || record.state == crate::execution::ExecutionState::Cancelled
         }
         // A live run always has a record (live records never expire); none means it
@@ -530,26 +590,26 @@ async fn cancelled_meanwhile(shared: &Shared, message: &crate::backend::Message)
     }
 }
 
-fn log_end(shared: &Shared, delivery: &Delivery, outcome: &Outcome, duration: Duration) {
-    let message = &delivery.message;
+fn log_end(shared: &Shared, execution: &Execution, outcome: &Outcome, duration: Duration) {
+    let (function, key, attempt) = (execution.function(), execution.key(), execution.attempt());
     let duration_ms = (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0;
     match outcome {
         Outcome::Completed { .. } => tracing::info!(
             docket.name = %shared.docket.name(), docket.worker = %shared.info.name,
-            docket.task = %message.function, docket.key = %message.key,
-            docket.attempt = message.attempt, duration_ms, outcome = "completed",
+            docket.task = %function, docket.key = %key,
+            docket.attempt = attempt, duration_ms, outcome = "completed",
             "task finished"
         ),
         Outcome::Failed { error } => tracing::warn!(
             docket.name = %shared.docket.name(), docket.worker = %shared.info.name,
-            docket.task = %message.function, docket.key = %message.key,
-            docket.attempt = message.attempt, duration_ms, outcome = "failed",
+            docket.task = %function, docket.key = %key,
+            docket.attempt = attempt, duration_ms, outcome = "failed",
             error = %error, "task failed"
         ),
         Outcome::Cancelled | Outcome::Deferred | Outcome::Refused { .. } => tracing::info!(
             docket.name = %shared.docket.name(), docket.worker = %shared.info.name,
-            docket.task = %message.function, docket.key = %message.key,
-            docket.attempt = message.attempt, duration_ms, outcome = "cancelled",
+            docket.task = %function, docket.key = %key,
+            docket.attempt = attempt, duration_ms, outcome = "cancelled",
             "task cancelled"
         ),
     }
