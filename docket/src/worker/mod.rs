@@ -330,6 +330,8 @@ struct MainLoop {
     limits: Option<Arc<run::RunLimits>>,
     backoff: Duration,
     next_sweep: tokio::time::Instant,
+    /// The last claim got fewer messages than it asked for: the stream was empty.
+    drained: bool,
 }
 
 impl MainLoop {
@@ -350,6 +352,7 @@ impl MainLoop {
             consumer: None,
             limits,
             backoff,
+            drained: false,
             next_sweep: tokio::time::Instant::now(),
         }
     }
@@ -366,6 +369,19 @@ impl MainLoop {
             if *stopping.borrow_and_update() {
                 break;
             }
+            // Draining (not `run_forever`) and the stream was empty: rather than block on
+            // it for a whole check interval, wait (as long at most) for what runs here to
+            // end and be written, and stop as soon as nothing is left anywhere.
+            if self.drained && self.mode != Mode::Forever {
+                self.drained = false;
+                if self.settled().await {
+                    match self.finished().await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(error) => self.disrupted(&error).await,
+                    }
+                }
+            }
             // Wait for a free slot (or a stop request) before claiming.
             let first = tokio::select! {
                 permit = self.slots.clone().acquire_owned() => permit.map_err(|_| Error::Closed)?,
@@ -381,6 +397,7 @@ impl MainLoop {
                     self.shared.mark_ok();
                     self.backoff = self.shared.settings.reconnection_delay;
                     let idle = claimed.deliveries.is_empty();
+                    self.drained = !idle && claimed.deliveries.len() < permits.len();
                     for delivery in claimed.deliveries {
                         let Some(permit) = permits.pop() else { break };
                         self.start(delivery, permit);
@@ -480,6 +497,19 @@ impl MainLoop {
         {
             tracing::warn!(key = %key, %error, "could not stop a key at its run limit");
         }
+    }
+
+    /// Waits, at most one check interval, until every slot is free: every run started
+    /// here has ended and its end is written. False when the interval ran out first.
+    async fn settled(&mut self) -> bool {
+        let all = u32::try_from(self.shared.settings.concurrency).unwrap_or(u32::MAX);
+        let interval = self.shared.settings.minimum_check_interval;
+        let settled = matches!(
+            tokio::time::timeout(interval, self.slots.acquire_many(all)).await,
+            Ok(Ok(_))
+        );
+        self.reap_finished().await;
+        settled
     }
 
     /// Nothing is running here, and nothing is live in the docket.
