@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use redis::streams::StreamReadReply;
 
 use super::Shared;
 use super::connection::{Connection, ensure_group, is_missing_group};
 use super::keys::GROUP;
 use super::scripts::SCRIPTS;
-use super::wire::{Malformed, duration_millis, parse_message, text_fields, text_map};
+use super::wire::{Malformed, duration_millis, parse_message, stream_entries, text_fields};
 use crate::backend::{BoxFuture, Claimed, Consumer, Delivery, Message, dead_letter_error};
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 
@@ -66,21 +65,10 @@ impl RedisConsumer {
                 Some(connection) => connection,
                 None => self.shared.endpoint.blocking().await?,
             };
-            match command
-                .query_async::<Option<StreamReadReply>>(&mut connection)
-                .await
-            {
+            match command.query_async::<redis::Value>(&mut connection).await {
                 Ok(reply) => {
                     self.blocking = Some(connection);
-                    return Ok(reply
-                        .into_iter()
-                        .flat_map(|reply| reply.keys)
-                        .flat_map(|stream| stream.ids)
-                        .map(|entry| {
-                            let fields = text_map(&entry.map);
-                            (entry.id, fields)
-                        })
-                        .collect());
+                    return stream_entries(&reply);
                 }
                 Err(error) if is_missing_group(&error) && !retried => {
                     self.blocking = Some(connection);

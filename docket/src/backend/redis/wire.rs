@@ -177,15 +177,43 @@ pub(super) fn text_fields(value: &Value) -> HashMap<String, String> {
     fields
 }
 
-/// Converts a map of reply values (as `redis::streams::StreamId` holds them).
-pub(super) fn text_map(map: &HashMap<String, Value>) -> HashMap<String, String> {
-    let mut fields = HashMap::with_capacity(map.len());
-    for (field, value) in map {
-        if let Some(value) = text(value) {
-            fields.insert(field.clone(), value);
+/// The entries of an `XREADGROUP` reply, read straight from the reply (RESP2 arrays or
+/// a RESP3 map of streams): each id with its fields as text. No reply (a read that timed
+/// out) is no entries; any other shape is an error, never entries silently skipped.
+///
+/// # Errors
+/// When the reply is not shaped as `XREADGROUP` answers.
+pub(super) fn stream_entries(reply: &Value) -> Result<Vec<(String, HashMap<String, String>)>> {
+    let unexpected = || Error::Protocol(format!("XREADGROUP answered {reply:?}"));
+    let streams: Vec<&Value> = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .iter()
+            .map(|stream| match stream {
+                Value::Array(pair) if pair.len() == 2 => Ok(&pair[1]),
+                _ => Err(unexpected()),
+            })
+            .collect::<Result<_>>()?,
+        Value::Map(streams) => streams.iter().map(|(_, entries)| entries).collect(),
+        _ => return Err(unexpected()),
+    };
+    let mut out = Vec::new();
+    for entries in streams {
+        let Value::Array(entries) = entries else {
+            return Err(unexpected());
+        };
+        out.reserve(entries.len());
+        for entry in entries {
+            match entry {
+                Value::Array(parts) if parts.len() == 2 => {
+                    let id = text(&parts[0]).ok_or_else(unexpected)?;
+                    out.push((id, text_fields(&parts[1])));
+                }
+                _ => return Err(unexpected()),
+            }
         }
     }
-    fields
+    Ok(out)
 }
 
 /// What is wrong with a message that cannot be run.
@@ -532,5 +560,46 @@ mod tests {
                 message: None,
             })
         );
+    }
+
+    #[test]
+    fn stream_entries_read_resp2_and_resp3_replies_and_refuse_other_shapes() {
+        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let entry = |id: &str| {
+            Value::Array(vec![
+                bulk(id),
+                Value::Array(vec![bulk("key"), bulk(id), bulk("attempt"), bulk("1")]),
+            ])
+        };
+        let expected = |id: &str| {
+            let fields = HashMap::from([
+                ("key".to_owned(), id.to_owned()),
+                ("attempt".to_owned(), "1".to_owned()),
+            ]);
+            (id.to_owned(), fields)
+        };
+        let resp2 = Value::Array(vec![Value::Array(vec![
+            bulk("p:stream"),
+            Value::Array(vec![entry("1-0"), entry("2-0")]),
+        ])]);
+        assert_eq!(
+            stream_entries(&resp2).unwrap(),
+            [expected("1-0"), expected("2-0")]
+        );
+        let resp3 = Value::Map(vec![(bulk("p:stream"), Value::Array(vec![entry("3-0")]))]);
+        assert_eq!(stream_entries(&resp3).unwrap(), [expected("3-0")]);
+        assert!(stream_entries(&Value::Nil).unwrap().is_empty());
+        for odd in [
+            Value::Int(3),
+            Value::Array(vec![bulk("p:stream")]),
+            Value::Array(vec![Value::Array(vec![bulk("p:stream"), Value::Int(1)])]),
+            Value::Array(vec![Value::Array(vec![
+                bulk("p:stream"),
+                Value::Array(vec![bulk("1-0")]),
+            ])]),
+        ] {
+            let error = stream_entries(&odd).unwrap_err().to_string();
+            assert!(error.contains("XREADGROUP answered"), "{error}");
+        }
     }
 }
