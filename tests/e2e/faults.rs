@@ -753,3 +753,39 @@ async fn out_of_memory_refuses_producers_while_workers_drain() {
     crate::support::drain(&docket).await;
     assert_eq!(after.result::<usize>().await.unwrap(), 20_000);
 }
+
+/// State events are published only while a subscription is registered in
+/// `{docket}:listeners`; a follower whose registration vanished (the key flushed, a lapsed
+/// lease) still sees the end, from the record it reads again every second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_registration_vanished_still_sees_the_end() {
+    let target = Target::redis();
+    let docket = target.docket().await;
+    let execution = docket.add(AddNumbers::new(2, 3)).await.unwrap();
+    let events = execution.subscribe().await.unwrap();
+    let mut connection = target.redis.as_ref().unwrap().connection();
+    command(
+        &mut connection,
+        &["DEL", &format!("{}:listeners", target.name)],
+    );
+    fast_worker(&docket, "unheard")
+        .build()
+        .unwrap()
+        .run_until_finished()
+        .await
+        .unwrap();
+    let seen: Vec<docket::Event> =
+        tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::collect(events))
+            .await
+            .expect("the follower saw the end");
+    assert!(
+        matches!(
+            seen.last(),
+            Some(docket::Event::State {
+                state: ExecutionState::Completed,
+                ..
+            })
+        ),
+        "{seen:?}"
+    );
+}

@@ -126,11 +126,68 @@ pub(super) async fn subscribe(
     };
     // End right after the first terminal state event, without waiting for another.
     let events = futures::stream::iter(first).chain(live).boxed();
-    let stream = futures::stream::unfold(Some(events), |events| async move {
-        let mut events = events?;
-        let event = events.next().await?;
+    let follow = Follow {
+        events,
+        docket: execution.docket().clone(),
+        key: key.to_owned(),
+        last: None,
+    };
+    let stream = futures::stream::unfold(Some(follow), |follow| async move {
+        let mut follow = follow?;
+        let event = follow.next().await?;
         let terminal = matches!(&event, Event::State { state, .. } if state.is_terminal());
-        Some((event, (!terminal).then_some(events)))
+        Some((event, (!terminal).then_some(follow)))
     });
     Ok(stream.boxed())
+}
+
+/// A subscription's events, with the record read again whenever a second passes without
+/// one: events are published only while a subscription is registered, and one missed
+/// (a lapsed registration, a flushed listeners key) must not leave a follower waiting
+/// for ever. A state is told once: one read that way, or published twice, is not told
+/// again.
+struct Follow {
+    events: futures::stream::BoxStream<'static, Event>,
+    docket: crate::Docket,
+    key: String,
+    last: Option<(ExecutionState, u64, Option<String>)>,
+}
+
+impl Follow {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            let event = if let Ok(event) = tokio::time::timeout(RECHECK, self.events.next()).await {
+                event?
+            } else {
+                let record = match self.docket.backend().record(&self.key).await {
+                    Ok(Some(record)) => record,
+                    // No record any more (fire-and-forget, expired): nothing more will
+                    // be said of it.
+                    Ok(None) => return None,
+                    // Unreachable for now: the next second tries again.
+                    Err(_) => continue,
+                };
+                Event::State {
+                    state: record.state,
+                    generation: record.generation,
+                    worker: record.worker,
+                    error: record.error,
+                }
+            };
+            if let Event::State {
+                state,
+                generation,
+                worker,
+                ..
+            } = &event
+            {
+                let seen = (*state, *generation, worker.clone());
+                if self.last.as_ref() == Some(&seen) {
+                    continue;
+                }
+                self.last = Some(seen);
+            }
+            return Some(event);
+        }
+    }
 }

@@ -107,8 +107,6 @@ pub(super) async fn subscribe(shared: &Arc<Shared>, key: &str) -> Result<EventSt
     let (guard, dropped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(keep_listening(Arc::clone(shared), id, dropped));
     let events = pubsub.into_on_message().filter_map(move |message| {
-        // The stream owns the guard: dropping it ends the registration.
-        let _ = &guard;
         let event = serde_json::from_slice::<Event>(message.get_payload_bytes());
         futures::future::ready(match event {
             Ok(event) => Some(event),
@@ -121,10 +119,14 @@ pub(super) async fn subscribe(shared: &Arc<Shared>, key: &str) -> Result<EventSt
             }
         })
     });
-    Ok(Box::pin(events))
+    // The stream owns the guard: dropping the stream, or its end (the connection was
+    // lost), ends the registration.
+    let release = futures::stream::once(async move { drop(guard) })
+        .filter_map(|()| futures::future::ready(None));
+    Ok(Box::pin(events.chain(release)))
 }
 
-/// Renews subscription `id` until its stream is dropped, then ends it. A renewal that
+/// Renews subscription `id` until its stream is dropped or ends, then ends it. A renewal that
 /// fails (Redis unreachable) is tried again at the next turn; a subscription whose ending
 /// fails lapses with its lease.
 async fn keep_listening(
