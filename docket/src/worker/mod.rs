@@ -370,8 +370,8 @@ impl MainLoop {
                 break;
             }
             // Draining (not `run_forever`) and the stream was empty: rather than block on
-            // it for a whole check interval, wait (as long at most) for what runs here to
-            // end and be written, and stop as soon as nothing is left anywhere.
+            // it for a whole check interval, wait a little (20 ms at most) for what runs
+            // here to end and be written, and stop as soon as nothing is left anywhere.
             if self.drained && self.mode != Mode::Forever {
                 self.drained = false;
                 if self.settled().await {
@@ -499,11 +499,16 @@ impl MainLoop {
         }
     }
 
-    /// Waits, at most one check interval, until every slot is free: every run started
-    /// here has ended and its end is written. False when the interval ran out first.
+    /// Waits, briefly, until every slot is free: every run started here has ended and
+    /// its end is written. False when the wait ran out first; claiming then goes on as
+    /// before (a run still going, a child it queued meanwhile, are not held up for long).
     async fn settled(&mut self) -> bool {
         let all = u32::try_from(self.shared.settings.concurrency).unwrap_or(u32::MAX);
-        let interval = self.shared.settings.minimum_check_interval;
+        let interval = self
+            .shared
+            .settings
+            .minimum_check_interval
+            .min(Duration::from_millis(20));
         let settled = matches!(
             tokio::time::timeout(interval, self.slots.acquire_many(all)).await,
             Ok(Ok(_))
