@@ -374,12 +374,8 @@ impl MainLoop {
             // here to end and be written, and stop as soon as nothing is left anywhere.
             if self.drained && self.mode != Mode::Forever {
                 self.drained = false;
-                if self.settled().await {
-                    match self.finished().await {
-                        Ok(true) => break,
-                        Ok(false) => {}
-                        Err(error) => self.disrupted(&error).await,
-                    }
+                if self.settled().await && self.nothing_left().await {
+                    break;
                 }
             }
             // Wait for a free slot (or a stop request) before claiming.
@@ -403,12 +399,8 @@ impl MainLoop {
                         self.start(delivery, permit);
                     }
                     drop(permits);
-                    if idle && self.mode != Mode::Forever {
-                        match self.finished().await {
-                            Ok(true) => break,
-                            Ok(false) => {}
-                            Err(error) => self.disrupted(&error).await,
-                        }
+                    if idle && self.mode != Mode::Forever && self.nothing_left().await {
+                        break;
                     }
                 }
                 Err(error) => {
@@ -509,12 +501,22 @@ impl MainLoop {
             .settings
             .minimum_check_interval
             .min(Duration::from_millis(20));
-        let settled = matches!(
+        matches!(
             tokio::time::timeout(interval, self.slots.acquire_many(all)).await,
             Ok(Ok(_))
-        );
-        self.reap_finished().await;
-        settled
+        )
+    }
+
+    /// Whether a draining worker is done ([`finished`](Self::finished)); a backend error
+    /// counts as not done, after the usual reconnection pause.
+    async fn nothing_left(&mut self) -> bool {
+        match self.finished().await {
+            Ok(done) => done,
+            Err(error) => {
+                self.disrupted(&error).await;
+                false
+            }
+        }
     }
 
     /// Nothing is running here, and nothing is live in the docket.

@@ -1,7 +1,7 @@
 //! The state transitions producers and workers drive: schedule, finish, promote, cancel
 //! and clear, each one script.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::Shared;
 use super::scripts::SCRIPTS;
@@ -67,23 +67,12 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
             tasks.len()
         )));
     }
-    // Calls due now share one due time: it is parsed once.
-    let mut last_when: Option<(&str, SystemTime)> = None;
     reply
         .chunks_exact(3)
         .zip(&tasks)
         .map(|(answer, task)| {
             let bad =
                 |what: &str| Error::Protocol(format!("scheduling `{}` answered {what}", task.key));
-            let when = match last_when {
-                Some((text, when)) if text == answer[2] => when,
-                _ => {
-                    let when = parse_time(&answer[2])
-                        .ok_or_else(|| bad(&format!("the due time `{}`", answer[2])))?;
-                    last_when = Some((&answer[2], when));
-                    when
-                }
-            };
             Ok(ScheduleOutcome {
                 disposition: answer[0]
                     .parse::<Disposition>()
@@ -91,7 +80,8 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
                 generation: answer[1]
                     .parse()
                     .map_err(|_| bad(&format!("the generation `{}`", answer[1])))?,
-                when,
+                when: parse_time(&answer[2])
+                    .ok_or_else(|| bad(&format!("the due time `{}`", answer[2])))?,
             })
         })
         .collect()

@@ -140,20 +140,20 @@ local function publish_state(key, state, generation, worker, error_json)
     redis.call('PUBLISH', state_channel(key), table.concat(parts))
 end
 
--- Acknowledges and deletes a stream message (the group may be gone after a restart).
-local function drop_message(stream, id)
-    if id and id ~= '' then
-        redis.pcall('XACK', stream, GROUP, id)
-        redis.call('XDEL', stream, id)
-    end
-end
-
--- Acknowledges and deletes stream messages, many per call.
+-- Acknowledges and deletes stream messages, many per call (the group may be gone after
+-- a restart).
 local function drop_messages(stream, ids)
     for first = 1, #ids, 500 do
         local last = math.min(first + 499, #ids)
         redis.pcall('XACK', stream, GROUP, unpack(ids, first, last))
         redis.call('XDEL', stream, unpack(ids, first, last))
+    end
+end
+
+-- Acknowledges and deletes one stream message, if there is one.
+local function drop_message(stream, id)
+    if id and id ~= '' then
+        drop_messages(stream, { id })
     end
 end
 
