@@ -744,6 +744,22 @@ async fn out_of_memory_refuses_producers_while_workers_drain() {
         docket.get_execution(&refused_key).await.unwrap().is_none(),
         "the refused call wrote nothing"
     );
+    // A call without a key (docket generates one, and the script queues it on a shorter
+    // path) is refused the same way, before it writes.
+    let stream = format!("{}:stream", target.name);
+    let queued = || {
+        ::redis::cmd("XLEN")
+            .arg(&stream)
+            .query::<usize>(&mut target.redis.as_ref().unwrap().connection())
+            .unwrap()
+    };
+    let before = queued();
+    let unkeyed = docket.add(Measure::new(payload.clone())).await;
+    assert!(
+        matches!(unkeyed, Err(docket::Error::OutOfMemory { .. })),
+        "{unkeyed:?}"
+    );
+    assert_eq!(queued(), before, "the refused unkeyed call queued nothing");
 
     tokio::time::timeout(Duration::from_secs(30), crate::support::drain(&docket))
         .await

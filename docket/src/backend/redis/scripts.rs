@@ -33,12 +33,6 @@ fn with_prelude(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
-/// A producer's script: refused, before it writes anything, while Redis is out of
-/// memory under `noeviction` (see the prelude).
-fn producer(body: &str) -> Script {
-    with_prelude(&format!("refuse_when_out_of_memory()\n{body}"))
-}
-
 /// A script of the workers' (or an operator's) that keeps running while Redis is out
 /// of memory: finishing work is what frees memory.
 fn worker(body: &str) -> Script {
@@ -47,7 +41,9 @@ fn worker(body: &str) -> Script {
 
 /// The scripts, hashed once per process.
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    schedule: producer(include_str!("lua/schedule.lua")),
+    // A producer's script: refused, before it writes anything, while Redis is out of
+    // memory under `noeviction` (schedule.lua says when it checks; see the prelude).
+    schedule: with_prelude(include_str!("lua/schedule.lua")),
     claim: worker(include_str!("lua/claim.lua")),
     finish: worker(include_str!("lua/finish.lua")),
     promote: worker(include_str!("lua/promote.lua")),

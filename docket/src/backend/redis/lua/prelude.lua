@@ -17,7 +17,8 @@ local GROUP = 'docket-workers'
 -- Out of memory under `maxmemory-policy noeviction`, Redis refuses a script (one
 -- without flags, which also runs on 6.2) at its first write command that may add
 -- memory, and lets every write after its first through. Each script that writes
--- says at its start which way it goes (scripts.rs adds the call):
+-- says at its start which way it goes (scripts.rs adds the call; schedule.lua makes
+-- it itself):
 --
 -- a producer's call is refused before anything is written...
 local function refuse_when_out_of_memory()
@@ -59,32 +60,27 @@ end
 
 -- Milliseconds since the epoch as RFC 3339 UTC with milliseconds
 -- (days to civil date after Howard Hinnant's proleptic Gregorian algorithm).
+local floor = math.floor
 local function format_rfc3339(ms)
-    local days = math.floor(ms / 86400000)
+    local days = floor(ms / 86400000)
     local rest = ms - days * 86400000
-    local hour = math.floor(rest / 3600000)
-    rest = rest - hour * 3600000
-    local minute = math.floor(rest / 60000)
-    rest = rest - minute * 60000
-    local second = math.floor(rest / 1000)
-    local milli = rest - second * 1000
 
     local z = days + 719468
-    local era = math.floor(z / 146097)
+    local era = floor(z / 146097)
     local day_of_era = z - era * 146097
-    local year_of_era = math.floor((day_of_era - math.floor(day_of_era / 1460)
-        + math.floor(day_of_era / 36524) - math.floor(day_of_era / 146096)) / 365)
-    local day_of_year = day_of_era - (365 * year_of_era + math.floor(year_of_era / 4)
-        - math.floor(year_of_era / 100))
-    local shifted_month = math.floor((5 * day_of_year + 2) / 153)
-    local day = day_of_year - math.floor((153 * shifted_month + 2) / 5) + 1
+    local year_of_era = floor((day_of_era - floor(day_of_era / 1460)
+        + floor(day_of_era / 36524) - floor(day_of_era / 146096)) / 365)
+    local day_of_year = day_of_era - (365 * year_of_era + floor(year_of_era / 4)
+        - floor(year_of_era / 100))
+    local shifted_month = floor((5 * day_of_year + 2) / 153)
+    local day = day_of_year - floor((153 * shifted_month + 2) / 5) + 1
     local month = shifted_month < 10 and shifted_month + 3 or shifted_month - 9
     local year = year_of_era + era * 400
     if month <= 2 then
         year = year + 1
     end
-    return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ',
-        year, month, day, hour, minute, second, milli)
+    return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
+        floor(rest / 3600000), floor(rest / 60000) % 60, floor(rest / 1000) % 60, rest % 1000)
 end
 
 -- Scripts format the same instant (the script's `now`) once per run they touch: the

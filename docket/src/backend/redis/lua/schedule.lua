@@ -15,19 +15,37 @@
 -- generation) and answers SUPERSEDED. The due time is computed from the server clock.
 
 local stream, queue = KEYS[1], KEYS[2]
-local now = now_ms()
 local count = tonumber(ARGV[2])
 local out = {}
 
+-- Out of memory, a batch of generated keys is refused at its first XADD, before it has
+-- written anything: Redis checks a script's commands that add memory until its first
+-- write. Any other call may write first (DEL, ZREM) and so is checked up front.
+local function only_fresh()
+    local at = 3
+    for _ = 1, count do
+        local size = tonumber(ARGV[at])
+        if size ~= 3 then
+            return false
+        end
+        at = at + 1 + size
+    end
+    return true
+end
+if not only_fresh() then
+    refuse_when_out_of_memory()
+end
+local now = now_ms()
+
 -- A generated key due now: queued as generation 1 (the fields as message_fields and
--- the full path below write them).
+-- the full path below write them). It has no QUEUED event: state events are followed
+-- per key, and nobody can follow a key generated for this very call before it returns.
 local function queue_fresh(key, fn, args)
     local when = rfc3339(now)
     local id = redis.call('XADD', stream, '*', 'key', key, 'when', when, 'function', fn,
         'args', args, 'attempt', '1', 'generation', '1')
     redis.call('HSET', record_key(key), 'state', 'QUEUED', 'generation', '1', 'when', when,
         'function', fn, 'args', args, 'attempt', '1', 'stream_id', id)
-    publish_state(key, 'QUEUED', '1')
     out[#out + 1] = 'SCHEDULED'
     out[#out + 1] = '1'
     out[#out + 1] = when

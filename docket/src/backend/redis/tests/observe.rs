@@ -160,6 +160,14 @@ async fn state_events_are_published_only_while_someone_subscribes() {
     );
     let after = publishes(&mut connection).await;
     assert_eq!(after, 1);
+    // A key generated for its call has no follower yet (events are followed per key):
+    // queuing it publishes nothing even while others listen.
+    let generated = NewTask {
+        fresh: true,
+        ..call("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", Due::Now)
+    };
+    backend.schedule(vec![generated]).await.unwrap();
+    assert_eq!(publishes(&mut connection).await, after);
 
     // Dropping the stream ends the registration; then nothing is published again.
     drop(events);
