@@ -298,7 +298,7 @@ impl Worker {
             "worker starting"
         );
         let background = loops::spawn_all(shared.clone());
-        let result = MainLoop::new(shared.clone(), mode).run().await;
+        let result = OwnedTask(tokio::spawn(MainLoop::new(shared.clone(), mode).run())).await;
         background.stop().await;
         shared.values.teardown().await;
         // Ready for another run; a shutdown asked for before this one started was honoured.
@@ -315,6 +315,38 @@ impl std::fmt::Debug for Worker {
             .field("name", &self.shared.info.name)
             .field("settings", &self.shared.settings)
             .finish_non_exhaustive()
+    }
+}
+
+/// The main loop, spawned as a task of its own: it then runs on the runtime's worker
+/// threads, beside the connections it reads and writes, even when the caller awaits the
+/// worker from `main` (`block_on`), where each delivery would otherwise cross to the
+/// caller's thread and back. Dropping it (the caller stopped awaiting the worker) aborts
+/// the task, which drops the loop and its runs as before.
+struct OwnedTask(tokio::task::JoinHandle<Result<()>>);
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::future::Future for OwnedTask {
+    type Output = Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|ended| match ended {
+                Ok(result) => result,
+                // A panic in the loop reaches the caller, as if the loop ran in its future.
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                // Aborted only when the runtime itself shuts down.
+                Err(_) => Err(Error::Closed),
+            })
     }
 }
 
