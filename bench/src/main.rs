@@ -53,6 +53,10 @@ struct Cli {
     /// lateness, memory, scale), for development; the ceilings always run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Spawn this build of docket-bench as the worker process instead of this binary:
+    /// to measure a worker built another way (docs/performance.md, "worker memory").
+    #[arg(long, value_name = "PATH")]
+    worker_exe: Option<PathBuf>,
     #[command(subcommand)]
     role: Option<Role>,
 }
@@ -162,6 +166,9 @@ async fn bench(cli: &Cli) -> Result<()> {
         (Some(server), target)
     };
     let mut bench = Bench::new(target, cli.runs, cli.quick).await?;
+    if let Some(exe) = &cli.worker_exe {
+        bench.use_worker(exe)?;
+    }
     let redis_version = server::info(&mut bench.admin, "server")
         .await?
         .get("redis_version")

@@ -2,7 +2,7 @@
 //! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS) and 5 Redis commands per task.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,26 @@ impl Bench {
             tag: format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp()),
             names: 0,
         })
+    }
+
+    /// Spawns `exe` (another build of this binary) as the worker process.
+    ///
+    /// # Errors
+    /// When `exe` is not a file, or does not answer `--help` as docket-bench does.
+    pub(crate) fn use_worker(&mut self, exe: &Path) -> Result<()> {
+        let answer = std::process::Command::new(exe)
+            .arg("--help")
+            .output()
+            .with_context(|| format!("--worker-exe {}: cannot run it", exe.display()))?;
+        let help = String::from_utf8_lossy(&answer.stdout);
+        if !answer.status.success() || !help.contains("docket-bench") {
+            bail!(
+                "--worker-exe {}: not a build of docket-bench (its --help does not name it)",
+                exe.display()
+            );
+        }
+        self.exe = exe.to_path_buf();
+        Ok(())
     }
 
     /// `full`, or a tenth of it with `--quick`.
@@ -205,16 +225,19 @@ impl WorkerProcess {
 /// redis-rs connection) and `redis-benchmark -c 1` for reference.
 pub(crate) async fn ceilings(bench: &mut Bench) -> Result<(Ceilings, Outcome)> {
     let (mut cycle, mut rtt1, mut reference) = (Vec::new(), Vec::new(), Vec::new());
-    let mut rtt1_cpu = Vec::new();
+    let (mut rtt1_cpu, mut rtt1_usec) = (Vec::new(), Vec::new());
     for _ in 0..bench.runs {
         let stream = format!("{}:ceiling-stream", bench.fresh_name("ceiling"));
         let target = bench.target.clone();
         let requests = bench.n(200_000);
         cycle.push(server::cycle_ceiling(&target, &mut bench.admin, &stream, requests).await?);
         let key = format!("{}:rtt1", bench.fresh_name("ceiling"));
+        let set_before = server::command_usec(&mut bench.admin, "set").await?;
         let (rate, cpu) = server::single_client_rate(&target, &key, bench.n(20_000)).await?;
+        let set_after = server::command_usec(&mut bench.admin, "set").await?;
         rtt1.push(rate);
         rtt1_cpu.push(cpu);
+        rtt1_usec.push(count64(set_after.saturating_sub(set_before)) / count(bench.n(20_000)));
         reference.push(server::benchmark_single_client(&target, &key, bench.n(50_000)).await?);
     }
     let (cycle, rtt1, reference) = (
@@ -251,6 +274,13 @@ pub(crate) async fn ceilings(bench: &mut Bench) -> Result<(Ceilings, Outcome)> {
         ),
         Figure::new(
             scenario,
+            "ceiling.RTT1.command_time",
+            "RTT1: Redis time inside each SET (commandstats)",
+            "µs",
+            Summary::of(&rtt1_usec),
+        ),
+        Figure::new(
+            scenario,
             "ceiling.benchmark_c1",
             "redis-benchmark -c 1 SET (reference)",
             "cmds/s",
@@ -270,18 +300,22 @@ pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Out
     let n = bench.n(20_000);
     let (mut sequential, mut batched) = (Vec::new(), Vec::new());
     let (mut client_cpu, mut redis_cpu) = (Vec::new(), Vec::new());
+    let mut script_usec = Vec::new();
     let (mut many_client_cpu, mut many_redis_cpu) = (Vec::new(), Vec::new());
     for _ in 0..bench.runs {
         bench.clean().await?;
         let name = bench.fresh_name("add");
         let producer = bench.producer(&name, TRACKED).await?;
         let redis_before = redis_cpu_ms(&mut bench.admin).await?;
+        let script_before = server::command_usec(&mut bench.admin, "evalsha").await?;
         let client_before = crate::child::cpu_ms();
         let started = Instant::now();
         for _ in 0..n {
             producer.add(crate::child::Noop::new()).await?;
         }
         sequential.push(rate(n, started.elapsed()));
+        let script_after = server::command_usec(&mut bench.admin, "evalsha").await?;
+        script_usec.push(count64(script_after.saturating_sub(script_before)) / count(n));
         // Per add, in µs: this process (the adding loop and its connection) and Redis.
         client_cpu.push((crate::child::cpu_ms() - client_before) * 1e3 / count(n));
         redis_cpu.push((redis_cpu_ms(&mut bench.admin).await? - redis_before) * 1e3 / count(n));
@@ -323,6 +357,13 @@ pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Out
             "sequential add, Redis CPU per add",
             "µs",
             Summary::of(&redis_cpu),
+        ),
+        Figure::new(
+            scenario,
+            "enqueue.add.script_time",
+            "sequential add, Redis time inside its EVALSHA (commandstats)",
+            "µs",
+            Summary::of(&script_usec),
         ),
         Figure::new(
             scenario,

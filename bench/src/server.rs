@@ -218,6 +218,23 @@ pub(crate) async fn commandstats(
     Ok(calls)
 }
 
+/// Microseconds Redis has spent inside `command` since the last `CONFIG RESETSTAT`
+/// (`usec=` of its `INFO commandstats` line; 0 before its first call).
+pub(crate) async fn command_usec(
+    connection: &mut MultiplexedConnection,
+    command: &str,
+) -> Result<u64> {
+    let stats = info(connection, "commandstats").await?;
+    let Some(value) = stats.get(&format!("cmdstat_{command}")) else {
+        return Ok(0);
+    };
+    Ok(value
+        .split(',')
+        .find_map(|field| field.strip_prefix("usec="))
+        .ok_or_else(|| anyhow!("no usec= in {value}"))?
+        .parse()?)
+}
+
 /// `CONFIG RESETSTAT`: zeroes `INFO commandstats` and `INFO stats`.
 pub(crate) async fn reset_stats(connection: &mut MultiplexedConnection) -> Result<()> {
     redis::cmd("CONFIG")
