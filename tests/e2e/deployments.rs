@@ -625,6 +625,14 @@ async fn the_lifecycle_suite_passes_on_redis_6_2() {
     run_suite(&server.url(), crate::lifecycle::scenarios()).await;
 }
 
+/// Out of memory on Redis 6.2 (which wraps the refusal in a script error), producers
+/// get the same `OutOfMemory` error and write nothing, and workers still drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_is_told_apart_on_redis_6_2() {
+    // `noeviction` is the default policy.
+    crate::faults::out_of_memory_on(installed("redis-6.2", "redis-server")).await;
+}
+
 /// Every lifecycle scenario passes on Valkey through `valkey://`, recognised by its
 /// `server_name`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -175,6 +175,23 @@ async fn shutdown_before_start_is_honoured(target: Target) {
         .unwrap();
 }
 
+/// A worker whose run the caller stopped awaiting (a `select!` that took another branch)
+/// is no longer running, and runs again when asked.
+async fn a_worker_whose_run_was_dropped_runs_again(target: Target) {
+    let docket = target.docket().await;
+    let worker = fast_worker(&docket, "dropped").build().unwrap();
+    let first = tokio::time::timeout(Duration::from_millis(300), worker.run_forever()).await;
+    assert!(first.is_err(), "run_forever ran until dropped: {first:?}");
+    assert!(!worker.status().running, "{:?}", worker.status());
+
+    let execution = docket.add(AddNumbers::new(2, 2)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker.run_until_finished())
+        .await
+        .expect("the second run finished")
+        .unwrap();
+    assert_eq!(execution.result::<i64>().await.unwrap(), 4);
+}
+
 /// Ten megabytes of arguments run; past a docket's configured limit, `add` refuses the
 /// call (naming the sizes) and the whole batch, writing nothing.
 async fn huge_payloads_run_and_limits_are_enforced(target: Target) {
@@ -321,6 +338,7 @@ on_both_backends!(
     awkward_keys_round_trip,
     a_timed_out_task_fails_and_stops,
     shutdown_before_start_is_honoured,
+    a_worker_whose_run_was_dropped_runs_again,
     a_killed_worker_s_task_is_redelivered,
     cancel_interrupts_a_running_task,
     unknown_tasks_fail_clearly_or_reach_the_fallback,
@@ -695,14 +713,20 @@ fn assert_all_acknowledged(connection: &mut ::redis::Connection, stream: &str) {
 /// nothing, workers keep draining, and once they have freed memory adds work again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_memory_refuses_producers_while_workers_drain() {
-    let target = Target::redis_with(RedisServer::start_with(&[
+    out_of_memory_on(RedisServer::start_with(&[
         "--save",
         "",
         "--appendonly",
         "no",
         "--maxmemory-policy",
         "noeviction",
-    ]));
+    ]))
+    .await;
+}
+
+/// The out-of-memory scenario on `server` (whose `maxmemory-policy` is `noeviction`).
+pub(crate) async fn out_of_memory_on(server: RedisServer) {
+    let target = Target::redis_with(server);
     let docket = target.docket().await;
     let mut connection = target.redis.as_ref().unwrap().connection();
     let info = String::from_utf8(

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 pub use builder::{Fallback, WorkerBuilder};
 
@@ -277,6 +278,7 @@ impl Worker {
                 reason: "this worker is already running".into(),
             });
         }
+        let _running = Running(shared);
         // Nothing runs before the strikes in effect are known.
         if !shared.docket.strikes_loaded(Duration::from_secs(1)).await {
             tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name, "waiting for the strikes to load");
@@ -285,7 +287,6 @@ impl Worker {
                 () = async { while !shared.docket.strikes_loaded(Duration::from_mins(1)).await {} } => {}
                 _ = stopping.wait_for(|stop| *stop) => {
                     shared.stopping.send_replace(false);
-                    shared.running.store(false, Ordering::Release);
                     return Ok(());
                 }
             }
@@ -298,12 +299,13 @@ impl Worker {
             "worker starting"
         );
         let background = loops::spawn_all(shared.clone());
-        let result = OwnedTask(tokio::spawn(MainLoop::new(shared.clone(), mode).run())).await;
+        // The loop logs within the caller's span, as if it ran in the caller's future.
+        let main_loop = MainLoop::new(shared.clone(), mode).run().in_current_span();
+        let result = OwnedTask(tokio::spawn(main_loop)).await;
         background.stop().await;
         shared.values.teardown().await;
         // Ready for another run; a shutdown asked for before this one started was honoured.
         shared.stopping.send_replace(false);
-        shared.running.store(false, Ordering::Release);
         tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name, "worker stopped");
         result
     }
@@ -315,6 +317,17 @@ impl std::fmt::Debug for Worker {
             .field("name", &self.shared.info.name)
             .field("settings", &self.shared.settings)
             .finish_non_exhaustive()
+    }
+}
+
+/// Marks the worker as not running when its run ends, however it ends: returned, or its
+/// future dropped by the caller (a `select!` that took another branch), so that it can
+/// run again.
+struct Running<'a>(&'a Shared);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
     }
 }
 

@@ -54,11 +54,14 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
     let reply: Vec<String> = invocation
         .invoke_async(&mut shared.connection())
         .await
-        .map_err(|error| match error.code() {
-            Some("OOM") => Error::OutOfMemory {
-                docket: shared.keys.prefix().to_owned(),
-            },
-            _ => Error::Redis(error),
+        .map_err(|error| {
+            if out_of_memory(&error) {
+                Error::OutOfMemory {
+                    docket: shared.keys.prefix().to_owned(),
+                }
+            } else {
+                Error::Redis(error)
+            }
         })?;
     if reply.len() != tasks.len() * 3 {
         return Err(Error::Protocol(format!(
@@ -85,6 +88,15 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
             })
         })
         .collect()
+}
+
+/// Whether Redis refused a script for want of memory: an `OOM` error on Redis 7, a
+/// script error quoting `-OOM` on Redis 6.2.
+fn out_of_memory(error: &redis::RedisError) -> bool {
+    error.code() == Some("OOM")
+        || error
+            .detail()
+            .is_some_and(|detail| detail.contains("-OOM "))
 }
 
 /// Records a batch of finished runs in one script (finish.lua).
