@@ -54,7 +54,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Spawn this build of docket-bench as the worker process instead of this binary:
-    /// to measure a worker built another way (docs/performance.md, "worker memory").
+    /// to measure a worker built another way (docs/performance.md, "Worker memory").
     #[arg(long, value_name = "PATH")]
     worker_exe: Option<PathBuf>,
     #[command(subcommand)]

@@ -68,17 +68,24 @@ impl Bench {
     /// Spawns `exe` (another build of this binary) as the worker process.
     ///
     /// # Errors
-    /// When `exe` is not a file, or does not answer `--help` as docket-bench does.
+    /// When `exe` cannot be run, or its `worker --help` does not describe the worker
+    /// role this bench spawns (it is not a build of docket-bench).
     pub(crate) fn use_worker(&mut self, exe: &Path) -> Result<()> {
         let answer = std::process::Command::new(exe)
-            .arg("--help")
+            .args(["worker", "--help"])
             .output()
             .with_context(|| format!("--worker-exe {}: cannot run it", exe.display()))?;
         let help = String::from_utf8_lossy(&answer.stdout);
-        if !answer.status.success() || !help.contains("docket-bench") {
+        if !answer.status.success() || !help.contains("--ttl-ms") {
             bail!(
-                "--worker-exe {}: not a build of docket-bench (its --help does not name it)",
-                exe.display()
+                "--worker-exe {}: not a build of docket-bench (`worker --help` exited with {} \
+                 and did not list --ttl-ms){}",
+                exe.display(),
+                answer.status,
+                match String::from_utf8_lossy(&answer.stderr).trim() {
+                    "" => String::new(),
+                    stderr => format!(": {stderr}"),
+                }
             );
         }
         self.exe = exe.to_path_buf();
@@ -232,12 +239,12 @@ pub(crate) async fn ceilings(bench: &mut Bench) -> Result<(Ceilings, Outcome)> {
         let requests = bench.n(200_000);
         cycle.push(server::cycle_ceiling(&target, &mut bench.admin, &stream, requests).await?);
         let key = format!("{}:rtt1", bench.fresh_name("ceiling"));
-        let set_before = server::command_usec(&mut bench.admin, "set").await?;
+        let set_before = server::command_time(&mut bench.admin, "set").await?;
         let (rate, cpu) = server::single_client_rate(&target, &key, bench.n(20_000)).await?;
-        let set_after = server::command_usec(&mut bench.admin, "set").await?;
+        let set_after = server::command_time(&mut bench.admin, "set").await?;
         rtt1.push(rate);
         rtt1_cpu.push(cpu);
-        rtt1_usec.push(count64(set_after.saturating_sub(set_before)) / count(bench.n(20_000)));
+        rtt1_usec.push(set_after.usec_per_call_since(set_before));
         reference.push(server::benchmark_single_client(&target, &key, bench.n(50_000)).await?);
     }
     let (cycle, rtt1, reference) = (
@@ -307,15 +314,15 @@ pub(crate) async fn enqueue(bench: &mut Bench, ceilings: Ceilings) -> Result<Out
         let name = bench.fresh_name("add");
         let producer = bench.producer(&name, TRACKED).await?;
         let redis_before = redis_cpu_ms(&mut bench.admin).await?;
-        let script_before = server::command_usec(&mut bench.admin, "evalsha").await?;
+        let script_before = server::command_time(&mut bench.admin, "evalsha").await?;
         let client_before = crate::child::cpu_ms();
         let started = Instant::now();
         for _ in 0..n {
             producer.add(crate::child::Noop::new()).await?;
         }
         sequential.push(rate(n, started.elapsed()));
-        let script_after = server::command_usec(&mut bench.admin, "evalsha").await?;
-        script_usec.push(count64(script_after.saturating_sub(script_before)) / count(n));
+        let script_after = server::command_time(&mut bench.admin, "evalsha").await?;
+        script_usec.push(script_after.usec_per_call_since(script_before));
         // Per add, in µs: this process (the adding loop and its connection) and Redis.
         client_cpu.push((crate::child::cpu_ms() - client_before) * 1e3 / count(n));
         redis_cpu.push((redis_cpu_ms(&mut bench.admin).await? - redis_before) * 1e3 / count(n));

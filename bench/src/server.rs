@@ -218,21 +218,45 @@ pub(crate) async fn commandstats(
     Ok(calls)
 }
 
-/// Microseconds Redis has spent inside `command` since the last `CONFIG RESETSTAT`
-/// (`usec=` of its `INFO commandstats` line; 0 before its first call).
-pub(crate) async fn command_usec(
+/// Calls of one command and the microseconds Redis spent inside them, since the last
+/// `CONFIG RESETSTAT` (its `INFO commandstats` line; zeros before its first call).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CommandTime {
+    calls: u64,
+    usec: u64,
+}
+
+impl CommandTime {
+    /// Microseconds per call between `earlier` and this reading (0 without calls).
+    pub(crate) fn usec_per_call_since(self, earlier: Self) -> f64 {
+        let calls = self.calls.saturating_sub(earlier.calls);
+        if calls == 0 {
+            return 0.0;
+        }
+        crate::stats::count64(self.usec.saturating_sub(earlier.usec)) / crate::stats::count64(calls)
+    }
+}
+
+/// `command`'s calls and time so far, from `INFO commandstats`.
+pub(crate) async fn command_time(
     connection: &mut MultiplexedConnection,
     command: &str,
-) -> Result<u64> {
+) -> Result<CommandTime> {
     let stats = info(connection, "commandstats").await?;
     let Some(value) = stats.get(&format!("cmdstat_{command}")) else {
-        return Ok(0);
+        return Ok(CommandTime::default());
     };
-    Ok(value
-        .split(',')
-        .find_map(|field| field.strip_prefix("usec="))
-        .ok_or_else(|| anyhow!("no usec= in {value}"))?
-        .parse()?)
+    let field = |name: &str| -> Result<u64> {
+        Ok(value
+            .split(',')
+            .find_map(|field| field.strip_prefix(name))
+            .ok_or_else(|| anyhow!("no {name} in {value}"))?
+            .parse()?)
+    };
+    Ok(CommandTime {
+        calls: field("calls=")?,
+        usec: field("usec=")?,
+    })
 }
 
 /// `CONFIG RESETSTAT`: zeroes `INFO commandstats` and `INFO stats`.
