@@ -320,6 +320,10 @@ impl std::fmt::Debug for Worker {
     }
 }
 
+/// The longest a draining worker waits for its last runs before it looks again whether
+/// anything is left (`run_until_finished`, `run_at_most`).
+const SETTLE_WAIT: Duration = Duration::from_millis(20);
+
 /// Marks the worker as not running when its run ends, however it ends: returned, or its
 /// future dropped by the caller (a `select!` that took another branch), so that it can
 /// run again.
@@ -377,6 +381,8 @@ struct MainLoop {
     next_sweep: tokio::time::Instant,
     /// The last claim got fewer messages than it asked for: the stream was empty.
     drained: bool,
+    /// The last claim got nothing at all.
+    looked_empty: bool,
 }
 
 impl MainLoop {
@@ -398,6 +404,7 @@ impl MainLoop {
             limits,
             backoff,
             drained: false,
+            looked_empty: false,
             next_sweep: tokio::time::Instant::now(),
         }
     }
@@ -460,6 +467,10 @@ impl MainLoop {
 
     /// Claims new deliveries and, when it is time, sweeps abandoned ones.
     async fn claim(&mut self, free: usize) -> Result<Claimed> {
+        // Runs of this worker still going, or whose end is still being written: the
+        // slots neither free nor held for this claim.
+        let in_flight = !self.runs.is_empty()
+            || self.slots.available_permits() + free < self.shared.settings.concurrency;
         let shared = self.shared.clone();
         let backend = shared.docket.backend();
         let mut claimed = Claimed::default();
@@ -487,13 +498,23 @@ impl MainLoop {
             self.consumer = Some(backend.consumer(&shared.info.name).await?);
         }
         let consumer = self.consumer.as_mut().ok_or(Error::Closed)?;
-        let block = if claimed.deliveries.is_empty() {
-            shared.settings.minimum_check_interval
-        } else {
+        let draining = self.mode != Mode::Forever;
+        let block = if !claimed.deliveries.is_empty() {
             Duration::ZERO
+        } else if draining && in_flight {
+            // The last runs may end any moment, and then the docket may be empty: look
+            // again soon rather than after a whole check interval.
+            shared.settings.minimum_check_interval.min(SETTLE_WAIT)
+        } else if draining && !self.looked_empty {
+            // Nothing runs here and the last read was not empty: look without waiting,
+            // as the docket may be done (the caller then checks).
+            Duration::ZERO
+        } else {
+            shared.settings.minimum_check_interval
         };
         match consumer.claim(free, block).await {
             Ok(mut fresh) => {
+                self.looked_empty = claimed.deliveries.is_empty() && fresh.deliveries.is_empty();
                 for (key, function) in &fresh.superseded {
                     tracing::debug!(key = %key, task = %function, "skipped a superseded message");
                 }
@@ -536,20 +557,31 @@ impl MainLoop {
         }
     }
 
-    /// Waits, briefly, until every slot is free: every run started here has ended and
-    /// its end is written. False when the wait ran out first; claiming then goes on as
-    /// before (a run still going, a child it queued meanwhile, are not held up for long).
+    /// Waits, briefly, until every slot is free and every run's task has returned: every
+    /// run started here has ended and its end is written. False when the wait ran out
+    /// first; claiming then goes on as before (a run still going, a child it queued
+    /// meanwhile, are not held up for long).
     async fn settled(&mut self) -> bool {
         let all = u32::try_from(self.shared.settings.concurrency).unwrap_or(u32::MAX);
-        let interval = self
-            .shared
-            .settings
-            .minimum_check_interval
-            .min(Duration::from_millis(20));
-        matches!(
-            tokio::time::timeout(interval, self.slots.acquire_many(all)).await,
-            Ok(Ok(_))
-        )
+        let interval = self.shared.settings.minimum_check_interval.min(SETTLE_WAIT);
+        let slots = self.slots.clone();
+        let runs = &mut self.runs;
+        let mut ended = Vec::new();
+        let settled = tokio::time::timeout(interval, async {
+            let free = slots.acquire_many(all).await.is_ok();
+            // A run hands its slot to the finisher just before its task returns: wait for
+            // those returns too, or the worker would not yet count as finished.
+            while let Some(ran) = runs.join_next().await {
+                ended.push(ran);
+            }
+            free
+        })
+        .await;
+        // Accounted outside the wait, so that running out of time never cuts one short.
+        for ran in ended {
+            self.account(ran).await;
+        }
+        matches!(settled, Ok(true))
     }
 
     /// Whether a draining worker is done ([`finished`](Self::finished)); a backend error
