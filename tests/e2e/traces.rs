@@ -10,7 +10,7 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::support::{Target, drain, on_both_backends};
+use crate::support::{Target, drain, on_both_backends, test_worker};
 use crate::tasks::{AddNumbers, FailsThrice};
 
 /// The process-wide exporter (spans of every test land here; each test filters by its
@@ -104,4 +104,54 @@ async fn runs_are_children_of_the_spans_that_added_them(target: Target) {
     }
 }
 
-on_both_backends!(runs_are_children_of_the_spans_that_added_them);
+/// What the worker's main loop does on its own (here: cancelling the next copy of a key
+/// that used up its `run_at_most` runs) is traced within the span of the code that runs
+/// the worker, though the loop runs as a task of its own.
+async fn the_worker_loop_traces_within_its_caller_s_span(target: Target) {
+    let exporter = exporter();
+    let docket = target.docket().await;
+    docket
+        .add(AddNumbers::new(1, 1))
+        .key("limited")
+        .await
+        .unwrap();
+    let worker = test_worker(&docket).build().unwrap();
+    let caller = tracing::info_span!("test.worker", test.docket = %target.name);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        worker.run_at_most([("limited", 1)]).instrument(caller),
+    )
+    .await
+    .expect("the worker finished within 30 s")
+    .unwrap();
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let caller = spans
+        .iter()
+        .find(|s| {
+            s.name == "test.worker" && attribute(s, "test.docket").as_deref() == Some(&*target.name)
+        })
+        .expect("the caller's span");
+    let cancel = spans
+        .iter()
+        .find(|s| {
+            s.name == "docket.cancel"
+                && attribute(s, "docket.name").as_deref() == Some(&*target.name)
+                && attribute(s, "docket.key").as_deref() == Some("limited")
+        })
+        .expect("the worker cancelled the used-up key's next copy");
+    assert_eq!(
+        cancel.parent_span_id,
+        caller.span_context.span_id(),
+        "{cancel:#?}"
+    );
+    assert_eq!(
+        cancel.span_context.trace_id(),
+        caller.span_context.trace_id()
+    );
+}
+
+on_both_backends!(
+    runs_are_children_of_the_spans_that_added_them,
+    the_worker_loop_traces_within_its_caller_s_span,
+);
