@@ -97,11 +97,7 @@ end
 -- Messages to acknowledge and delete, all at once after the loop.
 local done = {}
 
-local at = 6
-for _ = 1, count do
-    local size = tonumber(ARGV[at])
-    local base = at + 1
-    at = base + size
+for size, base in sized_entries(6, count) do
     local id, key, generation = ARGV[base], ARGV[base + 1], ARGV[base + 2]
     local state, error_json = ARGV[base + 3], ARGV[base + 4]
     local has_result, result = ARGV[base + 5], ARGV[base + 6]

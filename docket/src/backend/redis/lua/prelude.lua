@@ -216,6 +216,23 @@ local function due_ms(kind, ms, now)
     return now
 end
 
+-- Walks `count` size-prefixed entries of ARGV starting at ARGV[first] (each entry is its
+-- argument count, then that many arguments), yielding each entry's size and the index of
+-- its first argument.
+local function sized_entries(first, count)
+    local at, seen = first, 0
+    return function()
+        if seen == count then
+            return nil
+        end
+        seen = seen + 1
+        local size = tonumber(ARGV[at])
+        local base = at + 1
+        at = base + size
+        return size, base
+    end
+end
+
 -- Admission control keys (see admission.lua).
 local function slot_key(scope) return PREFIX .. ':concurrency:' .. scope end
 local function waiting_key(scope) return PREFIX .. ':waiting:' .. scope end

@@ -22,13 +22,10 @@ local out = {}
 -- written anything: Redis checks a script's commands that add memory until its first
 -- write. Any other call may write first (DEL, ZREM) and so is checked up front.
 local function only_fresh()
-    local at = 3
-    for _ = 1, count do
-        local size = tonumber(ARGV[at])
+    for size in sized_entries(3, count) do
         if size ~= 3 then
             return false
         end
-        at = at + 1 + size
     end
     return true
 end
@@ -51,11 +48,7 @@ local function queue_fresh(key, fn, args)
     out[#out + 1] = when
 end
 
-local at = 3
-for _ = 1, count do
-    local size = tonumber(ARGV[at])
-    local base = at + 1
-    at = base + size
+for size, base in sized_entries(3, count) do
     local key, fn, args = ARGV[base], ARGV[base + 1], ARGV[base + 2]
     if size == 3 then
         queue_fresh(key, fn, args)
