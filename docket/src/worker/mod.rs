@@ -379,8 +379,6 @@ struct MainLoop {
     limits: Option<Arc<run::RunLimits>>,
     backoff: Duration,
     next_sweep: tokio::time::Instant,
-    /// The last claim got fewer messages than it asked for: the stream was empty.
-    drained: bool,
     /// The last claim got nothing at all.
     looked_empty: bool,
 }
@@ -403,7 +401,6 @@ impl MainLoop {
             consumer: None,
             limits,
             backoff,
-            drained: false,
             looked_empty: false,
             next_sweep: tokio::time::Instant::now(),
         }
@@ -421,15 +418,6 @@ impl MainLoop {
             if *stopping.borrow_and_update() {
                 break;
             }
-            // Draining (not `run_forever`) and the stream was empty: rather than block on
-            // it for a whole check interval, wait a little (20 ms at most) for what runs
-            // here to end and be written, and stop as soon as nothing is left anywhere.
-            if self.drained && self.mode != Mode::Forever {
-                self.drained = false;
-                if self.settled().await && self.nothing_left().await {
-                    break;
-                }
-            }
             // Wait for a free slot (or a stop request) before claiming.
             let first = tokio::select! {
                 permit = self.slots.clone().acquire_owned() => permit.map_err(|_| Error::Closed)?,
@@ -445,13 +433,26 @@ impl MainLoop {
                     self.shared.mark_ok();
                     self.backoff = self.shared.settings.reconnection_delay;
                     let idle = claimed.deliveries.is_empty();
-                    self.drained = !idle && claimed.deliveries.len() < permits.len();
+                    let ran_dry = !idle && claimed.deliveries.len() < permits.len();
+                    self.looked_empty = idle;
                     for delivery in claimed.deliveries {
                         let Some(permit) = permits.pop() else { break };
                         self.start(delivery, permit);
                     }
                     drop(permits);
-                    if idle && self.mode != Mode::Forever && self.nothing_left().await {
+                    // Draining (not `run_forever`): nothing read, or the stream ran dry.
+                    // Rather than block on it for a whole check interval, wait a little
+                    // (20 ms at most) for what runs here to end and be written, and stop
+                    // as soon as nothing is left anywhere.
+                    let draining = self.mode != Mode::Forever;
+                    let done = if draining && idle {
+                        self.nothing_left().await
+                    } else if draining && ran_dry {
+                        self.settled().await && self.nothing_left().await
+                    } else {
+                        false
+                    };
+                    if done {
                         break;
                     }
                 }
@@ -514,7 +515,6 @@ impl MainLoop {
         };
         match consumer.claim(free, block).await {
             Ok(mut fresh) => {
-                self.looked_empty = claimed.deliveries.is_empty() && fresh.deliveries.is_empty();
                 for (key, function) in &fresh.superseded {
                     tracing::debug!(key = %key, task = %function, "skipped a superseded message");
                 }
