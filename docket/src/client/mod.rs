@@ -23,24 +23,27 @@ use crate::task::{Call, Due, Task};
 /// The default `execution_ttl`: terminal records and results live 15 minutes.
 pub const DEFAULT_EXECUTION_TTL: Duration = Duration::from_mins(15);
 
+/// The counter of calls stricken before they were written.
+const STRICKEN: &str = "docket_tasks_stricken";
+
 /// The metrics of one batch of calls, counted per task and kind and recorded once: an
 /// `add_many` of thousands of calls of one task takes the metrics lock a few times, not
 /// a few times per call.
 #[derive(Default)]
 struct ScheduleCounts {
-    /// (metric, task, stricken by docket, count).
-    counts: Vec<(&'static str, String, bool, u64)>,
+    /// (metric, task, count).
+    counts: Vec<(&'static str, String, u64)>,
 }
 
 impl ScheduleCounts {
-    fn add(&mut self, metric: &'static str, task: &str, struck: bool) {
+    fn add(&mut self, metric: &'static str, task: &str) {
         match self
             .counts
             .iter_mut()
-            .find(|(m, t, _, _)| *m == metric && t == task)
+            .find(|(m, t, _)| *m == metric && t == task)
         {
-            Some((_, _, _, n)) => *n += 1,
-            None => self.counts.push((metric, task.to_owned(), struck, 1)),
+            Some((_, _, n)) => *n += 1,
+            None => self.counts.push((metric, task.to_owned(), 1)),
         }
     }
 
@@ -52,21 +55,22 @@ impl ScheduleCounts {
                 } else {
                     "docket_tasks_added"
                 };
-                self.add(written, &task.function, false);
-                self.add("docket_tasks_scheduled", &task.function, false);
+                self.add(written, &task.function);
+                self.add("docket_tasks_scheduled", &task.function);
                 if disposition == Disposition::Superseded {
-                    self.add("docket_tasks_superseded", &task.function, false);
+                    self.add("docket_tasks_superseded", &task.function);
                 }
             }
-            Disposition::Struck => self.add("docket_tasks_stricken", &task.function, true),
+            Disposition::Struck => self.add(STRICKEN, &task.function),
             Disposition::AlreadyScheduled => {}
         }
     }
 
     fn record(self, docket: &str) {
-        for (metric, task, struck, n) in self.counts {
+        for (metric, task, n) in self.counts {
             let mut labels = metrics::labels(docket, None, Some(&task));
-            if struck {
+            // Calls docket struck, as opposed to those a worker's strike refused.
+            if metric == STRICKEN {
                 labels.push(("where", "docket".to_owned()));
             }
             metrics::count(metric, labels, n);
