@@ -1,15 +1,13 @@
 //! The strikes stream on Redis: appends through strike.lua, reads with `XREAD` on a
 //! dedicated connection (a blocking read never shares the command connection).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use redis::streams::StreamReadReply;
 
 use super::scripts::SCRIPTS;
-use super::wire::{duration_millis, text};
+use super::wire::{duration_millis, stream_entries};
 use super::{Shared, connection};
 use crate::backend::{BoxFuture, StrikeEntry, StrikeReader};
 use crate::error::Result;
@@ -64,23 +62,9 @@ impl StrikeReader for RedisStrikeReader {
                 .arg(&self.stream)
                 .arg(after.unwrap_or("0"));
             let reply: Value = command.query_async(&mut self.connection).await?;
-            if matches!(reply, Value::Nil) {
-                return Ok(Vec::new());
-            }
-            let reply: StreamReadReply = redis::from_redis_value(reply)
-                .map_err(|e| crate::error::Error::Protocol(format!("XREAD of the strikes: {e}")))?;
-            Ok(reply
-                .keys
+            Ok(stream_entries(&reply)?
                 .into_iter()
-                .flat_map(|key| key.ids)
-                .map(|entry| {
-                    let fields: HashMap<String, String> = entry
-                        .map
-                        .iter()
-                        .filter_map(|(field, value)| Some((field.clone(), text(value)?)))
-                        .collect();
-                    (entry.id, Instruction::from_fields(&fields))
-                })
+                .map(|(id, fields)| (id, Instruction::from_fields(&fields)))
                 .collect())
         })
     }

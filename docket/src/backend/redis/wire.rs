@@ -177,14 +177,15 @@ pub(super) fn text_fields(value: &Value) -> HashMap<String, String> {
     fields
 }
 
-/// The entries of an `XREADGROUP` reply, read straight from the reply (RESP2 arrays or
-/// a RESP3 map of streams): each id with its fields as text. No reply (a read that timed
-/// out) is no entries; any other shape is an error, never entries silently skipped.
+/// The entries of an `XREADGROUP` or `XREAD` reply, read straight from the reply (RESP2
+/// arrays or a RESP3 map of streams): each id with its fields as text. No reply (a read
+/// that timed out) is no entries; any other shape is an error, never entries silently
+/// skipped.
 ///
 /// # Errors
-/// When the reply is not shaped as `XREADGROUP` answers.
+/// When the reply is not shaped as a stream read answers.
 pub(super) fn stream_entries(reply: &Value) -> Result<Vec<(String, HashMap<String, String>)>> {
-    let unexpected = || Error::Protocol(format!("XREADGROUP answered {reply:?}"));
+    let unexpected = || Error::Protocol(format!("a stream read answered {reply:?}"));
     let streams: Vec<&Value> = match reply {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(streams) => streams
@@ -599,7 +600,7 @@ mod tests {
             ])]),
         ] {
             let error = stream_entries(&odd).unwrap_err().to_string();
-            assert!(error.contains("XREADGROUP answered"), "{error}");
+            assert!(error.contains("a stream read answered"), "{error}");
         }
     }
 }
