@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::Shared;
-use super::scripts::SCRIPTS;
+use super::scripts::{SCRIPTS, load_into};
 use super::wire::duration_millis;
 use crate::backend::AdmissionCheck;
 use crate::error::Result;
@@ -61,7 +61,7 @@ pub(super) async fn renew(
     }
     // One round trip: SCRIPT LOAD (idempotent), then EVALSHA per slot.
     let mut pipeline = redis::pipe();
-    pipeline.load_script(&SCRIPTS.admission).ignore();
+    load_into(&mut pipeline, &SCRIPTS.admission);
     for (slot, key) in held {
         let mut invocation = SCRIPTS.admission.prepare_invoke();
         invocation
@@ -70,7 +70,7 @@ pub(super) async fn renew(
             .arg("renew")
             .arg(key)
             .arg(duration_millis(lease).max(1));
-        pipeline.invoke_script(&invocation).ignore();
+        invocation.add_to(&mut pipeline);
     }
     let () = pipeline.query_async(&mut shared.connection()).await?;
     Ok(())

@@ -1,13 +1,154 @@
 //! The Lua scripts, one per state transition, each prefixed with the shared prelude.
 //!
-//! `redis::Script` runs them with `EVALSHA` and reloads them on `NOSCRIPT` (after a
-//! server restart or `SCRIPT FLUSH`), so they are loaded lazily and never by hand.
+//! A script runs with `EVALSHA`; on `NOSCRIPT` (a server that restarted or ran `SCRIPT
+//! FLUSH`, or one that never saw it) it is loaded and run again, so scripts are loaded
+//! lazily and never by hand.
+//!
+//! A process keeps only each script's hash. Its text (the ~12 KB prelude, then its body)
+//! is put together only when a server needs loading: sixteen whole copies, held for the
+//! life of every process, were a fifth of a worker's heap.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, ServerErrorKind, ToRedisArgs};
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
+/// What a worker's script runs first (see the prelude on memory).
+const WORKER_START: &str = "continue_when_out_of_memory()\n";
+
+/// One script: how it starts after the prelude, its body, and its SHA-1.
+pub(super) struct Script {
+    start: &'static str,
+    body: Cow<'static, str>,
+    hash: String,
+}
+
+impl Script {
+    fn new(start: &'static str, body: impl Into<Cow<'static, str>>) -> Self {
+        let body = body.into();
+        let mut sha = sha1_smol::Sha1::new();
+        for part in Self::parts(start, &body) {
+            sha.update(part.as_bytes());
+        }
+        let hash = sha.digest().to_string();
+        Self { start, body, hash }
+    }
+
+    /// The pieces of the text, in order.
+    fn parts<'a>(start: &'a str, body: &'a str) -> [&'a str; 4] {
+        [PRELUDE, "\n", start, body]
+    }
+
+    /// The whole text, as `SCRIPT LOAD` sends it.
+    pub(super) fn code(&self) -> String {
+        Self::parts(self.start, &self.body).concat()
+    }
+
+    /// The SHA-1 `EVALSHA` names it by.
+    #[cfg(test)]
+    pub(super) fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// `SCRIPT LOAD` of this script.
+    fn load_cmd(&self) -> Cmd {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("LOAD").arg(self.code());
+        cmd
+    }
+
+    /// A call of this script, with no keys or arguments yet.
+    pub(super) fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation {
+            script: self,
+            keys: Vec::new(),
+            args: Cmd::new(),
+        }
+    }
+
+    /// A call of this script, starting with `key`.
+    pub(super) fn key<T: ToRedisArgs>(&self, key: T) -> Invocation<'_> {
+        let mut invocation = self.prepare_invoke();
+        invocation.key(key);
+        invocation
+    }
+
+    /// A call of this script, starting with the argument `arg`.
+    #[cfg(test)]
+    pub(super) fn arg<T: ToRedisArgs>(&self, arg: T) -> Invocation<'_> {
+        let mut invocation = self.prepare_invoke();
+        invocation.arg(arg);
+        invocation
+    }
+}
+
+/// A script call being put together: keys and arguments, in any order.
+pub(super) struct Invocation<'a> {
+    script: &'a Script,
+    keys: Vec<Vec<u8>>,
+    /// The arguments, written as they come (one buffer, not one allocation each).
+    args: Cmd,
+}
+
+impl Invocation<'_> {
+    pub(super) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        key.write_redis_args(&mut self.keys);
+        self
+    }
+
+    pub(super) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.args.arg(arg);
+        self
+    }
+
+    /// `EVALSHA hash numkeys key... arg...`.
+    fn eval_cmd(&self) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.script.hash).arg(self.keys.len());
+        for key in &self.keys {
+            cmd.arg(key.as_slice());
+        }
+        for arg in self.args.args_iter() {
+            if let redis::Arg::Simple(bytes) = arg {
+                cmd.arg(bytes);
+            }
+        }
+        cmd
+    }
+
+    /// Runs the call, loading the script first if the server does not have it.
+    ///
+    /// # Errors
+    ///
+    /// What the server or the connection answered.
+    pub(super) async fn invoke_async<T: FromRedisValue>(
+        &self,
+        connection: &mut impl ConnectionLike,
+    ) -> RedisResult<T> {
+        let eval = self.eval_cmd();
+        match eval.query_async(connection).await {
+            Err(error) if error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let _: String = self.script.load_cmd().query_async(connection).await?;
+                eval.query_async(connection).await
+            }
+            answer => answer,
+        }
+    }
+
+    /// Adds the call to `pipeline` (which must load the script first: see
+    /// [`load_into`]).
+    pub(super) fn add_to(&self, pipeline: &mut Pipeline) {
+        pipeline.add_command(self.eval_cmd()).ignore();
+    }
+}
+
+/// Adds `SCRIPT LOAD` of `script` to `pipeline` (idempotent), for the calls that follow
+/// it in the same round trip.
+pub(super) fn load_into(pipeline: &mut Pipeline, script: &Script) {
+    pipeline.add_command(script.load_cmd()).ignore();
+}
 
 /// Every script docket runs on Redis.
 pub(super) struct Scripts {
@@ -29,21 +170,22 @@ pub(super) struct Scripts {
     pub listen: Script,
 }
 
-fn with_prelude(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+/// A script of a producer's or a reader's: the prelude, then its body.
+fn plain(body: &'static str) -> Script {
+    Script::new("", body)
 }
 
 /// A script of the workers' (or an operator's) that keeps running while Redis is out
 /// of memory: finishing work is what frees memory.
-fn worker(body: &str) -> Script {
-    with_prelude(&format!("continue_when_out_of_memory()\n{body}"))
+fn worker(body: &'static str) -> Script {
+    Script::new(WORKER_START, body)
 }
 
 /// The scripts, hashed once per process.
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     // A producer's script: refused, before it writes anything, while Redis is out of
     // memory under `noeviction` (schedule.lua says when it checks; see the prelude).
-    schedule: with_prelude(include_str!("lua/schedule.lua")),
+    schedule: plain(include_str!("lua/schedule.lua")),
     claim: worker(include_str!("lua/claim.lua")),
     finish: worker(include_str!("lua/finish.lua")),
     promote: worker(include_str!("lua/promote.lua")),
@@ -56,8 +198,8 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     admission: worker(include_str!("lua/admission.lua")),
     wake: worker(include_str!("lua/wake.lua")),
     clear: worker(include_str!("lua/clear.lua")),
-    counts: with_prelude(include_str!("lua/counts.lua")),
-    live: with_prelude(include_str!("lua/live.lua")),
+    counts: plain(include_str!("lua/counts.lua")),
+    live: plain(include_str!("lua/live.lua")),
     // A waiter still registers while Redis is out of memory (one small member).
     listen: worker(include_str!("lua/listen.lua")),
 });
@@ -65,5 +207,51 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 /// The prelude followed by `body`, for tests that probe the prelude's helpers.
 #[cfg(test)]
 pub(super) fn probe(body: &str) -> Script {
-    with_prelude(body)
+    Script::new("", body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_s_hash_is_the_sha1_of_the_text_it_loads() {
+        for script in [&SCRIPTS.schedule, &SCRIPTS.claim, &probe("return 1")] {
+            let code = script.code();
+            assert_eq!(
+                script.hash,
+                sha1_smol::Sha1::from(&code).digest().to_string()
+            );
+            assert!(code.starts_with(PRELUDE));
+        }
+        let after_prelude = |script: &Script| script.code()[PRELUDE.len()..].to_owned();
+        assert!(after_prelude(&SCRIPTS.claim).starts_with(&format!("\n{WORKER_START}")));
+        assert!(after_prelude(&SCRIPTS.schedule).starts_with("\n-- schedule.lua"));
+    }
+
+    #[test]
+    fn keys_come_before_arguments_whatever_the_order_they_were_given_in() {
+        let script = probe("return 1");
+        let mut invocation = script.arg("a1");
+        invocation.key("k1").arg(2).key(&["k2", "k3"][..]);
+        let words: Vec<Vec<u8>> = invocation
+            .eval_cmd()
+            .args_iter()
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => bytes.to_vec(),
+                _ => b"<not a simple argument>".to_vec(),
+            })
+            .collect();
+        let expected: Vec<&[u8]> = vec![
+            b"EVALSHA",
+            script.hash.as_bytes(),
+            b"3",
+            b"k1",
+            b"k2",
+            b"k3",
+            b"a1",
+            b"2",
+        ];
+        assert_eq!(words, expected);
+    }
 }

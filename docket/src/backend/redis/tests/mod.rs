@@ -117,6 +117,41 @@ fn within(actual: Duration, expected: Duration, slack: Duration) -> bool {
 }
 
 #[tokio::test]
+async fn a_script_unknown_to_the_server_is_loaded_and_run() {
+    let server = TestServer::start();
+    let mut connection = raw(&server).await;
+    let script = probe("return ARGV[1] .. '/' .. KEYS[1]");
+    let call = || async {
+        let answer: String = script
+            .key("k")
+            .arg("orders")
+            .invoke_async(&mut raw(&server).await)
+            .await
+            .unwrap();
+        answer
+    };
+    // A fresh server has never seen it: NOSCRIPT, then loaded and run.
+    assert_eq!(call().await, "orders/k");
+    let loaded: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(script.code())
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded,
+        script.hash(),
+        "the hash EVALSHA uses is the server's"
+    );
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(call().await, "orders/k", "run again after SCRIPT FLUSH");
+}
+
+#[tokio::test]
 async fn lua_and_rust_agree_on_times_and_key_names() {
     let server = TestServer::start();
     let mut connection = raw(&server).await;
