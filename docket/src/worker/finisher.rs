@@ -22,6 +22,13 @@ use crate::observe::metrics;
 /// Most completions written in one call.
 const BATCH: usize = 256;
 
+/// How many endings a batch can hold: each holds a run's permit, so there are never
+/// more than the worker's concurrency (a batch's buffer, allocated for the worker's
+/// lifetime, is sized by it, not by [`BATCH`]).
+fn batch_size(concurrency: usize) -> usize {
+    concurrency.clamp(1, BATCH)
+}
+
 /// One run's end, as the finisher takes it.
 pub(super) struct Ending {
     pub finish: Finish,
@@ -60,8 +67,9 @@ impl FinishSender {
 
 impl Finisher {
     pub(super) fn spawn(shared: Arc<Shared>) -> Self {
-        let (sender, receiver) = mpsc::channel(BATCH * 4);
-        let task = tokio::spawn(write_batches(shared, receiver));
+        let batch = batch_size(shared.settings.concurrency);
+        let (sender, receiver) = mpsc::channel(batch);
+        let task = tokio::spawn(write_batches(shared, receiver, batch));
         Self { sender, task }
     }
 
@@ -84,9 +92,9 @@ impl Finisher {
     }
 }
 
-async fn write_batches(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Ending>) {
-    let mut endings = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut endings, BATCH).await > 0 {
+async fn write_batches(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Ending>, batch: usize) {
+    let mut endings = Vec::with_capacity(batch);
+    while receiver.recv_many(&mut endings, batch).await > 0 {
         let (runs, pending): (Vec<Finish>, Vec<Pending>) = endings
             .drain(..)
             .map(|ending| {
