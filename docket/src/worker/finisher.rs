@@ -58,18 +58,34 @@ pub(super) struct FinishSender(mpsc::Sender<Ending>);
 
 impl FinishSender {
     /// Hands one run's end to the finisher, which records it with the next batch.
-    pub(super) async fn finish(&self, shared: &Shared, ending: Ending) {
-        if let Err(mpsc::error::SendError(ending)) = self.0.send(ending).await {
-            report(shared, &ending.execution, &Err(Error::Closed));
+    ///
+    /// It never waits (a run's future keeps no send in flight, which made it a third
+    /// larger): the channel holds as many endings as the worker has permits, and each
+    /// ending holds one.
+    pub(super) fn finish(&self, shared: &Shared, ending: Ending) {
+        match self.0.try_send(ending) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(ending)) => {
+                report(shared, &ending.execution, &Err(Error::Closed));
+            }
+            Err(mpsc::error::TrySendError::Full(ending)) => {
+                debug_assert!(false, "more endings than permits");
+                let sender = self.0.clone();
+                tokio::spawn(async move {
+                    if let Err(mpsc::error::SendError(ending)) = sender.send(ending).await {
+                        unrecorded(ending.execution.key(), &Error::Closed);
+                    }
+                });
+            }
         }
     }
 }
 
 impl Finisher {
     pub(super) fn spawn(shared: Arc<Shared>) -> Self {
-        let batch = batch_size(shared.settings.concurrency);
-        let (sender, receiver) = mpsc::channel(batch);
-        let task = tokio::spawn(write_batches(shared, receiver, batch));
+        let concurrency = shared.settings.concurrency;
+        let (sender, receiver) = mpsc::channel(concurrency.max(1));
+        let task = tokio::spawn(write_batches(shared, receiver, batch_size(concurrency)));
         Self { sender, task }
     }
 
@@ -137,10 +153,12 @@ fn report(shared: &Shared, execution: &Execution, recorded: &Result<FinishOutcom
         Ok(FinishOutcome::Fenced) => {
             tracing::warn!(key = %key, "the run was taken over by another worker; its end was not recorded");
         }
-        Err(error) => {
-            tracing::warn!(key = %key, %error, "could not record the end of a run; it will be redelivered");
-        }
+        Err(error) => unrecorded(key, error),
     }
+}
+
+fn unrecorded(key: &str, error: &Error) {
+    tracing::warn!(key = %key, %error, "could not record the end of a run; it will be redelivered");
 }
 
 /// Writes one batch, retrying through a lost connection for as long as the messages

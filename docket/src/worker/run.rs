@@ -142,8 +142,7 @@ pub(super) async fn execute(
         Err(waiting) => {
             finish(
                 &shared, &finisher, delivered, execution, waiting, permit, None,
-            )
-            .await;
+            );
             return Ran { used_up: None };
         }
     };
@@ -200,8 +199,7 @@ pub(super) async fn execute(
     if !last_allowed {
         finish(
             &shared, &finisher, delivered, execution, ended, permit, None,
-        )
-        .await;
+        );
         return Ran { used_up: None };
     }
     // The key's further copies are cancelled once this run's end is written (that end
@@ -216,8 +214,7 @@ pub(super) async fn execute(
         ended,
         permit,
         Some(written),
-    )
-    .await;
+    );
     let _ = recorded.await;
     Ran { used_up: Some(key) }
 }
@@ -300,7 +297,7 @@ struct Ended {
 
 /// Hands how the delivery ended (and what follows it) to the finisher, which records it
 /// and then frees the run's permit (and tells `written`).
-async fn finish(
+fn finish(
     shared: &Shared,
     finisher: &FinishSender,
     delivered: Delivered,
@@ -324,7 +321,7 @@ async fn finish(
         permit,
         written,
     };
-    finisher.finish(shared, ending).await;
+    finisher.finish(shared, ending);
 }
 
 /// The behaviours' admission, then the task's own controls. `Err` when the call must
