@@ -1,5 +1,6 @@
-//! The benchmark's tasks and its hidden `worker` role: this same binary, spawned as a
-//! separate process so that a worker's memory can be measured on its own.
+//! The benchmark's tasks and its worker role: `docket-bench-worker`, spawned as a
+//! separate process so that a worker's memory can be measured on its own, in a program
+//! that holds a worker and nothing of the bench around it.
 //!
 //! The child prints `ready` once connected, then one JSON line with its timings and its
 //! peak RSS just before it exits.
@@ -26,14 +27,14 @@ static STARTS: AtomicU64 = AtomicU64::new(0);
 
 /// The no-op task the throughput scenarios drain: it only notes when it started.
 #[docket::task(name = "bench_noop")]
-pub(crate) async fn noop() {
+pub async fn noop() {
     note_start();
 }
 
 /// Returns the wall-clock time it started, in microseconds since the Unix epoch (the
 /// latency scenarios read it as the result).
 #[docket::task(name = "bench_stamp")]
-pub(crate) async fn stamp() -> u64 {
+pub async fn stamp() -> u64 {
     unix_micros(SystemTime::now())
 }
 
@@ -49,7 +50,7 @@ fn note_start() {
 }
 
 /// Microseconds since the Unix epoch.
-pub(crate) fn unix_micros(at: SystemTime) -> u64 {
+pub fn unix_micros(at: SystemTime) -> u64 {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
 }
@@ -67,20 +68,20 @@ fn status_kib<const N: usize>(names: [&str; N]) -> [u64; N] {
 }
 
 /// Peak and current resident set size of this process, in KiB (`VmHWM`, `VmRSS`).
-pub(crate) fn memory_kib() -> (u64, u64) {
+pub fn memory_kib() -> (u64, u64) {
     let [peak, now] = status_kib(["VmHWM:", "VmRSS:"]);
     (peak, now)
 }
 
 /// This process's anonymous and file-backed resident memory, in KiB (`RssAnon`,
 /// `RssFile`).
-pub(crate) fn rss_split_kib() -> (u64, u64) {
+pub fn rss_split_kib() -> (u64, u64) {
     let [anon, file] = status_kib(["RssAnon:", "RssFile:"]);
     (anon, file)
 }
 
 /// CPU time this process has used (user + system), in milliseconds.
-pub(crate) fn cpu_ms() -> f64 {
+pub fn cpu_ms() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // The fields after the command name (which may hold spaces) start after ')'.
     let fields: Vec<&str> = stat
@@ -102,8 +103,8 @@ pub(crate) fn cpu_ms() -> f64 {
 }
 
 /// What the child runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Mode {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
     /// `run_until_finished` on what is queued, then exit.
     Drain,
     /// `run_forever` until standard input closes.
@@ -112,32 +113,133 @@ pub(crate) enum Mode {
     Memory,
 }
 
-/// The hidden `worker` role's arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct WorkerArgs {
+impl Mode {
+    /// Its `--mode` value.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Drain => "drain",
+            Self::Serve => "serve",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// The worker process's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerArgs {
     /// What to run.
-    #[arg(long, value_enum)]
     pub mode: Mode,
     /// The docket's URL.
-    #[arg(long)]
     pub url: String,
     /// The docket's name.
-    #[arg(long)]
     pub name: String,
     /// The worker's concurrency.
-    #[arg(long)]
     pub concurrency: usize,
     /// `execution_ttl` in milliseconds (0: fire-and-forget).
-    #[arg(long)]
     pub ttl_ms: u64,
     /// Tasks to add first (`memory` mode).
-    #[arg(long, default_value_t = 0)]
     pub tasks: usize,
+}
+
+/// The worker program's `--help`.
+pub const WORKER_USAGE: &str = "\
+Usage: docket-bench-worker --mode <drain|serve|memory> --url <URL> --name <NAME> \
+--concurrency <N> --ttl-ms <MS> [--tasks <N>]
+
+  --mode         drain: run_until_finished on what is queued, then exit;
+                 serve: run_forever until standard input closes;
+                 memory: add --tasks no-ops to an in-process memory:// docket, drain them
+  --url          the docket's URL
+  --name         the docket's name
+  --concurrency  the worker's concurrency
+  --ttl-ms       execution_ttl in milliseconds (0: fire-and-forget)
+  --tasks        tasks to add first (memory mode; default 0)
+";
+
+impl WorkerArgs {
+    /// Parses the arguments after the program's name: `Ok(None)` for `--help`. (By hand:
+    /// an argument parser would be the bulk of the code this small program runs, and
+    /// of its memory.)
+    ///
+    /// # Errors
+    /// Names the flag and the value that is missing, unknown or malformed.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Self>> {
+        let mut given = std::collections::BTreeMap::new();
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            if flag == "--help" || flag == "-h" {
+                return Ok(None);
+            }
+            let name = match flag.strip_prefix("--") {
+                Some(name @ ("mode" | "url" | "name" | "concurrency" | "ttl-ms" | "tasks")) => {
+                    name.to_owned()
+                }
+                _ => anyhow::bail!("unknown argument `{flag}`\n\n{WORKER_USAGE}"),
+            };
+            let value = args
+                .next()
+                .with_context(|| format!("`{flag}` needs a value"))?;
+            given.insert(name, value);
+        }
+        let mut take = |name: &str| {
+            given
+                .remove(name)
+                .with_context(|| format!("`--{name}` is required\n\n{WORKER_USAGE}"))
+        };
+        let number = |name: &str, value: String| {
+            value
+                .parse::<u64>()
+                .with_context(|| format!("`--{name} {value}`: not a whole number"))
+        };
+        let mode = match take("mode")?.as_str() {
+            "drain" => Mode::Drain,
+            "serve" => Mode::Serve,
+            "memory" => Mode::Memory,
+            other => anyhow::bail!("`--mode {other}`: expected drain, serve or memory"),
+        };
+        let (url, name) = (take("url")?, take("name")?);
+        let concurrency = usize::try_from(number("concurrency", take("concurrency")?)?)?;
+        let ttl_ms = number("ttl-ms", take("ttl-ms")?)?;
+        let tasks = match given.remove("tasks") {
+            Some(tasks) => usize::try_from(number("tasks", tasks)?)?,
+            None => 0,
+        };
+        Ok(Some(Self {
+            mode,
+            url,
+            name,
+            concurrency,
+            ttl_ms,
+            tasks,
+        }))
+    }
+
+    /// The arguments that [`parse`](Self::parse) reads back as these.
+    #[must_use]
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--mode".to_owned(),
+            self.mode.name().to_owned(),
+            "--url".to_owned(),
+            self.url.clone(),
+            "--name".to_owned(),
+            self.name.clone(),
+            "--concurrency".to_owned(),
+            self.concurrency.to_string(),
+            "--ttl-ms".to_owned(),
+            self.ttl_ms.to_string(),
+        ];
+        if self.tasks > 0 {
+            args.extend(["--tasks".to_owned(), self.tasks.to_string()]);
+        }
+        args
+    }
 }
 
 /// The child's report, printed as its last line.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct ChildReport {
+pub struct ChildReport {
     /// Connecting to the docket.
     pub connect_ms: f64,
     /// `memory` mode: adding the tasks.
@@ -158,18 +260,21 @@ pub(crate) struct ChildReport {
     pub hwm_kib: u64,
     /// RSS at the end.
     pub rss_kib: u64,
-    /// Of the RSS at the end: anonymous memory (heap, stacks, relocated data) and
-    /// file-backed pages (the program's code and the shared libraries it maps).
+    /// Of the RSS at the end: anonymous memory (heap, stacks, relocated data)...
     #[serde(default)]
     pub rss_anon_kib: u64,
+    /// ...and file-backed pages (the program's code and the shared libraries it maps).
     #[serde(default)]
     pub rss_file_kib: u64,
     /// CPU time (user + system) the run used, in milliseconds.
     pub cpu_ms: f64,
 }
 
-/// Runs the hidden `worker` role and prints its report.
-pub(crate) async fn run(args: WorkerArgs) -> Result<()> {
+/// Runs the worker role and prints its report.
+///
+/// # Errors
+/// When connecting, adding (`memory` mode) or running the worker fails.
+pub async fn run(args: WorkerArgs) -> Result<()> {
     let connecting = Instant::now();
     let docket = Docket::builder(args.name.clone(), args.url.clone())
         .execution_ttl(Duration::from_millis(args.ttl_ms))
@@ -230,7 +335,10 @@ fn say(line: &str) -> Result<()> {
 }
 
 /// Adds `count` no-op tasks with `add_many`, `batch` per call.
-pub(crate) async fn add_noops(docket: &Docket, count: usize, batch: usize) -> Result<()> {
+///
+/// # Errors
+/// When an `add_many` fails.
+pub async fn add_noops(docket: &Docket, count: usize, batch: usize) -> Result<()> {
     let mut left = count;
     while left > 0 {
         let now = left.min(batch);
@@ -241,6 +349,62 @@ pub(crate) async fn add_noops(docket: &Docket, count: usize, batch: usize) -> Re
 }
 
 /// A no-op call due at `when`, for `add_many`.
-pub(crate) fn noop_at(when: SystemTime) -> docket::Call {
+pub fn noop_at(when: SystemTime) -> docket::Call {
     docket::Call::from(Noop::new()).at(when)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Option<WorkerArgs>> {
+        WorkerArgs::parse(line.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn arguments_read_back_as_they_were_written() {
+        let args = WorkerArgs {
+            mode: Mode::Memory,
+            url: "memory://m".to_owned(),
+            name: "m".to_owned(),
+            concurrency: 50,
+            ttl_ms: 0,
+            tasks: 20_000,
+        };
+        assert_eq!(
+            WorkerArgs::parse(args.to_args()).unwrap(),
+            Some(args.clone())
+        );
+        let serve = WorkerArgs {
+            mode: Mode::Serve,
+            tasks: 0,
+            ..args
+        };
+        assert_eq!(WorkerArgs::parse(serve.to_args()).unwrap(), Some(serve));
+        assert_eq!(parse("--help").unwrap(), None);
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        let base = "--url redis://h/0 --name n --concurrency 5 --ttl-ms 0";
+        for (line, named) in [
+            (format!("--mode drian {base}"), "`--mode drian`"),
+            (
+                format!("--mode drain {base} --tasks many"),
+                "`--tasks many`",
+            ),
+            (format!("--mode drain {base} --colour red"), "`--colour`"),
+            (
+                "--mode drain --url u --name n --ttl-ms 0".to_owned(),
+                "`--concurrency`",
+            ),
+            (
+                format!("--mode drain {base} --tasks"),
+                "`--tasks` needs a value",
+            ),
+        ] {
+            let error = format!("{:#}", parse(&line).unwrap_err());
+            assert!(error.contains(named), "{line}: {error}");
+        }
+    }
 }

@@ -10,14 +10,13 @@
 //! exit) unless `--url` names one. Every scenario but the million-task one runs three
 //! times; the table shows medians and ranges, the JSON every figure.
 
-mod child;
 mod monitor;
 mod report;
 mod scale;
 mod scenarios;
 mod server;
-mod stats;
 mod timing;
+mod workers;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -25,7 +24,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use docket_bench::{child, stats};
 use serde_json::{Value, json};
 
 use crate::report::{Figure, Outcome};
@@ -53,34 +53,22 @@ struct Cli {
     /// lateness, memory, scale), for development; the ceilings always run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Spawn this build of docket-bench as the worker process instead of this binary:
-    /// to measure a worker built another way (docs/performance.md, "Worker memory").
+    /// Spawn this build of docket-bench-worker as the worker process, instead of
+    /// building it with `cargo build --release`: to measure a worker built another way.
     #[arg(long, value_name = "PATH")]
     worker_exe: Option<PathBuf>,
-    #[command(subcommand)]
-    role: Option<Role>,
-}
-
-/// Hidden roles of this binary.
-#[derive(Debug, Subcommand)]
-enum Role {
-    /// A worker process the bench spawns.
-    #[command(hide = true)]
-    Worker(child::WorkerArgs),
+    /// Neither build nor measure the lean worker (docs/production.md, "Worker memory").
+    #[arg(long)]
+    no_lean: bool,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.role {
-        Some(Role::Worker(args)) => child::run(args).await,
-        None => {
-            // On Ctrl-C the bench is dropped: its redis-server and worker children die.
-            tokio::select! {
-                result = bench(&cli) => result,
-                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-            }
-        }
+    // On Ctrl-C the bench is dropped: its redis-server and worker children die.
+    let result = tokio::select! {
+        result = bench(&cli) => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,7 +97,7 @@ async fn scenarios_wanted(
     bench: &mut Bench,
     ceilings: scenarios::Ceilings,
 ) -> Result<Vec<(&'static str, Outcome)>> {
-    let wants = |name: &str| cli.only.is_empty() || cli.only.iter().any(|only| only == name);
+    let wants = |name: &str| cli.wants(name);
     let mut outcomes: Vec<(&'static str, Outcome)> = Vec::new();
     let mut add_many_rate = 0.0;
     if wants("enqueue") {
@@ -149,6 +137,33 @@ async fn scenarios_wanted(
     Ok(outcomes)
 }
 
+impl Cli {
+    /// Whether `--only` leaves the scenario `name` in.
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|only| only == name)
+    }
+}
+
+/// The worker programs: `--worker-exe` or a `cargo build --release` of
+/// `docket-bench-worker`, and its lean build when scenario 6 runs (unless `--no-lean`,
+/// or the host cannot make one).
+async fn build_workers(cli: &Cli) -> Result<(PathBuf, Option<PathBuf>)> {
+    let plain = match &cli.worker_exe {
+        Some(exe) => workers::checked(exe)?,
+        None => step("building the worker", workers::plain()).await?,
+    };
+    if cli.no_lean || !cli.wants("drain") {
+        return Ok((plain, None));
+    }
+    match step("building the lean worker", workers::lean()).await? {
+        Ok(lean) => Ok((plain, Some(lean))),
+        Err(why) => {
+            eprintln!("[docket-bench] no lean worker: {why}");
+            Ok((plain, None))
+        }
+    }
+}
+
 /// Starts (or connects to) the server, runs every scenario, prints the table and writes
 /// the JSON.
 async fn bench(cli: &Cli) -> Result<()> {
@@ -165,10 +180,8 @@ async fn bench(cli: &Cli) -> Result<()> {
         let target = Target::parse(&server.url(), true)?;
         (Some(server), target)
     };
-    let mut bench = Bench::new(target, cli.runs, cli.quick).await?;
-    if let Some(exe) = &cli.worker_exe {
-        bench.use_worker(exe)?;
-    }
+    let workers = build_workers(cli).await?;
+    let mut bench = Bench::new(target, workers, cli.runs, cli.quick).await?;
     let redis_version = server::info(&mut bench.admin, "server")
         .await?
         .get("redis_version")

@@ -7,15 +7,15 @@ use anyhow::{Context, Result, bail};
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
-use crate::child::{ChildReport, Mode, noop_at};
+use crate::child::{ChildReport, Mode, WorkerArgs, noop_at};
 use crate::report::{Figure, Outcome};
 use crate::scenarios::{Bench, FIRE_AND_FORGET, TRACKED, WorkerProcess, count_u64, ttl_label};
 use crate::server;
-use crate::stats::{Summary, count, count64, rate};
+use crate::stats::{Summary, count, count64, megabytes, rate};
 
-/// A child's peak RSS growth from `from` to its end, in MiB.
-fn growth_mib(report: &ChildReport, from: u64) -> f64 {
-    count64(report.hwm_kib.saturating_sub(from)) / 1024.0
+/// A child's peak RSS growth from `from` (KiB) to its end, in MB.
+fn growth_mb(report: &ChildReport, from: u64) -> f64 {
+    megabytes(report.hwm_kib.saturating_sub(from))
 }
 
 /// The runs of one `memory://` configuration: a child process each.
@@ -23,22 +23,14 @@ async fn memory_runs(bench: &mut Bench, ttl: Duration, tasks: usize) -> Result<V
     let mut reports = Vec::new();
     for _ in 0..bench.runs {
         let name = bench.fresh_name("memory");
-        let url = format!("memory://{name}");
-        let (tasks_arg, ttl_arg) = (tasks.to_string(), ttl.as_millis().to_string());
-        let args = [
-            "--mode",
-            "memory",
-            "--url",
-            &url,
-            "--name",
-            &name,
-            "--concurrency",
-            "50",
-            "--ttl-ms",
-            &ttl_arg,
-            "--tasks",
-            &tasks_arg,
-        ];
+        let args = WorkerArgs {
+            mode: Mode::Memory,
+            url: format!("memory://{name}"),
+            name,
+            concurrency: 50,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            tasks,
+        };
         let (report, _) = WorkerProcess::spawn(&bench.exe, &args)
             .await?
             .finish()
@@ -80,16 +72,13 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
         let per_task: Vec<f64> = reports.iter().map(|r| bytes_per_task(r, tasks)).collect();
         let whole: Vec<f64> = reports
             .iter()
-            .map(|r| growth_mib(r, r.hwm_start_kib))
+            .map(|r| growth_mb(r, r.hwm_start_kib))
             .collect();
         let drain_only: Vec<f64> = reports
             .iter()
-            .map(|r| growth_mib(r, r.hwm_added_kib))
+            .map(|r| growth_mb(r, r.hwm_added_kib))
             .collect();
-        let peak: Vec<f64> = reports
-            .iter()
-            .map(|r| count64(r.hwm_kib) / 1024.0)
-            .collect();
+        let peak: Vec<f64> = reports.iter().map(|r| megabytes(r.hwm_kib)).collect();
         let adding: Vec<f64> = reports
             .iter()
             .map(|r| count(tasks) / (r.add_ms / 1e3))
@@ -116,7 +105,7 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
                 "7 memory://",
                 format!("memory.rss.{mode}"),
                 format!("memory:// peak RSS growth (add + drain), {mode}"),
-                "MiB",
+                "MB",
                 Summary::of(&whole),
             )
             .at_most(20.0, "≤ 20 MB"),
@@ -147,7 +136,7 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
     details.insert(
         "method".into(),
         json!(
-            "a child process (`docket-bench worker --mode memory`) connects memory://, notes \
+            "a child process (`docket-bench-worker --mode memory`) connects memory://, notes \
              VmHWM, add_many's N no-ops ×1000, notes VmHWM, drains them with one Worker \
              (concurrency 50, schedule_automatic_tasks(false), run_until_finished) and notes \
              VmHWM; rate = N / drain time; the RSS target is checked against the growth of \
@@ -291,7 +280,7 @@ pub(crate) async fn scale(bench: &mut Bench, add_many_rate: f64) -> Result<Outco
         "drained_s": drained.map(|d| d.as_secs_f64()),
         "not_drained_at_timeout": undrained,
         "worker": child,
-        "worker_peak_rss_mib": count64(child.hwm_kib) / 1024.0,
+        "worker_peak_rss_mb": megabytes(child.hwm_kib),
         "method": "producer and worker fire-and-forget; the worker child (concurrency 200, \
                    run_forever) is started after scheduling and is idle when the tasks fall \
                    due. Promotion is measured with a worker also running the promoted tasks: \

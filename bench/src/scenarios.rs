@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
-use crate::child::{ChildReport, Mode, add_noops};
+use crate::child::{ChildReport, Mode, WorkerArgs, add_noops};
 use crate::monitor::{Counts, Monitor};
 use crate::report::{Figure, Outcome};
 use crate::server::{self, Target};
-use crate::stats::{Summary, count, count64, millis, rate};
+use crate::stats::{Summary, count, count64, megabytes, millis, rate};
 
 /// `execution_ttl` of the state-tracking runs: docket's default.
 pub(crate) const TRACKED: Duration = docket::DEFAULT_EXECUTION_TTL;
@@ -30,8 +30,10 @@ const CHILD_TIMEOUT: Duration = Duration::from_mins(5);
 pub(crate) struct Bench {
     pub target: Target,
     pub admin: MultiplexedConnection,
-    /// This binary, spawned in its `worker` role.
+    /// The worker program (`docket-bench-worker`) as `cargo build --release` makes it.
     pub exe: PathBuf,
+    /// The same program's lean build, when there is one (scenario 6 measures it too).
+    pub lean: Option<PathBuf>,
     /// Runs of each scenario.
     pub runs: usize,
     /// Every N divided by 10.
@@ -52,44 +54,24 @@ pub(crate) struct Ceilings {
 
 impl Bench {
     /// Connects the admin connection to `target`.
-    pub(crate) async fn new(target: Target, runs: usize, quick: bool) -> Result<Self> {
+    pub(crate) async fn new(
+        target: Target,
+        workers: (PathBuf, Option<PathBuf>),
+        runs: usize,
+        quick: bool,
+    ) -> Result<Self> {
         let admin = target.connect().await?;
+        let (exe, lean) = workers;
         Ok(Self {
             target,
             admin,
-            exe: std::env::current_exe()?,
+            exe,
+            lean,
             runs,
             quick,
             tag: format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp()),
             names: 0,
         })
-    }
-
-    /// Spawns `exe` (another build of this binary) as the worker process.
-    ///
-    /// # Errors
-    /// When `exe` cannot be run, or its `worker --help` does not describe the worker
-    /// role this bench spawns (it is not a build of docket-bench).
-    pub(crate) fn use_worker(&mut self, exe: &Path) -> Result<()> {
-        let answer = std::process::Command::new(exe)
-            .args(["worker", "--help"])
-            .output()
-            .with_context(|| format!("--worker-exe {}: cannot run it", exe.display()))?;
-        let help = String::from_utf8_lossy(&answer.stdout);
-        if !answer.status.success() || !help.contains("--ttl-ms") {
-            bail!(
-                "--worker-exe {}: not a build of docket-bench (`worker --help` exited with {} \
-                 and did not list --ttl-ms){}",
-                exe.display(),
-                answer.status,
-                match String::from_utf8_lossy(&answer.stderr).trim() {
-                    "" => String::new(),
-                    stderr => format!(": {stderr}"),
-                }
-            );
-        }
-        self.exe = exe.to_path_buf();
-        Ok(())
     }
 
     /// `full`, or a tenth of it with `--quick`.
@@ -127,31 +109,28 @@ impl Bench {
         concurrency: usize,
         ttl: Duration,
     ) -> Result<WorkerProcess> {
-        WorkerProcess::spawn(
-            &self.exe,
-            &[
-                "--mode",
-                mode_name(mode),
-                "--url",
-                &self.target.url,
-                "--name",
-                name,
-                "--concurrency",
-                &concurrency.to_string(),
-                "--ttl-ms",
-                &ttl.as_millis().to_string(),
-            ],
-        )
-        .await
+        self.spawn_worker_of(&self.exe, mode, name, concurrency, ttl)
+            .await
     }
-}
 
-/// The `--mode` value of a child mode.
-pub(crate) fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Drain => "drain",
-        Mode::Serve => "serve",
-        Mode::Memory => "memory",
+    /// Spawns the worker program `exe` on the docket `name` and waits until it is ready.
+    async fn spawn_worker_of(
+        &self,
+        exe: &Path,
+        mode: Mode,
+        name: &str,
+        concurrency: usize,
+        ttl: Duration,
+    ) -> Result<WorkerProcess> {
+        let args = WorkerArgs {
+            mode,
+            url: self.target.url.clone(),
+            name: name.to_owned(),
+            concurrency,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            tasks: 0,
+        };
+        WorkerProcess::spawn(exe, &args).await
     }
 }
 
@@ -173,11 +152,10 @@ pub(crate) struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Spawns this binary as `worker ARGS` and waits for its `ready` line.
-    pub(crate) async fn spawn(exe: &PathBuf, args: &[&str]) -> Result<Self> {
+    /// Spawns the worker program `exe` with `args` and waits for its `ready` line.
+    pub(crate) async fn spawn(exe: &Path, args: &WorkerArgs) -> Result<Self> {
         let mut child = tokio::process::Command::new(exe)
-            .arg("worker")
-            .args(args)
+            .args(args.to_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -459,9 +437,10 @@ impl Drained {
 }
 
 /// Adds N no-ops, drops the producer, resets the server's stats and has a worker child
-/// drain them.
+/// (of the worker program `exe`, the bench's by default) drain them.
 pub(crate) async fn drain_once(
     bench: &mut Bench,
+    exe: Option<&Path>,
     concurrency: usize,
     ttl: Duration,
     monitored: bool,
@@ -480,8 +459,9 @@ pub(crate) async fn drain_once(
     };
     server::reset_stats(&mut bench.admin).await?;
     let redis_cpu_before = redis_cpu_ms(&mut bench.admin).await?;
+    let exe = exe.unwrap_or(&bench.exe);
     let worker = bench
-        .spawn_worker(Mode::Drain, &name, concurrency, ttl)
+        .spawn_worker_of(exe, Mode::Drain, &name, concurrency, ttl)
         .await?;
     let (child, wall) = worker.finish().await?;
     let redis_cpu_ms = redis_cpu_ms(&mut bench.admin).await? - redis_cpu_before;
@@ -548,36 +528,91 @@ fn cpu_figures(key: &str, mode: &str, runs: &[Drained]) -> Vec<Figure> {
     .collect()
 }
 
-/// A worker child's RSS at exit split into anonymous and file-backed memory (c = 50).
-fn rss_parts(key: &str, mode: &str, runs: &[Drained]) -> Vec<Figure> {
-    let anon: Vec<f64> = runs
-        .iter()
-        .map(|d| count64(d.child.rss_anon_kib) / 1024.0)
-        .collect();
-    let file: Vec<f64> = runs
-        .iter()
-        .map(|d| count64(d.child.rss_file_kib) / 1024.0)
-        .collect();
-    [
-        ("anon", "anonymous (heap, stacks, relocated data)", anon),
-        ("file", "file-backed (code, shared libraries)", file),
-    ]
-    .into_iter()
-    .map(|(id, part, values)| {
-        Figure::new(
-            "6 worker RSS",
-            format!("rss.{key}.{id}"),
-            format!("worker RSS at exit, {part}, {mode}, c=50"),
-            "MiB",
-            Summary::of(&values),
-        )
-    })
-    .collect()
+/// Which build of the worker program ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// `cargo build --release`.
+    Plain,
+    /// The lean build (docs/production.md, "Worker memory").
+    Lean,
 }
 
-/// Peak RSS of a worker child, in MiB.
-pub(crate) fn hwm_mib(report: &ChildReport) -> f64 {
-    count64(report.hwm_kib) / 1024.0
+impl Build {
+    /// The figure key's prefix.
+    fn key(self) -> &'static str {
+        match self {
+            Self::Plain => "",
+            Self::Lean => "lean.",
+        }
+    }
+
+    /// How labels name the build.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Plain => "",
+            Self::Lean => "lean build, ",
+        }
+    }
+}
+
+/// Scenario 6 for one build and configuration: peak RSS at concurrency 50 and 200 (held
+/// to the targets when `judged`), and at 50 the RSS at exit split into anonymous and
+/// file-backed memory.
+fn rss_figures(
+    build: Build,
+    judged: bool,
+    (mode, concurrency): (&str, usize),
+    runs: &[Drained],
+) -> Vec<Figure> {
+    let limit = match concurrency {
+        50 => (5.0, "≤ 5 MB"),
+        200 => (12.0, "≤ 12 MB"),
+        _ => return Vec::new(),
+    };
+    let (key, label) = (build.key(), build.label());
+    let of = |kib: &dyn Fn(&ChildReport) -> u64| -> Summary {
+        Summary::of(
+            &runs
+                .iter()
+                .map(|d| megabytes(kib(&d.child)))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut peak = Figure::new(
+        "6 worker RSS",
+        format!("rss.{key}{mode}.c{concurrency}"),
+        format!("worker peak RSS (VmHWM), {label}{mode}, concurrency {concurrency}"),
+        "MB",
+        of(&|r| r.hwm_kib),
+    );
+    if judged {
+        peak = peak.at_most(limit.0, limit.1);
+    }
+    let mut figures = vec![peak];
+    if concurrency == 50 {
+        let parts = [
+            (
+                "anon",
+                "anonymous (heap, stacks, relocated data)",
+                of(&|r| r.rss_anon_kib),
+            ),
+            (
+                "file",
+                "file-backed (code, shared libraries)",
+                of(&|r| r.rss_file_kib),
+            ),
+        ];
+        figures.extend(parts.into_iter().map(|(id, part, values)| {
+            Figure::new(
+                "6 worker RSS",
+                format!("rss.{key}{mode}.c50.{id}"),
+                format!("worker RSS at exit, {label}{part}, {mode}, c=50"),
+                "MB",
+                values,
+            )
+        }));
+    }
+    figures
 }
 
 /// Scenario 2, drain (and 6, worker RSS): one worker child drains N no-ops, concurrency 10, 50
@@ -586,11 +621,14 @@ pub(crate) async fn drain(bench: &mut Bench, ceilings: Ceilings) -> Result<(Outc
     let mut drain = Outcome::default();
     let mut memory = Outcome::default();
     let mut details = serde_json::Map::new();
+    // The RSS targets are judged on the lean build when there is one: the build to
+    // deploy where memory is tight. The plain build's figures are shown beside it.
+    let judged_plain = bench.lean.is_none();
     for ttl in [TRACKED, FIRE_AND_FORGET] {
         for concurrency in [10, 50, 200] {
             let mut runs = Vec::new();
             for _ in 0..bench.runs {
-                runs.push(drain_once(bench, concurrency, ttl, false).await?);
+                runs.push(drain_once(bench, None, concurrency, ttl, false).await?);
             }
             let mode = ttl_label(ttl);
             let key = format!("{mode}.c{concurrency}");
@@ -621,27 +659,13 @@ pub(crate) async fn drain(bench: &mut Bench, ceilings: Ceilings) -> Result<(Outc
                     Summary::of(&active),
                 ));
             }
-            let hwm: Vec<f64> = runs.iter().map(|d| hwm_mib(&d.child)).collect();
-            let limit = match concurrency {
-                50 => Some((5.0, "≤ 5 MB")),
-                200 => Some((12.0, "≤ 12 MB")),
-                _ => None,
-            };
-            if concurrency == 50 {
-                memory.figures.extend(rss_parts(&key, mode, &runs));
-            }
-            if let Some((limit, rule)) = limit {
-                memory.figures.push(
-                    Figure::new(
-                        "6 worker RSS",
-                        format!("rss.{key}"),
-                        format!("worker peak RSS (VmHWM), {mode}, concurrency {concurrency}"),
-                        "MiB",
-                        Summary::of(&hwm),
-                    )
-                    .at_most(limit, rule),
-                );
-            }
+            let hwm: Vec<f64> = runs.iter().map(|d| megabytes(d.child.hwm_kib)).collect();
+            memory.figures.extend(rss_figures(
+                Build::Plain,
+                judged_plain,
+                (mode, concurrency),
+                &runs,
+            ));
             details.insert(
                 key,
                 json!({
@@ -650,17 +674,21 @@ pub(crate) async fn drain(bench: &mut Bench, ceilings: Ceilings) -> Result<(Outc
                     "rate_parent_ready_to_exit": Summary::of(&runs.iter().map(Drained::wall_rate).collect::<Vec<_>>()),
                     "rate_vs_L": Summary::of(&rates).median / ceilings.cycle,
                     "tail_after_last_start_ms": Summary::of(&runs.iter().map(|d| d.child.run_ms - d.child.last_start_ms).collect::<Vec<_>>()),
-                    "peak_rss_mib": Summary::of(&hwm),
+                    "peak_rss_mb": Summary::of(&hwm),
                     "server_commands_per_task": Summary::of(&runs.iter().map(Drained::server_commands_per_task).collect::<Vec<_>>()),
                     "runs": runs.iter().map(Drained::to_json).collect::<Vec<_>>(),
                 }),
             );
         }
     }
+    if let Some(lean) = bench.lean.clone() {
+        let lean_details = lean_drains(bench, &lean, &mut memory).await?;
+        details.insert("lean".into(), lean_details);
+    }
     bench.clean().await?;
     drain.details = json!({
         "tasks": bench.n(20_000),
-        "worker": "a child process of this binary (`docket-bench worker --mode drain`): \
+        "worker": "a child process, `docket-bench-worker --mode drain` (its own program): \
                    Worker::builder(..).concurrency(c).schedule_automatic_tasks(false), \
                    run_until_finished(); tasks added beforehand with add_many ×500",
         "rate": "N / (start of run_until_finished → its return), timed in the child; \
@@ -669,9 +697,61 @@ pub(crate) async fn drain(bench: &mut Bench, ceilings: Ceilings) -> Result<(Outc
     });
     memory.details = json!({
         "measured": "VmHWM of the worker child from /proc/self/status just before it exits \
-                     (MiB = 1024 KiB)",
+                     (MB = 10^6 bytes)",
+        "plain": bench.exe,
+        "lean": bench.lean,
+        "lean_build": {
+            "command": "cargo build --release --target <host> --bin docket-bench-worker",
+            "RUSTFLAGS": crate::workers::LEAN_RUSTFLAGS,
+            "profile": crate::workers::LEAN_PROFILE.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        },
     });
     Ok((drain, memory))
+}
+
+/// Scenario 6 on the lean build: drains at concurrency 50 and 200, both modes; their
+/// RSS figures (held to the targets) and, at 50, the rate and the worker's CPU beside
+/// the plain build's.
+async fn lean_drains(bench: &mut Bench, lean: &Path, memory: &mut Outcome) -> Result<Value> {
+    let mut details = serde_json::Map::new();
+    for ttl in [TRACKED, FIRE_AND_FORGET] {
+        for concurrency in [50, 200] {
+            let mut runs = Vec::new();
+            for _ in 0..bench.runs {
+                runs.push(drain_once(bench, Some(lean), concurrency, ttl, false).await?);
+            }
+            let mode = ttl_label(ttl);
+            memory
+                .figures
+                .extend(rss_figures(Build::Lean, true, (mode, concurrency), &runs));
+            if concurrency == 50 {
+                let rates: Vec<f64> = runs.iter().map(Drained::rate).collect();
+                let cpu: Vec<f64> = runs
+                    .iter()
+                    .map(|d| d.child.cpu_ms * 1e3 / count(d.tasks))
+                    .collect();
+                memory.figures.push(Figure::new(
+                    "6 worker RSS",
+                    format!("drain.lean.{mode}.c50"),
+                    format!("drain {mode}, concurrency 50, lean build"),
+                    "tasks/s",
+                    Summary::of(&rates),
+                ));
+                memory.figures.push(Figure::new(
+                    "6 worker RSS",
+                    format!("drain.lean.{mode}.c50.worker_cpu"),
+                    format!("drain {mode}, concurrency 50, lean build, worker CPU per task"),
+                    "µs",
+                    Summary::of(&cpu),
+                ));
+            }
+            details.insert(
+                format!("{mode}.c{concurrency}"),
+                json!({ "runs": runs.iter().map(Drained::to_json).collect::<Vec<_>>() }),
+            );
+        }
+    }
+    Ok(Value::Object(details))
 }
 
 /// Per-task medians of per-command counts over runs.
@@ -700,7 +780,7 @@ pub(crate) async fn commands(bench: &mut Bench) -> Result<Outcome> {
     for ttl in [TRACKED, FIRE_AND_FORGET] {
         let mut runs = Vec::new();
         for _ in 0..bench.runs {
-            runs.push(drain_once(bench, 50, ttl, true).await?);
+            runs.push(drain_once(bench, None, 50, ttl, true).await?);
         }
         let mode = ttl_label(ttl);
         let tasks = bench.n(20_000);

@@ -7,16 +7,20 @@ use serde::Serialize;
 
 /// The median and the range of one figure over several runs, with every run's value.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Summary {
+pub struct Summary {
+    /// The median over runs (the mean of the middle two for an even count).
     pub median: f64,
+    /// The lowest run.
     pub min: f64,
+    /// The highest run.
     pub max: f64,
+    /// Every run's value, in run order.
     pub runs: Vec<f64>,
 }
 
 impl Summary {
     /// Summarizes the values of the runs (an empty list gives zeros).
-    pub(crate) fn of(values: &[f64]) -> Self {
+    pub fn of(values: &[f64]) -> Self {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
         let median = match sorted.len() {
@@ -34,7 +38,7 @@ impl Summary {
 }
 
 /// The nearest-rank percentile `p` (0–100) of `samples` (zero when there are none).
-pub(crate) fn percentile(samples: &[f64], p: usize) -> f64 {
+pub fn percentile(samples: &[f64], p: usize) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }
@@ -49,7 +53,7 @@ pub(crate) fn percentile(samples: &[f64], p: usize) -> f64 {
     clippy::cast_precision_loss,
     reason = "task and command counts are far below 2^52"
 )]
-pub(crate) fn count(n: usize) -> f64 {
+pub fn count(n: usize) -> f64 {
     n as f64
 }
 
@@ -58,17 +62,23 @@ pub(crate) fn count(n: usize) -> f64 {
     clippy::cast_precision_loss,
     reason = "task and command counts are far below 2^52"
 )]
-pub(crate) fn count64(n: u64) -> f64 {
+pub fn count64(n: u64) -> f64 {
     n as f64
 }
 
+/// KiB (as `/proc` reports memory) in megabytes of 10^6 bytes, the unit the targets
+/// are set in.
+pub fn megabytes(kib: u64) -> f64 {
+    count64(kib) * 1024.0 / 1e6
+}
+
 /// `n` events over `elapsed`, per second.
-pub(crate) fn rate(n: usize, elapsed: Duration) -> f64 {
+pub fn rate(n: usize, elapsed: Duration) -> f64 {
     count(n) / elapsed.as_secs_f64().max(1e-9)
 }
 
 /// A duration in milliseconds, as a float.
-pub(crate) fn millis(elapsed: Duration) -> f64 {
+pub fn millis(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1e3
 }
 

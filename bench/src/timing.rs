@@ -117,7 +117,7 @@ pub(crate) async fn latency(bench: &mut Bench) -> Result<Outcome> {
     let details = json!({
         "tasks": tasks,
         "gap_ms": 2,
-        "worker": "an idle child process (`docket-bench worker --mode serve`), concurrency 10, \
+        "worker": "an idle child process (`docket-bench-worker --mode serve`), concurrency 10, \
                    state tracking; run_forever until its standard input closes",
         "measured": "task start (SystemTime::now() in the task, returned as its result) minus \
                      SystemTime::now() just before `add` was called; also minus the time `add` \
