@@ -8,7 +8,7 @@ use docket::{Docket, ExecutionState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::support::{RedisServer, Target, free_port, record_of};
+use crate::support::{RedisServer, Target, free_port, parse_metrics, record_of, series_sum, whole};
 
 const APP: &str = env!("CARGO_BIN_EXE_docket-app");
 
@@ -676,36 +676,18 @@ async fn http_get(port: u16, path: &str) -> Option<String> {
 }
 
 fn scrape(answer: &str) -> prometheus_parse::Scrape {
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
+    parse_metrics(answer.split_once("\r\n\r\n").map_or("", |(_, body)| body))
 }
 
-/// Counts are whole numbers carried as floats.
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn whole(value: f64) -> u64 {
-    value.round() as u64
-}
-
-/// The value of a counter or gauge sample for one task of this docket.
+/// A counter or gauge of this docket, for one task when `task` is given.
 fn sample(
     scrape: &prometheus_parse::Scrape,
     metric: &str,
     docket: &str,
     task: Option<&str>,
 ) -> u64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == metric && s.labels.get("docket_name") == Some(docket))
-        .filter(|s| task.is_none_or(|t| s.labels.get("docket_task") == Some(t)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .map(whole)
-        .sum()
+    let labels: Vec<(&str, &str)> = task.map(|t| ("docket_task", t)).into_iter().collect();
+    series_sum(scrape, metric, docket, &labels)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

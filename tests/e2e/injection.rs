@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use docket::behaviors::{Admission, Behavior, BoxFuture, Plan};
 use docket::{Execution, ExecutionState, TaskError, testing};
 
-use crate::support::{Target, drain, on_both_backends, runs, test_worker};
+use crate::support::{Target, counted, drain, on_both_backends, runs, test_worker};
 use crate::tasks::{
     BacksOff, FailsThrice, Greeting, NeedsGreeting, POOL_BUILDS, POOL_TEARDOWNS, Picky, Probed,
     Ticks, UsesDependencies,
@@ -64,14 +64,15 @@ async fn a_failing_dependency_fails_the_run_naming_the_parameter(target: Target)
 }
 
 /// Retries once any failure whose message says "busy"; defers keys starting with
-/// `later-` once; refuses keys starting with `never-`.
+/// `later-` once; refuses keys starting with `never-` (with a reason that begins like a
+/// strike's, and is counted as a refusal all the same).
 struct Gatekeeper;
 
 impl Behavior for Gatekeeper {
     fn admit<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Admission> {
         Box::pin(async move {
             if execution.key().starts_with("never-") {
-                Admission::Cancel("keys starting with never- do not run".into())
+                Admission::Cancel("stricken from the list: never- keys do not run".into())
             } else if execution.key().starts_with("later-") && execution.generation() == 1 {
                 Admission::Defer(Duration::from_millis(200))
             } else {
@@ -129,6 +130,13 @@ async fn custom_behaviours_admit_defer_cancel_and_plan(target: Target) {
     );
     let ran: Vec<_> = runs(&probe).into_iter().map(|r| r.key).collect();
     assert_eq!(ran, ["later-1"], "the refused key never ran");
+    let error = refused.record().await.unwrap().unwrap().error.unwrap();
+    assert!(
+        error.message().contains("never- keys do not run"),
+        "{error}"
+    );
+    assert_eq!(counted("docket_tasks_dropped", &target.name, &[]), 1);
+    assert_eq!(counted("docket_tasks_stricken", &target.name, &[]), 0);
     assert_eq!(
         runs(&format!("{probe}-thrice")).len(),
         4,

@@ -8,7 +8,7 @@ use docket::strikes::{Operator, Strike};
 use docket::{Disposition, Docket, ExecutionState};
 use serde_json::json;
 
-use crate::support::{Target, drain, eventually, on_both_backends, runs, test_worker};
+use crate::support::{Target, counted, drain, eventually, on_both_backends, runs, test_worker};
 use crate::tasks::{Charge, Refund, fast_sweeps};
 
 async fn disposition(docket: &Docket, customer: &str, amount: u64, vip: bool) -> Disposition {
@@ -151,6 +151,11 @@ async fn calls_added_before_a_strike_are_cancelled_at_run_time(target: Target) {
     assert_eq!(bad.state().await.unwrap(), ExecutionState::Cancelled);
     assert_eq!(good.state().await.unwrap(), ExecutionState::Completed);
     assert_eq!(runs(&probe).len(), 1);
+    let error = bad.record().await.unwrap().unwrap().error.unwrap();
+    assert!(error.message().starts_with("stricken by"), "{error}");
+    let worker = [("where", "worker")];
+    assert_eq!(counted("docket_tasks_stricken", &target.name, &worker), 1);
+    assert_eq!(counted("docket_tasks_dropped", &target.name, &[]), 0);
 }
 
 async fn a_strike_made_while_workers_run_takes_effect_within_a_second(target: Target) {

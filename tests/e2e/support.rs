@@ -372,3 +372,43 @@ pub(crate) use on_both_backends;
 pub type ScenarioFn = fn(Target) -> futures::future::BoxFuture<'static, ()>;
 /// A scenario and its name.
 pub type Scenario = (&'static str, ScenarioFn);
+
+/// Parses a Prometheus exposition.
+pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// The sum of a counter's (or gauge's) series for the docket `docket` whose labels
+/// include `labels` (counts are whole numbers carried as floats).
+pub fn series_sum(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    docket: &str,
+    labels: &[(&str, &str)],
+) -> u64 {
+    let total: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && s.labels.get("docket_name") == Some(docket))
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    whole(total)
+}
+
+/// A count carried as a float, as a whole number.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn whole(value: f64) -> u64 {
+    value.round() as u64
+}
+
+/// [`series_sum`] over this process's own metrics.
+pub fn counted(metric: &str, docket: &str, labels: &[(&str, &str)]) -> u64 {
+    let scrape = parse_metrics(&docket::observability::prometheus_text());
+    series_sum(&scrape, metric, docket, labels)
+}

@@ -38,7 +38,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-pub(crate) use behavior::StrikeBehavior;
+pub(crate) use behavior::blocking;
 pub(crate) use follow::{StrikeFollower, Strikes};
 pub(crate) use set::{Instruction, StrikeSet};
 

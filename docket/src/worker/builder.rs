@@ -15,7 +15,6 @@ use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::execution::Execution;
 use crate::inject::{FromWorker, WorkerInfo, WorkerValues};
 use crate::observe::metrics;
-use crate::strikes::StrikeBehavior;
 use crate::task::{RunFuture, TaskRegistration, TaskSet, builtin, registered};
 
 /// What a worker does with a message whose function it does not know.
@@ -295,8 +294,7 @@ impl WorkerBuilder {
                 tasks,
                 fallback: self.fallback,
                 behaviors: [
-                    Arc::new(StrikeBehavior) as Arc<dyn Behavior>,
-                    Arc::new(RetryBehavior),
+                    Arc::new(RetryBehavior) as Arc<dyn Behavior>,
                     Arc::new(PerpetualBehavior),
                 ]
                 .into_iter()

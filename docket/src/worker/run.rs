@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::observe::metrics::Change;
 use crate::observe::{metrics, trace};
+use crate::strikes;
 use crate::task::TaskOptions;
 
 /// What the main loop learns from a finished run.
@@ -149,18 +150,20 @@ pub(super) async fn execute(
     // `run_at_most`: the limit is taken when a run is about to start, so a copy that
     // comes due before the key's last run was accounted for cannot run once too often.
     let mut last_allowed = false;
-    if admission == Admission::Run
+    if admission == Verdict::Run
         && let Some(limits) = &limits
     {
         if let Some(last) = limits.take(execution.key()) {
             last_allowed = last;
         } else {
             let key = execution.key();
-            admission = Admission::Cancel(format!("`{key}` reached its run_at_most limit"));
+            admission = Verdict::Refuse(Refusal::Dropped(format!(
+                "`{key}` reached its run_at_most limit"
+            )));
         }
     }
     let (outcome, next) = match admission {
-        Admission::Run => {
+        Verdict::Run => {
             control.start_clock(options.timeout);
             let outcome = run(
                 &shared,
@@ -176,7 +179,7 @@ pub(super) async fn execute(
             log_next(&shared, &execution, next.as_ref());
             (outcome, next)
         }
-        Admission::Defer(delay) => {
+        Verdict::Defer(delay) => {
             let (key, function) = (execution.key(), execution.function());
             tracing::info!(key = %key, task = %function, delay = ?delay, "run deferred");
             let next = Reschedule {
@@ -187,7 +190,7 @@ pub(super) async fn execute(
             };
             (Outcome::Deferred, Some(next))
         }
-        Admission::Cancel(reason) => (refused(&shared, &execution, reason), None),
+        Verdict::Refuse(refusal) => (refused(&shared, &execution, refusal), None),
     };
     let release = held.is_some();
     let ended = Ended {
@@ -272,17 +275,50 @@ fn prepare(
     (delivered, execution, registration, control)
 }
 
-/// A run admission refused: logged and counted.
-fn refused(shared: &Shared, execution: &Execution, reason: String) -> Outcome {
-    let (key, function) = (execution.key(), execution.function());
-    tracing::info!(docket.key = %key, docket.task = %function, %reason, "run dropped");
-    let mut labels = shared.task_labels(function).into_owned();
-    if reason.starts_with("stricken") {
-        labels.push(("where", "worker".to_owned()));
-        metrics::count("docket_tasks_stricken", labels, 1);
-    } else {
-        metrics::count("docket_tasks_dropped", labels, 1);
+/// Whether a delivery runs now, later, or not at all.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Run,
+    /// Put back, due again after this long.
+    Defer(Duration),
+    Refuse(Refusal),
+}
+
+impl From<Admission> for Verdict {
+    fn from(admission: Admission) -> Self {
+        match admission {
+            Admission::Run => Self::Run,
+            Admission::Defer(delay) => Self::Defer(delay),
+            Admission::Cancel(reason) => Self::Refuse(Refusal::Dropped(reason)),
+        }
     }
+}
+
+/// Why a delivery is not run: the reason its record keeps, and which counter counts it.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// A strike in effect blocks it (`docket_tasks_stricken`, `where="worker"`).
+    Stricken(String),
+    /// A behaviour cancelled it, or a limit dropped it (`docket_tasks_dropped`).
+    Dropped(String),
+}
+
+/// A run refused: logged and counted.
+fn refused(shared: &Shared, execution: &Execution, refusal: Refusal) -> Outcome {
+    let (key, function) = (execution.key(), execution.function());
+    let mut labels = shared.task_labels(function).into_owned();
+    let reason = match refusal {
+        Refusal::Stricken(reason) => {
+            labels.push(("where", "worker".to_owned()));
+            metrics::count("docket_tasks_stricken", labels, 1);
+            reason
+        }
+        Refusal::Dropped(reason) => {
+            metrics::count("docket_tasks_dropped", labels, 1);
+            reason
+        }
+    };
+    tracing::info!(docket.key = %key, docket.task = %function, %reason, "run dropped");
     let error = TaskError::new(TaskErrorKind::Refused, reason);
     Outcome::Refused { error }
 }
@@ -331,10 +367,15 @@ async fn admission(
     execution: &Execution,
     options: &TaskOptions,
     delivered: &Delivered,
-) -> Result<(Admission, Option<Slot>), Ended> {
+) -> Result<(Verdict, Option<Slot>), Ended> {
+    // A strike in effect blocks the run before any behaviour is asked.
+    if let Some(strike) = strikes::blocking(execution) {
+        let reason = format!("stricken by `{strike}`");
+        return Ok((Verdict::Refuse(Refusal::Stricken(reason)), None));
+    }
     let admission = admit(shared, execution).await;
     if admission != Admission::Run {
-        return Ok((admission, None));
+        return Ok((admission.into(), None));
     }
     let parked = || {
         metrics::count(
@@ -344,12 +385,12 @@ async fn admission(
         );
     };
     match gates::check(shared, execution, options).await {
-        Gate::Run(slot) => Ok((Admission::Run, slot)),
+        Gate::Run(slot) => Ok((Verdict::Run, slot)),
         Gate::Defer(delay) => {
             parked();
-            Ok((Admission::Defer(delay), None))
+            Ok((Verdict::Defer(delay), None))
         }
-        Gate::Drop(reason) => Ok((Admission::Cancel(reason), None)),
+        Gate::Drop(reason) => Ok((Verdict::Refuse(Refusal::Dropped(reason)), None)),
         Gate::Wait(slot) => {
             parked();
             tracing::info!(
