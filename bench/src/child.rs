@@ -180,7 +180,9 @@ impl WorkerArgs {
             let value = args
                 .next()
                 .with_context(|| format!("`{flag}` needs a value"))?;
-            given.insert(name, value);
+            if given.insert(name, value).is_some() {
+                anyhow::bail!("`{flag}` is given twice");
+            }
         }
         let mut take = |name: &str| {
             given
@@ -189,7 +191,7 @@ impl WorkerArgs {
         };
         let number = |name: &str, value: String| {
             value
-                .parse::<u64>()
+                .parse::<usize>()
                 .with_context(|| format!("`--{name} {value}`: not a whole number"))
         };
         let mode = match take("mode")?.as_str() {
@@ -199,10 +201,13 @@ impl WorkerArgs {
             other => anyhow::bail!("`--mode {other}`: expected drain, serve or memory"),
         };
         let (url, name) = (take("url")?, take("name")?);
-        let concurrency = usize::try_from(number("concurrency", take("concurrency")?)?)?;
-        let ttl_ms = number("ttl-ms", take("ttl-ms")?)?;
+        let concurrency = number("concurrency", take("concurrency")?)?;
+        let ttl_ms = take("ttl-ms")?;
+        let ttl_ms = ttl_ms
+            .parse::<u64>()
+            .with_context(|| format!("`--ttl-ms {ttl_ms}`: not a whole number"))?;
         let tasks = match given.remove("tasks") {
-            Some(tasks) => usize::try_from(number("tasks", tasks)?)?,
+            Some(tasks) => number("tasks", tasks)?,
             None => 0,
         };
         Ok(Some(Self {
@@ -401,6 +406,14 @@ mod tests {
             (
                 format!("--mode drain {base} --tasks"),
                 "`--tasks` needs a value",
+            ),
+            (
+                format!("--mode drain {base} --name m"),
+                "`--name` is given twice",
+            ),
+            (
+                "--mode drain --url u --name n --concurrency 5 --ttl-ms -1".to_owned(),
+                "`--ttl-ms -1`",
             ),
         ] {
             let error = format!("{:#}", parse(&line).unwrap_err());

@@ -125,9 +125,9 @@ pub(crate) async fn memory(bench: &mut Bench) -> Result<Outcome> {
                 "tail_after_last_start_ms": Summary::of(&reports.iter().map(|r| r.run_ms - r.last_start_ms).collect::<Vec<_>>()),
                 "bytes_per_task": Summary::of(&per_task),
                 "add_many_rate": Summary::of(&adding),
-                "peak_rss_growth_add_and_drain_mib": Summary::of(&whole),
-                "peak_rss_growth_during_drain_mib": Summary::of(&drain_only),
-                "peak_rss_mib": Summary::of(&peak),
+                "peak_rss_growth_add_and_drain_mb": Summary::of(&whole),
+                "peak_rss_growth_during_drain_mb": Summary::of(&drain_only),
+                "peak_rss_mb": Summary::of(&peak),
                 "runs": reports,
             }),
         );

@@ -414,6 +414,11 @@ impl Drained {
         rate(self.tasks, self.wall)
     }
 
+    /// The worker's CPU time per task, in microseconds.
+    pub(crate) fn worker_cpu_us(&self) -> f64 {
+        self.child.cpu_ms * 1e3 / count(self.tasks)
+    }
+
     /// Server-side command executions per task (`INFO commandstats`, script calls included).
     pub(crate) fn server_commands_per_task(&self) -> f64 {
         count64(self.commandstats.values().sum()) / count(self.tasks)
@@ -429,7 +434,7 @@ impl Drained {
             "child": self.child,
             "server_commands_per_task": self.server_commands_per_task(),
             "redis_cpu_us_per_task": self.redis_cpu_ms * 1e3 / count(self.tasks),
-            "worker_cpu_us_per_task": self.child.cpu_ms * 1e3 / count(self.tasks),
+            "worker_cpu_us_per_task": self.worker_cpu_us(),
             "commandstats": self.commandstats,
             "monitor": self.monitor,
         })
@@ -508,24 +513,23 @@ pub(crate) fn count_u64(n: usize) -> u64 {
 
 /// Redis's and the worker's CPU time per task over drains.
 fn cpu_figures(key: &str, mode: &str, runs: &[Drained]) -> Vec<Figure> {
-    let per_task = |cpu: &dyn Fn(&Drained) -> f64| -> Vec<f64> {
-        runs.iter().map(|d| cpu(d) * 1e3 / count(d.tasks)).collect()
-    };
-    [
-        ("redis", per_task(&|d| d.redis_cpu_ms)),
-        ("worker", per_task(&|d| d.child.cpu_ms)),
-    ]
-    .into_iter()
-    .map(|(who, cpu)| {
-        Figure::new(
-            "2 drain",
-            format!("drain.{key}.{who}_cpu"),
-            format!("drain {mode}, concurrency 50, {who} CPU per task"),
-            "µs",
-            Summary::of(&cpu),
-        )
-    })
-    .collect()
+    let redis: Vec<f64> = runs
+        .iter()
+        .map(|d| d.redis_cpu_ms * 1e3 / count(d.tasks))
+        .collect();
+    let worker: Vec<f64> = runs.iter().map(Drained::worker_cpu_us).collect();
+    [("redis", redis), ("worker", worker)]
+        .into_iter()
+        .map(|(who, cpu)| {
+            Figure::new(
+                "2 drain",
+                format!("drain.{key}.{who}_cpu"),
+                format!("drain {mode}, concurrency 50, {who} CPU per task"),
+                "µs",
+                Summary::of(&cpu),
+            )
+        })
+        .collect()
 }
 
 /// Which build of the worker program ran.
@@ -726,10 +730,7 @@ async fn lean_drains(bench: &mut Bench, lean: &Path, memory: &mut Outcome) -> Re
                 .extend(rss_figures(Build::Lean, true, (mode, concurrency), &runs));
             if concurrency == 50 {
                 let rates: Vec<f64> = runs.iter().map(Drained::rate).collect();
-                let cpu: Vec<f64> = runs
-                    .iter()
-                    .map(|d| d.child.cpu_ms * 1e3 / count(d.tasks))
-                    .collect();
+                let cpu: Vec<f64> = runs.iter().map(Drained::worker_cpu_us).collect();
                 memory.figures.push(Figure::new(
                     "6 worker RSS",
                     format!("drain.lean.{mode}.c50"),

@@ -58,24 +58,22 @@ pub(crate) async fn plain() -> Result<PathBuf> {
     cargo_build(&[], &[]).await
 }
 
-/// Builds the lean worker, into a target directory of its own beside this program's;
-/// `Ok(Err(why))` when this host cannot make one.
-///
-/// # Errors
-/// When cargo or rustc cannot be run, or the build fails.
-pub(crate) async fn lean() -> Result<std::result::Result<PathBuf, String>> {
-    let host = host_triple()?;
+/// Builds the lean worker into `lean-worker` under the target directory (the
+/// workspace's `target`, or `CARGO_TARGET_DIR`); `Err(why)` when this host cannot make
+/// one or the build fails (the bench then measures the plain build alone).
+pub(crate) async fn lean() -> std::result::Result<PathBuf, String> {
+    let host = host_triple().map_err(|error| format!("{error:#}"))?;
     if !host.ends_with("-linux-gnu") {
-        return Ok(Err(format!(
+        return Err(format!(
             "the lean build links glibc in statically, so it needs a *-linux-gnu host; this \
              one is {host}"
-        )));
+        ));
     }
-    let own = std::env::current_exe()?;
-    let target_dir = own
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("target"))
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            PathBuf::from,
+        )
         .join("lean-worker");
     let mut env: Vec<(&str, OsString)> = vec![
         ("RUSTFLAGS", LEAN_RUSTFLAGS.into()),
@@ -86,15 +84,25 @@ pub(crate) async fn lean() -> Result<std::result::Result<PathBuf, String>> {
             .iter()
             .map(|(name, value)| (*name, value.into())),
     );
-    cargo_build(&["--target", &host], &env).await.map(Ok)
+    cargo_build(&["--target", &host], &env)
+        .await
+        .map_err(|error| format!("{error:#} (the lean build needs glibc's static libraries)"))
 }
 
-/// `rustc -vV`'s host triple.
+/// `rustc -vV`'s host triple (`$RUSTC`, else `rustc`).
 fn host_triple() -> Result<String> {
-    let output = std::process::Command::new("rustc")
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = std::process::Command::new(&rustc)
         .arg("-vV")
         .output()
-        .context("running rustc -vV")?;
+        .with_context(|| format!("running {} -vV", rustc.to_string_lossy()))?;
+    if !output.status.success() {
+        bail!(
+            "{} -vV exited with {}",
+            rustc.to_string_lossy(),
+            output.status
+        );
+    }
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .find_map(|line| line.strip_prefix("host: "))
@@ -131,11 +139,21 @@ async fn cargo_build(args: &[&str], env: &[(&str, OsString)]) -> Result<PathBuf>
         .stderr(Stdio::inherit())
         .output()
         .await
-        .with_context(|| format!("running {}", cargo.to_string_lossy()))?;
+        .with_context(|| {
+            format!(
+                "running {} (cargo builds the worker; pass --worker-exe PATH and --no-lean \
+                 to run without it)",
+                cargo.to_string_lossy()
+            )
+        })?;
     if !output.status.success() {
+        let settings: Vec<String> = env
+            .iter()
+            .map(|(name, value)| format!("{name}={}", value.to_string_lossy()))
+            .collect();
         bail!(
-            "`cargo build --release --bin {WORKER_BIN} {}` failed ({}); pass --worker-exe PATH \
-             to use a build of it",
+            "`{} cargo build --release --bin {WORKER_BIN} {}` failed ({})",
+            settings.join(" "),
             args.join(" "),
             output.status
         );
