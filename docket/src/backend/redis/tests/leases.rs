@@ -224,3 +224,37 @@ async fn a_claim_dropped_while_waiting_does_not_hold_up_the_next() {
     .unwrap();
     assert_eq!(next.deliveries.len(), 1);
 }
+
+#[tokio::test]
+async fn slots_are_renewed_after_the_server_forgot_the_script() {
+    let server = TestServer::start();
+    let backend = open(&server, "slots", TTL).await;
+    let mut connection = raw(&server).await;
+    let slot = Slot {
+        scope: "exports".to_owned(),
+        max: 1,
+    };
+    let take = AdmissionCheck::Slot {
+        slot: slot.clone(),
+        key: "k".to_owned(),
+        lease: Duration::from_secs(1),
+    };
+    assert_eq!(backend.admission(take).await.unwrap(), None, "taken");
+    let slots = Keys::new("slots").admission("concurrency", "exports");
+    let before: f64 = connection.zscore(&slots, "k").await.unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    // The renewal pipeline loads the script before its calls.
+    backend
+        .renew_slots(vec![(slot, "k".to_owned())], Duration::from_mins(1))
+        .await
+        .unwrap();
+    let after: f64 = connection.zscore(&slots, "k").await.unwrap();
+    assert!(
+        after >= before + 50_000.0,
+        "the lease moved a minute on: {before} → {after}"
+    );
+}

@@ -18,8 +18,8 @@ use super::scripts::probe;
 use super::test_server::TestServer;
 use super::wire::{epoch_millis, format_time, from_epoch_millis};
 use crate::backend::{
-    Backend, BackendConfig, Consumer, Delivery, Finish, FinishOutcome, NewTask, Outcome,
-    ProgressUpdate,
+    AdmissionCheck, Backend, BackendConfig, Consumer, Delivery, Finish, FinishOutcome, NewTask,
+    Outcome, ProgressUpdate, Slot,
 };
 use crate::error::{TaskError, TaskErrorKind};
 use crate::execution::{Disposition, Event, ExecutionState, ProgressState};
