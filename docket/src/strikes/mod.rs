@@ -29,7 +29,6 @@
 //! # Ok(()) }
 //! ```
 
-mod behavior;
 mod follow;
 mod set;
 
@@ -38,7 +37,6 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-pub(crate) use behavior::blocking;
 pub(crate) use follow::{StrikeFollower, Strikes};
 pub(crate) use set::{Instruction, StrikeSet};
 

@@ -21,7 +21,6 @@ use tracing::Instrument;
 
 use crate::observe::metrics::Change;
 use crate::observe::{metrics, trace};
-use crate::strikes;
 use crate::task::TaskOptions;
 
 /// What the main loop learns from a finished run.
@@ -307,17 +306,14 @@ enum Refusal {
 fn refused(shared: &Shared, execution: &Execution, refusal: Refusal) -> Outcome {
     let (key, function) = (execution.key(), execution.function());
     let mut labels = shared.task_labels(function).into_owned();
-    let reason = match refusal {
+    let (counter, reason) = match refusal {
         Refusal::Stricken(reason) => {
             labels.push(("where", "worker".to_owned()));
-            metrics::count("docket_tasks_stricken", labels, 1);
-            reason
+            ("docket_tasks_stricken", reason)
         }
-        Refusal::Dropped(reason) => {
-            metrics::count("docket_tasks_dropped", labels, 1);
-            reason
-        }
+        Refusal::Dropped(reason) => ("docket_tasks_dropped", reason),
     };
+    metrics::count(counter, labels, 1);
     tracing::info!(docket.key = %key, docket.task = %function, %reason, "run dropped");
     let error = TaskError::new(TaskErrorKind::Refused, reason);
     Outcome::Refused { error }
@@ -368,8 +364,10 @@ async fn admission(
     options: &TaskOptions,
     delivered: &Delivered,
 ) -> Result<(Verdict, Option<Slot>), Ended> {
-    // A strike in effect blocks the run before any behaviour is asked.
-    if let Some(strike) = strikes::blocking(execution) {
+    // A strike in effect blocks the run (the record ends CANCELLED) before any
+    // behaviour is asked; the same check `add` makes.
+    let strikes = execution.docket().strike_list();
+    if let Some(strike) = strikes.blocking(execution.function(), execution.args()) {
         let reason = format!("stricken by `{strike}`");
         return Ok((Verdict::Refuse(Refusal::Stricken(reason)), None));
     }
