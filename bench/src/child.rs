@@ -114,6 +114,9 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Every mode, in `--help`'s order.
+    const ALL: [Self; 3] = [Self::Drain, Self::Serve, Self::Memory];
+
     /// Its `--mode` value.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -140,6 +143,14 @@ pub struct WorkerArgs {
     pub ttl_ms: u64,
     /// Tasks to add first (`memory` mode).
     pub tasks: usize,
+}
+
+/// The value of `--{name}`, a whole number.
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .ok()
+        .with_context(|| format!("`--{name} {value}`: not a whole number"))
 }
 
 /// The worker program's `--help`.
@@ -189,25 +200,16 @@ impl WorkerArgs {
                 .remove(name)
                 .with_context(|| format!("`--{name}` is required\n\n{WORKER_USAGE}"))
         };
-        let number = |name: &str, value: String| {
-            value
-                .parse::<usize>()
-                .with_context(|| format!("`--{name} {value}`: not a whole number"))
-        };
-        let mode = match take("mode")?.as_str() {
-            "drain" => Mode::Drain,
-            "serve" => Mode::Serve,
-            "memory" => Mode::Memory,
-            other => anyhow::bail!("`--mode {other}`: expected drain, serve or memory"),
-        };
+        let mode = take("mode")?;
+        let mode = Mode::ALL
+            .into_iter()
+            .find(|known| known.name() == mode)
+            .with_context(|| format!("`--mode {mode}`: expected drain, serve or memory"))?;
         let (url, name) = (take("url")?, take("name")?);
-        let concurrency = number("concurrency", take("concurrency")?)?;
-        let ttl_ms = take("ttl-ms")?;
-        let ttl_ms = ttl_ms
-            .parse::<u64>()
-            .with_context(|| format!("`--ttl-ms {ttl_ms}`: not a whole number"))?;
+        let concurrency = number("concurrency", &take("concurrency")?)?;
+        let ttl_ms = number("ttl-ms", &take("ttl-ms")?)?;
         let tasks = match given.remove("tasks") {
-            Some(tasks) => number("tasks", tasks)?,
+            Some(tasks) => number("tasks", &tasks)?,
             None => 0,
         };
         Ok(Some(Self {

@@ -208,14 +208,18 @@ pub(crate) async fn commandstats(
         if command == "config|resetstat" {
             continue;
         }
-        let count = value
-            .split(',')
-            .find_map(|field| field.strip_prefix("calls="))
-            .ok_or_else(|| anyhow!("no calls= in {value}"))?
-            .parse()?;
-        calls.insert(command.to_owned(), count);
+        calls.insert(command.to_owned(), stat_field(&value, "calls=")?);
     }
     Ok(calls)
+}
+
+/// One field (`calls=`, `usec=`) of a command's `INFO commandstats` line.
+fn stat_field(line: &str, name: &str) -> Result<u64> {
+    Ok(line
+        .split(',')
+        .find_map(|field| field.strip_prefix(name))
+        .ok_or_else(|| anyhow!("no {name} in {line}"))?
+        .parse()?)
 }
 
 /// Calls of one command and the microseconds Redis spent inside them, since the last
@@ -246,16 +250,9 @@ pub(crate) async fn command_time(
     let Some(value) = stats.get(&format!("cmdstat_{command}")) else {
         return Ok(CommandTime::default());
     };
-    let field = |name: &str| -> Result<u64> {
-        Ok(value
-            .split(',')
-            .find_map(|field| field.strip_prefix(name))
-            .ok_or_else(|| anyhow!("no {name} in {value}"))?
-            .parse()?)
-    };
     Ok(CommandTime {
-        calls: field("calls=")?,
-        usec: field("usec=")?,
+        calls: stat_field(value, "calls=")?,
+        usec: stat_field(value, "usec=")?,
     })
 }
 
