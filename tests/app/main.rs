@@ -18,21 +18,29 @@ async fn tick(log: String, execution: docket::Execution) -> std::io::Result<()> 
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        writeln!(
-            file,
-            "{} {what} {} {}",
-            now.as_millis(),
-            execution.generation(),
-            execution.redelivered()
+        append_line(
+            &log,
+            &format!(
+                "{} {what} {} {}",
+                now.as_millis(),
+                execution.generation(),
+                execution.redelivered()
+            ),
         )
     };
     line("start")?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     line("end")
+}
+
+/// Appends `line` and a newline to the file at `path` in one `write`, so that a reader
+/// polling the file (or a kill -9 between two writes) never sees half a line.
+fn append_line(path: &str, line: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(format!("{line}\n").as_bytes())
 }
 
 #[tokio::main]
@@ -49,13 +57,7 @@ async fn flaky(n: u32) -> Result<(), String> {
 /// Logs its start and end (with the worker's name) to `log`, sleeping `millis` between.
 #[docket::task(name = "app_slow")]
 async fn slow(log: String, millis: u64, worker: docket::WorkerInfo) -> std::io::Result<String> {
-    let line = |what: &str| -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        writeln!(file, "{what} {}", worker.name())
-    };
+    let line = |what: &str| append_line(&log, &format!("{what} {}", worker.name()));
     line("start")?;
     tokio::time::sleep(Duration::from_millis(millis)).await;
     line("end")?;

@@ -523,7 +523,9 @@ async fn sigterm_while_waiting_for_redis_exits_0() {
 fn tick_runs(log: &std::path::Path) -> Vec<(u128, Option<u128>, u64, bool)> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut runs: Vec<(u128, Option<u128>, u64, bool)> = Vec::new();
-    for line in text.lines() {
+    // Only whole lines: the worker may be writing the last one as we read.
+    let whole = text.rsplit_once('\n').map_or("", |(whole, _)| whole);
+    for line in whole.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         let (at, what, generation, redelivered) = (
             parts[0].parse().unwrap(),
