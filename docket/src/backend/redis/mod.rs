@@ -13,6 +13,7 @@ mod consumer;
 mod keys;
 mod lifecycle;
 mod observe;
+mod prelude;
 mod scripts;
 mod server;
 mod strikes;

@@ -4,9 +4,10 @@
 //! FLUSH`, or one that never saw it) it is loaded and run again, so scripts are loaded
 //! lazily and never by hand.
 //!
-//! A process keeps only each script's hash. Its text (the ~12 KB prelude, then its body)
-//! is put together only when a server needs loading: sixteen whole copies, held for the
-//! life of every process, were a fifth of a worker's heap.
+//! A process keeps only each script's hash. Its text (the prelude's items it uses, then
+//! its body) is put together only when a server needs loading: sixteen whole copies of
+//! the ~12 KB prelude, held for the life of every process, were a fifth of a worker's
+//! heap.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -14,12 +15,15 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, ServerErrorKind, ToRedisArgs};
 
-const PRELUDE: &str = include_str!("lua/prelude.lua");
+use super::prelude;
+
 /// What a worker's script runs first (see the prelude on memory).
 const WORKER_START: &str = "continue_when_out_of_memory()\n";
 
-/// One script: how it starts after the prelude, its body, and its SHA-1.
+/// One script: the prelude's items it uses, how it starts after them, its body, and its
+/// SHA-1.
 pub(super) struct Script {
+    prelude: Vec<usize>,
     start: &'static str,
     body: Cow<'static, str>,
     hash: String,
@@ -28,22 +32,39 @@ pub(super) struct Script {
 impl Script {
     fn new(start: &'static str, body: impl Into<Cow<'static, str>>) -> Self {
         let body = body.into();
+        let prelude = prelude::needed_by(&[start, &body]);
+        let mut script = Self {
+            prelude,
+            start,
+            body,
+            hash: String::new(),
+        };
         let mut sha = sha1_smol::Sha1::new();
-        for part in Self::parts(start, &body) {
-            sha.update(part.as_bytes());
-        }
-        let hash = sha.digest().to_string();
-        Self { start, body, hash }
+        script.parts().for_each(|part| sha.update(part.as_bytes()));
+        script.hash = sha.digest().to_string();
+        script
     }
 
     /// The pieces of the text, in order.
-    fn parts<'a>(start: &'a str, body: &'a str) -> [&'a str; 4] {
-        [PRELUDE, "\n", start, body]
+    fn parts(&self) -> impl Iterator<Item = &str> {
+        prelude::pieces(&self.prelude).chain(["\n", self.start, &self.body])
     }
 
     /// The whole text, as `SCRIPT LOAD` sends it.
     pub(super) fn code(&self) -> String {
-        Self::parts(self.start, &self.body).concat()
+        self.parts().collect()
+    }
+
+    /// The prelude's items it keeps, by index.
+    #[cfg(test)]
+    pub(super) fn prelude_items(&self) -> &[usize] {
+        &self.prelude
+    }
+
+    /// Its own text: how it starts, and its body.
+    #[cfg(test)]
+    pub(super) fn own_text(&self) -> [&str; 2] {
+        [self.start, &self.body]
     }
 
     /// The SHA-1 `EVALSHA` names it by.
@@ -170,6 +191,31 @@ pub(super) struct Scripts {
     pub listen: Script,
 }
 
+impl Scripts {
+    /// Every one of them.
+    #[cfg(test)]
+    pub(super) fn all(&self) -> [&Script; 16] {
+        [
+            &self.schedule,
+            &self.claim,
+            &self.finish,
+            &self.promote,
+            &self.renew,
+            &self.reclaim,
+            &self.cancel,
+            &self.progress,
+            &self.heartbeat,
+            &self.strike,
+            &self.admission,
+            &self.wake,
+            &self.clear,
+            &self.counts,
+            &self.live,
+            &self.listen,
+        ]
+    }
+}
+
 /// A script of a producer's or a reader's: the prelude, then its body.
 fn plain(body: &'static str) -> Script {
     Script::new("", body)
@@ -217,15 +263,22 @@ mod tests {
     /// (That the hash is the one Redis gives the text is checked against a server:
     /// `a_script_unknown_to_the_server_is_loaded_and_run`.)
     #[test]
-    fn a_script_s_text_is_the_prelude_then_how_it_starts_then_its_body() {
-        for script in [&SCRIPTS.schedule, &SCRIPTS.claim, &probe("return 1")] {
+    fn a_script_s_text_is_its_prelude_items_then_how_it_starts_then_its_body() {
+        for script in SCRIPTS.all().into_iter().chain([&probe("return 1")]) {
             let code = script.code();
-            assert!(code.starts_with(PRELUDE));
+            let items: String = prelude::pieces(&script.prelude).collect();
+            assert!(code.starts_with(&items));
+            assert!(code[items.len()..].starts_with(&format!("\n{}", script.start)));
             assert!(code.ends_with(script.body.as_ref()));
+            assert!(items.len() < prelude::PRELUDE.len(), "{code}");
         }
-        let after_prelude = |script: &Script| script.code()[PRELUDE.len()..].to_owned();
-        assert!(after_prelude(&SCRIPTS.claim).starts_with(&format!("\n{WORKER_START}")));
-        assert!(after_prelude(&SCRIPTS.schedule).starts_with("\n-- schedule.lua"));
+        assert!(
+            SCRIPTS
+                .claim
+                .code()
+                .contains(&format!("\n{WORKER_START}-- claim.lua"))
+        );
+        assert!(SCRIPTS.schedule.code().contains("\n\n-- schedule.lua"));
     }
 
     #[test]
