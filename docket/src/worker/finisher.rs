@@ -2,15 +2,19 @@
 //! joins the next one, so a busy worker writes many completions per round trip and an
 //! idle one adds no delay.
 //!
-//! A run hands its end over and is done: the finisher holds the run's concurrency
-//! permit until the end is written, then frees the permits of the whole batch at once,
-//! so the worker claims their successors in one read.
+//! A run hands its end over and is done. Its concurrency permit stays with the end
+//! until the finisher takes it into a batch; then the batch trades its runs' permits for
+//! writing permits of its own, so the worker reads and claims the successors while the
+//! batch is written, and still knows that something is unwritten (see
+//! [`Finisher::unwritten`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use std::future::Future;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Shared;
@@ -43,13 +47,16 @@ pub(super) struct Ending {
 /// What a batch keeps of each ending while its finishes are written.
 struct Pending {
     execution: Execution,
-    permit: OwnedSemaphorePermit,
     written: Option<oneshot::Sender<()>>,
 }
 
 pub(super) struct Finisher {
     sender: mpsc::Sender<Ending>,
     task: JoinHandle<()>,
+    /// One permit per ending the batch being written holds (there is one batch at a
+    /// time, of at most `capacity` endings).
+    writing: Arc<Semaphore>,
+    capacity: usize,
 }
 
 /// The runs' end of the finisher.
@@ -85,12 +92,47 @@ impl Finisher {
     pub(super) fn spawn(shared: Arc<Shared>) -> Self {
         let concurrency = shared.settings.concurrency;
         let (sender, receiver) = mpsc::channel(concurrency.max(1));
-        let task = tokio::spawn(write_batches(shared, receiver, batch_size(concurrency)));
-        Self { sender, task }
+        let capacity = batch_size(concurrency);
+        let writing = Arc::new(Semaphore::new(capacity));
+        let writer = shared.clone();
+        let task = tokio::spawn(write_batches(
+            receiver,
+            writing.clone(),
+            move |runs| {
+                let shared = writer.clone();
+                async move { write(&shared, runs).await }
+            },
+            move |execution, recorded| report(&shared, execution, recorded),
+        ));
+        Self {
+            sender,
+            task,
+            writing,
+            capacity,
+        }
     }
 
     pub(super) fn sender(&self) -> FinishSender {
         FinishSender(self.sender.clone())
+    }
+
+    /// Whether a batch is being written. Ask after the worker's permits: an ending
+    /// holds its run's permit until its batch holds writing permits, so when every
+    /// permit is free and then nothing is being written, every end handed over is
+    /// written.
+    pub(super) fn unwritten(&self) -> bool {
+        self.writing.available_permits() < self.capacity
+    }
+
+    /// Waits until the batch being written, if any, is written (see
+    /// [`unwritten`](Self::unwritten) on the order to ask in).
+    pub(super) fn all_written(&self) -> impl Future<Output = ()> + use<> {
+        let (writing, capacity) = (self.writing.clone(), self.capacity);
+        async move {
+            let all = u32::try_from(capacity).unwrap_or(u32::MAX);
+            // The semaphore is never closed; a closed one would have nothing to wait for.
+            let _ = writing.acquire_many_owned(all).await;
+        }
     }
 
     /// Writes what is left and stops, giving up at `deadline`: finishes not written by
@@ -108,31 +150,54 @@ impl Finisher {
     }
 }
 
-async fn write_batches(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Ending>, batch: usize) {
+/// Takes the endings in batches of at most `writing`'s permits, one batch at a time:
+/// the batch takes a writing permit per ending before it frees the runs' permits, is
+/// written with `write`, and each ending is reported with `report`.
+async fn write_batches<W, F>(
+    mut receiver: mpsc::Receiver<Ending>,
+    writing: Arc<Semaphore>,
+    mut write: W,
+    report: impl Fn(&Execution, &Result<FinishOutcome>),
+) where
+    W: FnMut(Vec<Finish>) -> F,
+    F: Future<Output = Result<Vec<FinishOutcome>>>,
+{
+    let batch = writing.available_permits();
     let mut endings = Vec::with_capacity(batch);
     while receiver.recv_many(&mut endings, batch).await > 0 {
-        let (runs, pending): (Vec<Finish>, Vec<Pending>) = endings
-            .drain(..)
-            .map(|ending| {
-                let pending = Pending {
-                    execution: ending.execution,
-                    permit: ending.permit,
-                    written: ending.written,
-                };
-                (ending.finish, pending)
-            })
-            .unzip();
-        let outcomes = write(&shared, runs).await;
+        let held = u32::try_from(endings.len()).unwrap_or(u32::MAX);
+        // Free at once: the last batch is written, and this one is no bigger than it.
+        let unwritten = writing.clone().try_acquire_many_owned(held).ok();
+        debug_assert!(
+            unwritten.is_some(),
+            "a batch larger than the writing permits"
+        );
+        let mut runs = Vec::with_capacity(endings.len());
+        let mut pending = Vec::with_capacity(endings.len());
+        for ending in endings.drain(..) {
+            runs.push(ending.finish);
+            pending.push(Pending {
+                execution: ending.execution,
+                written: ending.written,
+            });
+            // The run's place in the worker's concurrency: free for the next claim.
+            drop(ending.permit);
+        }
+        let outcomes = write(runs).await;
+        let mut listeners = Vec::new();
         for (index, pending) in pending.into_iter().enumerate() {
             let recorded = match &outcomes {
                 Ok(outcomes) => Ok(outcomes[index]),
                 Err(error) => Err(Error::Protocol(error.to_string())),
             };
-            report(&shared, &pending.execution, &recorded);
-            drop(pending.permit);
-            if let Some(written) = pending.written {
-                let _ = written.send(());
-            }
+            report(&pending.execution, &recorded);
+            listeners.extend(pending.written);
+        }
+        // Written (or given up) and reported: no longer in flight, before anyone waiting
+        // for it hears so.
+        drop(unwritten);
+        for written in listeners {
+            let _ = written.send(());
         }
     }
 }
@@ -193,5 +258,88 @@ async fn write(shared: &Shared, runs: Vec<Finish>) -> Result<Vec<FinishOutcome>>
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Outcome;
+
+    #[docket::task(name = "finisher_probe")]
+    async fn probe() {}
+
+    fn ending(
+        execution: Execution,
+        permit: OwnedSemaphorePermit,
+    ) -> (Ending, oneshot::Receiver<()>) {
+        let (written, heard) = oneshot::channel();
+        let finish = Finish {
+            delivery_id: "1-0".into(),
+            key: execution.key().to_owned(),
+            generation: execution.generation(),
+            outcome: Outcome::Completed { result: None },
+            next: None,
+            slot: None,
+            release: false,
+        };
+        let ending = Ending {
+            finish,
+            execution,
+            permit,
+            written: Some(written),
+        };
+        (ending, heard)
+    }
+
+    /// While a batch is written, its runs' permits are free for the next claim, and the
+    /// batch counts as unwritten until its write returns.
+    #[tokio::test]
+    async fn a_batch_frees_its_runs_permits_while_it_is_written() {
+        let docket = crate::Docket::connect("finisher-probe", "memory://finisher-probe")
+            .await
+            .unwrap();
+        let slots = Arc::new(Semaphore::new(2));
+        let writing = Arc::new(Semaphore::new(2));
+        let (sender, receiver) = mpsc::channel(2);
+        let (entered, mut writes) = mpsc::unbounded_channel();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let opened = gate.clone();
+        let finisher = tokio::spawn(write_batches(
+            receiver,
+            writing.clone(),
+            move |runs: Vec<Finish>| {
+                let (entered, opened) = (entered.clone(), opened.clone());
+                async move {
+                    let _ = entered.send(runs.len());
+                    opened.notified().await;
+                    Ok(vec![FinishOutcome::Recorded; runs.len()])
+                }
+            },
+            |_: &Execution, _: &Result<FinishOutcome>| {},
+        ));
+
+        let mut heard = Vec::new();
+        for _ in 0..2 {
+            let execution = docket.add(Probe::new()).await.unwrap();
+            let permit = slots.clone().acquire_owned().await.unwrap();
+            let (ending, written) = ending(execution, permit);
+            sender.send(ending).await.unwrap();
+            heard.push(written);
+        }
+        let mut written = 0;
+        while written < 2 {
+            written += writes.recv().await.unwrap();
+            // Being written: the runs' permits are back, the batch's are taken.
+            assert_eq!(slots.available_permits(), 2);
+            assert!(writing.available_permits() < 2);
+            gate.notify_one();
+        }
+        for heard in heard {
+            heard.await.unwrap();
+        }
+        assert_eq!(writing.available_permits(), 2, "written: nothing unwritten");
+        drop(sender);
+        finisher.await.unwrap();
     }
 }

@@ -468,10 +468,11 @@ impl MainLoop {
 
     /// Claims new deliveries and, when it is time, sweeps abandoned ones.
     async fn claim(&mut self, free: usize) -> Result<Claimed> {
-        // Runs of this worker still going, or whose end is still being written: the
-        // slots neither free nor held for this claim.
+        // Runs of this worker still going (the slots neither free nor held for this
+        // claim), or whose end is still being written.
         let in_flight = !self.runs.is_empty()
-            || self.slots.available_permits() + free < self.shared.settings.concurrency;
+            || self.slots.available_permits() + free < self.shared.settings.concurrency
+            || self.finisher.unwritten();
         let shared = self.shared.clone();
         let backend = shared.docket.backend();
         let mut claimed = Claimed::default();
@@ -557,18 +558,23 @@ impl MainLoop {
         }
     }
 
-    /// Waits, briefly, until every slot is free and every run's task has returned: every
-    /// run started here has ended and its end is written. False when the wait ran out
+    /// Waits, briefly, until every slot is free, the last batch of ends is written, and
+    /// every run's task has returned: every run started here has ended and its end is
+    /// written. False when the wait ran out
     /// first; claiming then goes on as before (a run still going, a child it queued
     /// meanwhile, are not held up for long).
     async fn settled(&mut self) -> bool {
         let all = u32::try_from(self.shared.settings.concurrency).unwrap_or(u32::MAX);
         let interval = self.shared.settings.minimum_check_interval.min(SETTLE_WAIT);
         let slots = self.slots.clone();
+        let all_written = self.finisher.all_written();
         let runs = &mut self.runs;
         let mut ended = Vec::new();
         let settled = tokio::time::timeout(interval, async {
+            // Every permit first: then no end is left to join a batch, and the last
+            // batch is the one being written.
             let free = slots.acquire_many(all).await.is_ok();
+            all_written.await;
             // A run hands its slot to the finisher just before its task returns: wait for
             // those returns too, or the worker would not yet count as finished.
             while let Some(ran) = runs.join_next().await {
@@ -599,8 +605,11 @@ impl MainLoop {
     /// Nothing is running here, and nothing is live in the docket.
     async fn finished(&mut self) -> Result<bool> {
         self.reap_finished().await;
-        // A permit still taken belongs to a run, or to an end the finisher is writing.
-        let idle = self.slots.available_permits() == self.shared.settings.concurrency;
+        // A permit still taken belongs to a run, or to an end waiting for its batch;
+        // asked first, as an end trades its permit for a writing one (see
+        // `Finisher::unwritten`).
+        let idle = self.slots.available_permits() == self.shared.settings.concurrency
+            && !self.finisher.unwritten();
         if !self.runs.is_empty() || !idle {
             return Ok(false);
         }

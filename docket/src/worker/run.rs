@@ -327,8 +327,9 @@ struct Ended {
     release: bool,
 }
 
-/// Hands how the delivery ended (and what follows it) to the finisher, which records it
-/// and then frees the run's permit (and tells `written`).
+/// Hands how the delivery ended (and what follows it) to the finisher, which frees the
+/// run's permit once the end is in the batch being written, records it, and tells
+/// `written`.
 fn finish(
     shared: &Shared,
     finisher: &FinishSender,
