@@ -13,21 +13,28 @@ pub(super) const GROUP: &str = "docket-workers";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Keys {
     prefix: String,
+    /// The two keys every add, claim and finish names, written out once.
+    stream: String,
+    queue: String,
 }
 
 impl Keys {
     /// The layout of the docket `name` on a standalone server.
     pub(super) fn new(name: &str) -> Self {
-        Self {
-            prefix: name.to_owned(),
-        }
+        Self::with_prefix(name.to_owned())
     }
 
     /// The layout of the docket `name` on a cluster: the prefix is hash-tagged
     /// (`{name}`), so every key of the docket lands in one slot.
     pub(super) fn for_cluster(name: &str) -> Self {
+        Self::with_prefix(format!("{{{name}}}"))
+    }
+
+    fn with_prefix(prefix: String) -> Self {
         Self {
-            prefix: format!("{{{name}}}"),
+            stream: format!("{prefix}:stream"),
+            queue: format!("{prefix}:queue"),
+            prefix,
         }
     }
 
@@ -37,13 +44,13 @@ impl Keys {
     }
 
     /// `{p}:stream`: messages ready to run.
-    pub(super) fn stream(&self) -> String {
-        format!("{}:stream", self.prefix)
+    pub(super) fn stream(&self) -> &str {
+        &self.stream
     }
 
     /// `{p}:queue`: future tasks, key → due time in ms.
-    pub(super) fn queue(&self) -> String {
-        format!("{}:queue", self.prefix)
+    pub(super) fn queue(&self) -> &str {
+        &self.queue
     }
 
     /// `{p}:strikes`: the stream of strike instructions.

@@ -84,7 +84,7 @@ impl Script {
     pub(super) fn prepare_invoke(&self) -> Invocation<'_> {
         Invocation {
             script: self,
-            keys: Vec::new(),
+            keys: Cmd::new(),
             args: Cmd::new(),
         }
     }
@@ -108,14 +108,15 @@ impl Script {
 /// A script call being put together: keys and arguments, in any order.
 pub(super) struct Invocation<'a> {
     script: &'a Script,
-    keys: Vec<Vec<u8>>,
-    /// The arguments, written as they come (one buffer, not one allocation each).
+    /// The keys and the arguments, each written as they come (one buffer, not one
+    /// allocation each).
+    keys: Cmd,
     args: Cmd,
 }
 
 impl Invocation<'_> {
     pub(super) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
-        key.write_redis_args(&mut self.keys);
+        self.keys.arg(key);
         self
     }
 
@@ -126,14 +127,19 @@ impl Invocation<'_> {
 
     /// `EVALSHA hash numkeys key... arg...`.
     fn eval_cmd(&self) -> Cmd {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.script.hash).arg(self.keys.len());
-        for key in &self.keys {
-            cmd.arg(key.as_slice());
-        }
-        for arg in self.args.args_iter() {
-            if let redis::Arg::Simple(bytes) = arg {
-                cmd.arg(bytes);
+        let words = || self.keys.args_iter().chain(self.args.args_iter());
+        let (count, bytes) = words().fold((0, 0), |(count, bytes), word| match word {
+            redis::Arg::Simple(word) => (count + 1, bytes + word.len()),
+            _ => (count, bytes),
+        });
+        // Sized once: "EVALSHA", the hash, the number of keys (at most 20 digits).
+        let mut cmd = Cmd::with_capacity(count + 3, bytes + 7 + self.script.hash.len() + 20);
+        cmd.arg("EVALSHA")
+            .arg(&self.script.hash)
+            .arg(self.keys.args_iter().len());
+        for word in words() {
+            if let redis::Arg::Simple(word) = word {
+                cmd.arg(word);
             }
         }
         cmd
