@@ -12,10 +12,14 @@ use crate::error::{Error, Result};
 use crate::execution::Disposition;
 use crate::task::Due;
 
-/// Schedules a batch in one script (schedule.lua).
+/// Schedules a batch in one script: add.lua when every call is [`generated`], else
+/// schedule.lua.
 pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec<ScheduleOutcome>> {
     if tasks.is_empty() {
         return Ok(Vec::new());
+    }
+    if tasks.iter().all(generated) {
+        return queue_generated(shared, &tasks).await;
     }
     let keys = &shared.keys;
     let mut invocation = SCRIPTS.schedule.prepare_invoke();
@@ -25,13 +29,8 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
         .arg(keys.prefix())
         .arg(tasks.len());
     for task in &tasks {
-        // A fresh key due now on its first attempt (the common `add`) is sent short.
-        if task.fresh
-            && matches!(task.due, Due::Now)
-            && task.attempt == 1
-            && !task.replace
-            && task.traceparent.is_none()
-        {
+        // A generated key is sent short.
+        if generated(task) {
             invocation
                 .arg(3)
                 .arg(&task.key)
@@ -54,15 +53,7 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
     let reply: Vec<String> = invocation
         .invoke_async(&mut shared.connection())
         .await
-        .map_err(|error| {
-            if out_of_memory(&error) {
-                Error::OutOfMemory {
-                    docket: shared.keys.prefix().to_owned(),
-                }
-            } else {
-                Error::Redis(error)
-            }
-        })?;
+        .map_err(|error| refused(shared, error))?;
     if reply.len() != tasks.len() * 3 {
         return Err(Error::Protocol(format!(
             "schedule.lua answered {} values for {} calls",
@@ -88,6 +79,53 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
             })
         })
         .collect()
+}
+
+/// A call under a key the producer generated for it (the common `add`), due now on its
+/// first attempt, without trace context: queued without looking for a record.
+fn generated(task: &NewTask) -> bool {
+    task.fresh
+        && matches!(task.due, Due::Now)
+        && task.attempt == 1
+        && !task.replace
+        && task.traceparent.is_none()
+}
+
+/// Queues a batch of [`generated`] calls (add.lua): each is generation 1, queued now.
+async fn queue_generated(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<ScheduleOutcome>> {
+    let mut invocation = SCRIPTS.add.key(shared.keys.stream());
+    invocation.arg(shared.keys.prefix()).arg(tasks.len());
+    for task in tasks {
+        invocation
+            .arg(&task.key)
+            .arg(&task.function)
+            .arg(&task.args);
+    }
+    let when: String = invocation
+        .invoke_async(&mut shared.connection())
+        .await
+        .map_err(|error| refused(shared, error))?;
+    let when = parse_time(&when)
+        .ok_or_else(|| Error::Protocol(format!("add.lua answered the due time `{when}`")))?;
+    Ok(tasks
+        .iter()
+        .map(|_| ScheduleOutcome {
+            disposition: Disposition::Scheduled,
+            generation: 1,
+            when,
+        })
+        .collect())
+}
+
+/// A producer's script refused: out of memory, told apart, or what Redis said.
+fn refused(shared: &Shared, error: redis::RedisError) -> Error {
+    if out_of_memory(&error) {
+        Error::OutOfMemory {
+            docket: shared.keys.prefix().to_owned(),
+        }
+    } else {
+        Error::Redis(error)
+    }
 }
 
 /// Whether Redis refused a script for want of memory: an `OOM` error on Redis 7, a

@@ -179,6 +179,7 @@ pub(super) fn load_into(pipeline: &mut Pipeline, script: &Script) {
 
 /// Every script docket runs on Redis.
 pub(super) struct Scripts {
+    pub add: Script,
     pub schedule: Script,
     pub claim: Script,
     pub finish: Script,
@@ -200,8 +201,9 @@ pub(super) struct Scripts {
 impl Scripts {
     /// Every one of them.
     #[cfg(test)]
-    pub(super) fn all(&self) -> [&Script; 16] {
+    pub(super) fn all(&self) -> [&Script; 17] {
         [
+            &self.add,
             &self.schedule,
             &self.claim,
             &self.finish,
@@ -238,6 +240,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     // A producer's script: refused, before it writes anything, while Redis is out of
     // memory under `noeviction` (schedule.lua says when it checks; see the prelude).
     schedule: plain(include_str!("lua/schedule.lua")),
+    add: plain(include_str!("lua/add.lua")),
     claim: worker(include_str!("lua/claim.lua")),
     finish: worker(include_str!("lua/finish.lua")),
     promote: worker(include_str!("lua/promote.lua")),

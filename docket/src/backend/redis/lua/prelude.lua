@@ -187,6 +187,17 @@ local function message_fields(key, when, fn, args, attempt, generation, tracepar
     return fields
 end
 
+-- Queues a call under a key the producer generated for it (a UUID v7: there is no
+-- record to look for), due now, as generation 1 of its first attempt: the fields
+-- message_fields and schedule.lua's full path write. No QUEUED event: events are
+-- followed per key, and nobody can follow a key generated for this very call yet.
+local function queue_generated(stream, key, fn, args, when)
+    local id = redis.call('XADD', stream, '*', 'key', key, 'when', when, 'function', fn,
+        'args', args, 'attempt', '1', 'generation', '1')
+    redis.call('HSET', record_key(key), 'state', 'QUEUED', 'generation', '1', 'when', when,
+        'function', fn, 'args', args, 'attempt', '1', 'stream_id', id)
+end
+
 -- Queues a message that is due (XADD) or parks it until `due` (ms). Returns the new
 -- state and the stream id ('' when parked).
 local function place(stream, queue, key, fields, due, now)

@@ -7,7 +7,8 @@
 --   key, function, args, and for size 8: due_kind ('now' | 'after' | 'at'), due_ms
 --   (delay or instant), attempt, replace ('1' | '0'), traceparent ('' when none).
 --   Size 3 is a key the producer generated for this call (a UUID v7, so it has no
---   record), due now, first attempt, no trace context: it is queued without a lookup.
+--   record), due now, first attempt, no trace context: it is queued without a lookup,
+--   as add.lua queues a batch of them alone.
 --
 -- Returns, per call: disposition, generation, when (RFC 3339).
 -- A live key (SCHEDULED, QUEUED, RUNNING) is left alone by `add` (ALREADY_SCHEDULED);
@@ -18,31 +19,15 @@ local stream, queue = KEYS[1], KEYS[2]
 local count = tonumber(ARGV[2])
 local out = {}
 
--- Out of memory, a batch of generated keys is refused at its first XADD, before it has
--- written anything: Redis checks a script's commands that add memory until its first
--- write. Any other call may write first (DEL, ZREM) and so is checked up front.
-local function only_fresh()
-    for size in sized_entries(3, count) do
-        if size ~= 3 then
-            return false
-        end
-    end
-    return true
-end
-if not only_fresh() then
-    refuse_when_out_of_memory()
-end
+-- Out of memory, a call may write first (DEL, ZREM) and so is checked up front. (A
+-- batch of generated keys alone goes to add.lua, refused at its first XADD.)
+refuse_when_out_of_memory()
 local now = now_ms()
 
--- A generated key due now: queued as generation 1 (the fields as message_fields and
--- the full path below write them). It has no QUEUED event: state events are followed
--- per key, and nobody can follow a key generated for this very call before it returns.
+-- A generated key due now (see queue_generated).
 local function queue_fresh(key, fn, args)
     local when = rfc3339(now)
-    local id = redis.call('XADD', stream, '*', 'key', key, 'when', when, 'function', fn,
-        'args', args, 'attempt', '1', 'generation', '1')
-    redis.call('HSET', record_key(key), 'state', 'QUEUED', 'generation', '1', 'when', when,
-        'function', fn, 'args', args, 'attempt', '1', 'stream_id', id)
+    queue_generated(stream, key, fn, args, when)
     out[#out + 1] = 'SCHEDULED'
     out[#out + 1] = '1'
     out[#out + 1] = when

@@ -285,24 +285,34 @@ async fn live_lists_every_live_task_with_its_record() {
 
 /// A generated key (`fresh`) is queued without looking for a record, and ends up
 /// written exactly as the full path writes a new key: the same record fields and the
-/// same message fields.
+/// same message fields. So are the keys of a batch of generated keys alone (add.lua).
 #[tokio::test]
 async fn a_fresh_key_is_written_as_any_new_key() {
     let server = TestServer::start();
     let backend = open(&server, "fresh", TTL).await;
     let mut connection = raw(&server).await;
+    let generated = |key| NewTask {
+        fresh: true,
+        ..call(key, Due::Now)
+    };
     let outcomes = backend
-        .schedule(vec![
-            NewTask {
-                fresh: true,
-                ..call("generated", Due::Now)
-            },
-            call("named", Due::Now),
-        ])
+        .schedule(vec![generated("generated"), call("named", Due::Now)])
         .await
         .unwrap();
     assert_eq!(outcomes[0].disposition, Disposition::Scheduled);
     assert_eq!(outcomes[0].generation, 1);
+    let alone = backend
+        .schedule(vec![generated("alone-1"), generated("alone-2")])
+        .await
+        .unwrap();
+    assert_eq!(alone.len(), 2);
+    for outcome in &alone {
+        assert_eq!(outcome.disposition, Disposition::Scheduled);
+        assert_eq!(outcome.generation, 1);
+        assert_eq!(outcome.when, alone[0].when);
+        let late = outcome.when.elapsed().unwrap_or_default();
+        assert!(late < std::time::Duration::from_secs(5), "{late:?}");
+    }
 
     let record = |key: &'static str| {
         let mut connection = connection.clone();
@@ -320,6 +330,8 @@ async fn a_fresh_key_is_written_as_any_new_key() {
         }
     };
     assert_eq!(record("generated").await, record("named").await);
+    assert_eq!(record("alone-1").await, record("named").await);
+    assert_eq!(record("alone-2").await, record("named").await);
 
     let entries: redis::Value = redis::cmd("XRANGE")
         .arg("fresh:stream")
@@ -344,13 +356,14 @@ async fn a_fresh_key_is_written_as_any_new_key() {
     let redis::Value::Array(entries) = entries else {
         panic!("{entries:?}")
     };
-    assert_eq!(entries.len(), 2);
-    assert_eq!(names(&entries[0]), names(&entries[1]));
+    assert_eq!(entries.len(), 4);
+    for entry in &entries[1..] {
+        assert_eq!(names(&entries[0]), names(entry));
+    }
 
     // A second call of a fresh key is still told apart by the full path.
-    let again = backend
-        .schedule(vec![call("generated", Due::Now)])
-        .await
-        .unwrap();
-    assert_eq!(again[0].disposition, Disposition::AlreadyScheduled);
+    for key in ["generated", "alone-2"] {
+        let again = backend.schedule(vec![call(key, Due::Now)]).await.unwrap();
+        assert_eq!(again[0].disposition, Disposition::AlreadyScheduled, "{key}");
+    }
 }
