@@ -269,7 +269,7 @@ impl LiveCounts {
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Schedules a batch of calls, each atomically, in order. Same key twice in one batch
     /// behaves as two calls one after the other.
-    fn schedule(&self, tasks: Vec<NewTask>) -> BoxFuture<'_, Result<Vec<ScheduleOutcome>>>;
+    fn schedule<'a>(&'a self, tasks: &'a [NewTask]) -> BoxFuture<'a, Result<Vec<ScheduleOutcome>>>;
 
     /// Opens a consumer for one worker: its own connection for blocking reads.
     fn consumer(&self, worker: &str) -> BoxFuture<'_, Result<Box<dyn Consumer>>>;

@@ -69,7 +69,7 @@ pub(crate) async fn seed_automatic(
     if calls.is_empty() {
         return Ok(Vec::new());
     }
-    let outcomes = backend.schedule(calls).await?;
+    let outcomes = backend.schedule(&calls).await?;
     Ok(names
         .into_iter()
         .zip(outcomes)

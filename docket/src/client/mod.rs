@@ -271,6 +271,21 @@ impl DocketBuilder {
     }
 }
 
+/// The calls to write: all of them, unless some were struck (then a copy of the rest,
+/// which is rare).
+fn unstruck<'a>(tasks: &'a [NewTask], struck: &[bool]) -> std::borrow::Cow<'a, [NewTask]> {
+    if !struck.contains(&true) {
+        return tasks.into();
+    }
+    tasks
+        .iter()
+        .zip(struck)
+        .filter(|(_, struck)| !**struck)
+        .map(|(task, _)| task.clone())
+        .collect::<Vec<_>>()
+        .into()
+}
+
 fn validate_name(name: &str) -> Result<()> {
     if name.is_empty() || name.contains(['{', '}']) || name.chars().any(char::is_whitespace) {
         return Err(Error::InvalidName(name.to_owned()));
@@ -446,17 +461,12 @@ impl Docket {
                     .is_some()
             })
             .collect();
-        let to_write: Vec<NewTask> = tasks
-            .iter()
-            .zip(&struck)
-            .filter(|(_, struck)| !**struck)
-            .map(|(task, _)| task.clone())
-            .collect();
+        let to_write = unstruck(&tasks, &struck);
         let written = to_write.len();
         let mut outcomes = if to_write.is_empty() {
             Vec::new()
         } else {
-            self.backend().schedule(to_write).await?
+            self.backend().schedule(&to_write).await?
         };
         if outcomes.len() != written {
             return Err(Error::Protocol(format!(
@@ -686,7 +696,7 @@ impl Docket {
         };
         let outcome = self
             .backend()
-            .schedule(vec![task.clone()])
+            .schedule(std::slice::from_ref(&task))
             .await?
             .pop()
             .ok_or_else(|| Error::Protocol("the backend scheduled nothing".into()))?;

@@ -418,13 +418,13 @@ fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, Result<T>> {
 }
 
 impl Backend for MemoryBackend {
-    fn schedule(&self, tasks: Vec<NewTask>) -> BoxFuture<'_, Result<Vec<ScheduleOutcome>>> {
+    fn schedule<'a>(&'a self, tasks: &'a [NewTask]) -> BoxFuture<'a, Result<Vec<ScheduleOutcome>>> {
         let now = Instant::now();
         let outcomes: Vec<_> = {
             let mut state = self.state();
             tasks
-                .into_iter()
-                .map(|task| self.schedule_one(&mut state, task, now))
+                .iter()
+                .map(|task| self.schedule_one(&mut state, task.clone(), now))
                 .collect()
         };
         self.store.ready.notify_waiters();

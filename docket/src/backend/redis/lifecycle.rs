@@ -14,12 +14,12 @@ use crate::task::Due;
 
 /// Schedules a batch in one script: add.lua when every call is [`generated`], else
 /// schedule.lua.
-pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec<ScheduleOutcome>> {
+pub(super) async fn schedule(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<ScheduleOutcome>> {
     if tasks.is_empty() {
         return Ok(Vec::new());
     }
     if tasks.iter().all(generated) {
-        return queue_generated(shared, &tasks).await;
+        return queue_generated(shared, tasks).await;
     }
     let keys = &shared.keys;
     let mut invocation = SCRIPTS.schedule.prepare_invoke();
@@ -28,7 +28,7 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
         .key(keys.queue())
         .arg(keys.prefix())
         .arg(tasks.len());
-    for task in &tasks {
+    for task in tasks {
         // A generated key is sent short.
         if generated(task) {
             invocation
@@ -63,7 +63,7 @@ pub(super) async fn schedule(shared: &Shared, tasks: Vec<NewTask>) -> Result<Vec
     }
     reply
         .chunks_exact(3)
-        .zip(&tasks)
+        .zip(tasks)
         .map(|(answer, task)| {
             let bad =
                 |what: &str| Error::Protocol(format!("scheduling `{}` answered {what}", task.key));

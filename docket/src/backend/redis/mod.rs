@@ -152,7 +152,7 @@ impl Backend for RedisBackend {
         self.shared.server.clone()
     }
 
-    fn schedule(&self, tasks: Vec<NewTask>) -> BoxFuture<'_, Result<Vec<ScheduleOutcome>>> {
+    fn schedule<'a>(&'a self, tasks: &'a [NewTask]) -> BoxFuture<'a, Result<Vec<ScheduleOutcome>>> {
         Box::pin(lifecycle::schedule(&self.shared, tasks))
     }
 

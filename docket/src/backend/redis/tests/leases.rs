@@ -7,7 +7,7 @@ async fn a_sweeper_takes_over_abandoned_messages_and_fences_the_old_worker() {
     let server = TestServer::start();
     let backend = open(&server, "sweep", TTL).await;
     backend
-        .schedule(vec![call("k", Due::Now), call("other", Due::Now)])
+        .schedule(&[call("k", Due::Now), call("other", Due::Now)])
         .await
         .unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
@@ -72,7 +72,7 @@ async fn a_sweeper_takes_over_abandoned_messages_and_fences_the_old_worker() {
 async fn renewal_keeps_a_message_from_the_sweeper() {
     let server = TestServer::start();
     let backend = open(&server, "renew", TTL).await;
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
     let held = claim_one(&mut consumer).await;
     let idle = Duration::from_secs(1);
@@ -92,7 +92,7 @@ async fn a_deleted_pending_message_is_acknowledged_by_the_sweep() {
     let server = TestServer::start();
     let backend = open(&server, "deleted", TTL).await;
     let mut connection = raw(&server).await;
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
     let held = claim_one(&mut consumer).await;
     let _: usize = connection
@@ -117,10 +117,7 @@ async fn the_backend_survives_a_server_restart() {
     let mut consumer = backend.consumer("w1").await.unwrap();
     let mut cancellations = backend.cancellations().await.unwrap();
     let mut events = backend.subscribe("before").await.unwrap();
-    backend
-        .schedule(vec![call("before", Due::Now)])
-        .await
-        .unwrap();
+    backend.schedule(&[call("before", Due::Now)]).await.unwrap();
     claim_one(&mut consumer).await;
 
     server.restart();
@@ -147,7 +144,7 @@ async fn the_backend_survives_a_server_restart() {
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        match backend.schedule(vec![call("after", Due::Now)]).await {
+        match backend.schedule(&[call("after", Due::Now)]).await {
             Ok(outcomes) => {
                 assert_eq!(outcomes[0].generation, 1);
                 break;
@@ -178,7 +175,7 @@ async fn the_backend_survives_a_server_restart() {
 async fn a_run_that_keeps_losing_its_worker_is_dead_lettered() {
     let server = TestServer::start();
     let backend = open(&server, "dead", TTL).await;
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
     claim_one(&mut consumer).await;
     let idle = Duration::from_millis(5);
@@ -214,7 +211,7 @@ async fn a_claim_dropped_while_waiting_does_not_hold_up_the_next() {
     assert!(waiting.is_err(), "nothing to claim yet");
     // Let the server see the abandoned connection close.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let next = tokio::time::timeout(
         Duration::from_secs(10),
         consumer.claim(10, Duration::from_secs(5)),

@@ -251,7 +251,7 @@ async fn exercise_everything(backend: &RedisBackend) -> crate::error::Result<()>
     let mut events = backend.subscribe("k").await?;
     let mut cancellations = backend.cancellations().await?;
     backend
-        .schedule(vec![
+        .schedule(&[
             call("k", Due::Now),
             call("later", Due::After(Duration::from_mins(1))),
             call("gone", Due::Now),

@@ -7,7 +7,7 @@ async fn watchers_see_state_and_progress_events() {
     let server = TestServer::start();
     let backend = open(&server, "watch", TTL).await;
     let mut events = backend.subscribe("k").await.unwrap();
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
     let delivery = claim_one(&mut consumer).await;
     backend
@@ -137,13 +137,13 @@ async fn state_events_are_published_only_while_someone_subscribes() {
     let mut connection = raw(&server).await;
     let listeners = || redis::cmd("ZCARD").arg("quiet:listeners").clone();
 
-    backend.schedule(vec![call("a", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("a", Due::Now)]).await.unwrap();
     assert_eq!(publishes(&mut connection).await, 0, "nobody listens");
 
     let mut events = backend.subscribe("b").await.unwrap();
     let registered: u64 = listeners().query_async(&mut connection).await.unwrap();
     assert_eq!(registered, 1);
-    backend.schedule(vec![call("b", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("b", Due::Now)]).await.unwrap();
     let event = tokio::time::timeout(Duration::from_secs(5), events.next())
         .await
         .expect("an event")
@@ -166,7 +166,7 @@ async fn state_events_are_published_only_while_someone_subscribes() {
         fresh: true,
         ..call("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", Due::Now)
     };
-    backend.schedule(vec![generated]).await.unwrap();
+    backend.schedule(&[generated]).await.unwrap();
     assert_eq!(publishes(&mut connection).await, after);
 
     // Dropping the stream ends the registration; then nothing is published again.
@@ -183,6 +183,6 @@ async fn state_events_are_published_only_while_someone_subscribes() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    backend.schedule(vec![call("c", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("c", Due::Now)]).await.unwrap();
     assert_eq!(publishes(&mut connection).await, after);
 }

@@ -9,7 +9,7 @@ async fn a_run_ends_completed_with_its_result_and_everything_expiring() {
     let mut connection = raw(&server).await;
     let mut task = call("k", Due::Now);
     task.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
-    backend.schedule(vec![task]).await.unwrap();
+    backend.schedule(&[task]).await.unwrap();
 
     let mut consumer = backend.consumer("w1").await.unwrap();
     let delivery = claim_one(&mut consumer).await;
@@ -72,7 +72,7 @@ async fn a_run_ends_completed_with_its_result_and_everything_expiring() {
         "a second finish writes nothing"
     );
 
-    let reused = backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    let reused = backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     assert_eq!(reused[0].disposition, Disposition::Scheduled);
     assert_eq!(reused[0].generation, 2);
     let record = backend.record("k").await.unwrap().unwrap();
@@ -85,7 +85,7 @@ async fn a_run_ends_completed_with_its_result_and_everything_expiring() {
 async fn a_failed_run_keeps_its_error() {
     let server = TestServer::start();
     let backend = open(&server, "fail", TTL).await;
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
     let delivery = claim_one(&mut consumer).await;
     let error = TaskError::new(TaskErrorKind::TimedOut, "took `31s`");
@@ -112,14 +112,11 @@ async fn a_failed_run_keeps_its_error() {
 async fn replacing_a_running_task_fences_its_finish() {
     let server = TestServer::start();
     let backend = open(&server, "fence", TTL).await;
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
     let first = claim_one(&mut consumer).await;
 
-    let replaced = backend
-        .schedule(vec![replacing("k", Due::Now)])
-        .await
-        .unwrap();
+    let replaced = backend.schedule(&[replacing("k", Due::Now)]).await.unwrap();
     assert_eq!(replaced[0].disposition, Disposition::Superseded);
     let outcomes = backend
         .finish("w1", vec![completed(&first, Some("1"))])
@@ -143,7 +140,7 @@ async fn replacing_a_running_task_fences_its_finish() {
 async fn a_stale_run_cannot_end_a_newer_run_of_the_same_generation() {
     let server = TestServer::start();
     let backend = open(&server, "reborn", Duration::ZERO).await;
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
     let old = claim_one(&mut consumer).await;
     assert!(backend.cancel("k").await.unwrap());
@@ -152,7 +149,7 @@ async fn a_stale_run_cannot_end_a_newer_run_of_the_same_generation() {
         "fire-and-forget"
     );
 
-    let again = backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    let again = backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     assert_eq!(again[0].generation, old.message.generation);
     let new = claim_one(&mut consumer).await;
     assert_ne!(new.id, old.id);
@@ -175,7 +172,7 @@ async fn stale_and_malformed_messages_are_refused_at_claim() {
     let server = TestServer::start();
     let backend = open(&server, "stale", TTL).await;
     let mut connection = raw(&server).await;
-    backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
     claim_one(&mut consumer).await;
 
@@ -263,7 +260,7 @@ async fn fire_and_forget_keeps_nothing_after_a_run() {
     let backend = open(&server, "fnf", Duration::ZERO).await;
     let mut connection = raw(&server).await;
     backend
-        .schedule(vec![
+        .schedule(&[
             call("a", Due::Now),
             call("b", Due::Now),
             call("c", Due::Now),

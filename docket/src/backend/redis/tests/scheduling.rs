@@ -10,7 +10,7 @@ async fn schedule_queues_due_calls_and_parks_later_ones() {
     let now = backend.now().await.unwrap();
 
     let outcomes = backend
-        .schedule(vec![
+        .schedule(&[
             call("now", Due::Now),
             call("later", Due::After(Duration::from_mins(1))),
             call("past", Due::At(now - Duration::from_secs(5))),
@@ -65,9 +65,9 @@ async fn add_leaves_a_live_key_alone() {
     let server = TestServer::start();
     let backend = open(&server, "dedupe", TTL).await;
     let mut connection = raw(&server).await;
-    let first = backend.schedule(vec![call("k", Due::Now)]).await.unwrap();
+    let first = backend.schedule(&[call("k", Due::Now)]).await.unwrap();
     let again = backend
-        .schedule(vec![
+        .schedule(&[
             call("k", Due::After(Duration::from_secs(30))),
             call("k", Due::Now),
         ])
@@ -90,14 +90,11 @@ async fn replace_supersedes_parked_and_queued_copies() {
     let backend = open(&server, "replace", TTL).await;
     let mut connection = raw(&server).await;
     backend
-        .schedule(vec![call("k", Due::After(Duration::from_mins(1)))])
+        .schedule(&[call("k", Due::After(Duration::from_mins(1)))])
         .await
         .unwrap();
 
-    let replaced = backend
-        .schedule(vec![replacing("k", Due::Now)])
-        .await
-        .unwrap();
+    let replaced = backend.schedule(&[replacing("k", Due::Now)]).await.unwrap();
     assert_eq!(replaced[0].disposition, Disposition::Superseded);
     assert_eq!(replaced[0].generation, 2);
     assert_eq!(
@@ -105,10 +102,7 @@ async fn replace_supersedes_parked_and_queued_copies() {
         BTreeSet::from(["replace:runs:k".to_owned(), "replace:stream".to_owned(),])
     );
 
-    let again = backend
-        .schedule(vec![replacing("k", Due::Now)])
-        .await
-        .unwrap();
+    let again = backend.schedule(&[replacing("k", Due::Now)]).await.unwrap();
     assert_eq!(again[0].disposition, Disposition::Superseded);
     assert_eq!(again[0].generation, 3);
     let queued: usize = connection.xlen("replace:stream").await.unwrap();
@@ -126,7 +120,7 @@ async fn promotion_moves_only_due_tasks() {
     let backend = open(&server, "promote", TTL).await;
     let now = backend.now().await.unwrap();
     backend
-        .schedule(vec![
+        .schedule(&[
             call("soon", Due::At(now + Duration::from_millis(300))),
             call("later", Due::At(now + Duration::from_hours(1))),
         ])
@@ -174,7 +168,7 @@ async fn cancel_removes_waiting_tasks_and_signals_running_ones() {
     let backend = open(&server, "cancel", TTL).await;
     let mut connection = raw(&server).await;
     backend
-        .schedule(vec![
+        .schedule(&[
             call("parked", Due::After(Duration::from_mins(1))),
             call("queued", Due::Now),
         ])
@@ -206,7 +200,7 @@ async fn cancel_removes_waiting_tasks_and_signals_running_ones() {
 
     let mut cancellations = backend.cancellations().await.unwrap();
     backend
-        .schedule(vec![call("running", Due::Now)])
+        .schedule(&[call("running", Due::Now)])
         .await
         .unwrap();
     let mut consumer = backend.consumer("w1").await.unwrap();
@@ -245,7 +239,7 @@ async fn live_lists_every_live_task_with_its_record() {
     let server = TestServer::start();
     let backend = open(&server, "live", TTL).await;
     backend
-        .schedule(vec![
+        .schedule(&[
             call("running", Due::Now),
             call("queued", Due::Now),
             call("scheduled", Due::After(Duration::from_mins(1))),
@@ -296,13 +290,13 @@ async fn a_fresh_key_is_written_as_any_new_key() {
         ..call(key, Due::Now)
     };
     let outcomes = backend
-        .schedule(vec![generated("generated"), call("named", Due::Now)])
+        .schedule(&[generated("generated"), call("named", Due::Now)])
         .await
         .unwrap();
     assert_eq!(outcomes[0].disposition, Disposition::Scheduled);
     assert_eq!(outcomes[0].generation, 1);
     let alone = backend
-        .schedule(vec![generated("alone-1"), generated("alone-2")])
+        .schedule(&[generated("alone-1"), generated("alone-2")])
         .await
         .unwrap();
     assert_eq!(alone.len(), 2);
@@ -363,7 +357,7 @@ async fn a_fresh_key_is_written_as_any_new_key() {
 
     // A second call of a fresh key is still told apart by the full path.
     for key in ["generated", "alone-2"] {
-        let again = backend.schedule(vec![call(key, Due::Now)]).await.unwrap();
+        let again = backend.schedule(&[call(key, Due::Now)]).await.unwrap();
         assert_eq!(again[0].disposition, Disposition::AlreadyScheduled, "{key}");
     }
 }
