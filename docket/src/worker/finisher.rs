@@ -6,7 +6,9 @@
 //! until the finisher takes it into a batch; then the batch trades its runs' permits for
 //! writing permits of its own, so the worker reads and claims the successors while the
 //! batch is written, and still knows that something is unwritten (see
-//! [`Finisher::unwritten`]).
+//! [`Finisher::unwritten`]). So at concurrency 1 the next run may start while the last
+//! end is still being written; a task whose concurrency slot that end releases waits
+//! for it, and the finish script wakes it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,7 +40,8 @@ pub(super) struct Ending {
     pub finish: Finish,
     /// The run's execution, naming its task and key in what is reported.
     pub execution: Execution,
-    /// The run's place in the worker's concurrency, freed once its end is written.
+    /// The run's place in the worker's concurrency, freed once its end is in the batch
+    /// being written.
     pub permit: OwnedSemaphorePermit,
     /// Told once the end is written (or given up), for a run that waits for it.
     pub written: Option<oneshot::Sender<()>>,
@@ -98,6 +101,7 @@ impl Finisher {
         let task = tokio::spawn(write_batches(
             receiver,
             writing.clone(),
+            capacity,
             move |runs| {
                 let shared = writer.clone();
                 async move { write(&shared, runs).await }
@@ -150,28 +154,26 @@ impl Finisher {
     }
 }
 
-/// Takes the endings in batches of at most `writing`'s permits, one batch at a time:
-/// the batch takes a writing permit per ending before it frees the runs' permits, is
-/// written with `write`, and each ending is reported with `report`.
+/// Takes the endings in batches of at most `batch` (`writing` has as many permits), one
+/// batch at a time: the batch takes a writing permit per ending before it frees the
+/// runs' permits, is written with `write`, and each ending is reported with `report`.
 async fn write_batches<W, F>(
     mut receiver: mpsc::Receiver<Ending>,
     writing: Arc<Semaphore>,
+    batch: usize,
     mut write: W,
     report: impl Fn(&Execution, &Result<FinishOutcome>),
 ) where
     W: FnMut(Vec<Finish>) -> F,
     F: Future<Output = Result<Vec<FinishOutcome>>>,
 {
-    let batch = writing.available_permits();
     let mut endings = Vec::with_capacity(batch);
     while receiver.recv_many(&mut endings, batch).await > 0 {
         let held = u32::try_from(endings.len()).unwrap_or(u32::MAX);
-        // Free at once: the last batch is written, and this one is no bigger than it.
-        let unwritten = writing.clone().try_acquire_many_owned(held).ok();
-        debug_assert!(
-            unwritten.is_some(),
-            "a batch larger than the writing permits"
-        );
+        // The last batch is written, so these are free, unless `all_written` is waiting
+        // (it takes permits as they come): then this batch waits its turn. (The
+        // semaphore is never closed.)
+        let unwritten = writing.clone().acquire_many_owned(held).await.ok();
         let mut runs = Vec::with_capacity(endings.len());
         let mut pending = Vec::with_capacity(endings.len());
         for ending in endings.drain(..) {
@@ -302,12 +304,23 @@ mod tests {
         let slots = Arc::new(Semaphore::new(2));
         let writing = Arc::new(Semaphore::new(2));
         let (sender, receiver) = mpsc::channel(2);
+        // Both ends wait in the channel before the finisher starts: one batch of two.
+        let mut heard = Vec::new();
+        for _ in 0..2 {
+            let execution = docket.add(Probe::new()).await.unwrap();
+            let permit = slots.clone().acquire_owned().await.unwrap();
+            let (ending, written) = ending(execution, permit);
+            sender.send(ending).await.unwrap();
+            heard.push(written);
+        }
+        assert_eq!(slots.available_permits(), 0);
         let (entered, mut writes) = mpsc::unbounded_channel();
         let gate = Arc::new(tokio::sync::Notify::new());
         let opened = gate.clone();
         let finisher = tokio::spawn(write_batches(
             receiver,
             writing.clone(),
+            2,
             move |runs: Vec<Finish>| {
                 let (entered, opened) = (entered.clone(), opened.clone());
                 async move {
@@ -319,22 +332,11 @@ mod tests {
             |_: &Execution, _: &Result<FinishOutcome>| {},
         ));
 
-        let mut heard = Vec::new();
-        for _ in 0..2 {
-            let execution = docket.add(Probe::new()).await.unwrap();
-            let permit = slots.clone().acquire_owned().await.unwrap();
-            let (ending, written) = ending(execution, permit);
-            sender.send(ending).await.unwrap();
-            heard.push(written);
-        }
-        let mut written = 0;
-        while written < 2 {
-            written += writes.recv().await.unwrap();
-            // Being written: the runs' permits are back, the batch's are taken.
-            assert_eq!(slots.available_permits(), 2);
-            assert!(writing.available_permits() < 2);
-            gate.notify_one();
-        }
+        assert_eq!(writes.recv().await, Some(2), "one batch of both ends");
+        // Being written: the runs' permits are back, the batch's are taken.
+        assert_eq!(slots.available_permits(), 2);
+        assert_eq!(writing.available_permits(), 0);
+        gate.notify_one();
         for heard in heard {
             heard.await.unwrap();
         }

@@ -18,7 +18,7 @@ local GROUP = 'docket-workers'
 -- without flags, which also runs on 6.2) at its first write command that may add
 -- memory, and lets every write after its first through. Each script that writes
 -- says at its start which way it goes (scripts.rs adds the call; schedule.lua makes
--- it itself):
+-- it itself; add.lua's first write is an XADD, refused before anything is written):
 --
 -- a producer's call is refused before anything is written...
 local function refuse_when_out_of_memory()
@@ -189,8 +189,8 @@ end
 
 -- Queues a call under a key the producer generated for it (a UUID v7: there is no
 -- record to look for), due now, as generation 1 of its first attempt: the fields
--- message_fields and schedule.lua's full path write. No QUEUED event: events are
--- followed per key, and nobody can follow a key generated for this very call yet.
+-- schedule.lua's full path writes. No QUEUED event: events are followed per key, and
+-- nobody can follow a key generated for this very call yet.
 local function queue_generated(stream, key, fn, args, when)
     local id = redis.call('XADD', stream, '*', 'key', key, 'when', when, 'function', fn,
         'args', args, 'attempt', '1', 'generation', '1')
