@@ -127,7 +127,7 @@ impl Shared {
 pub(crate) struct InFlight {
     pub key: String,
     pub generation: u64,
-    pub abort: tokio::task::AbortHandle,
+    pub abort: futures::future::AbortHandle,
     /// The concurrency slot the run holds, renewed with its message.
     pub slot: Option<crate::backend::Slot>,
 }

@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use super::finisher::{Ending, FinishSender};
 use super::{InFlight, Shared};
 use futures::FutureExt;
+use futures::future::{AbortHandle, Abortable, Aborted};
 
 use super::gates::{self, Gate};
 use crate::backend::{Delivery, Finish, Message, NextDue, Outcome, Reschedule, Slot};
@@ -45,7 +46,7 @@ struct Delivered {
 struct InFlightGuard<'a> {
     shared: &'a Shared,
     id: &'a str,
-    abort: tokio::task::AbortHandle,
+    abort: AbortHandle,
 }
 
 impl<'a> InFlightGuard<'a> {
@@ -55,7 +56,7 @@ impl<'a> InFlightGuard<'a> {
         shared: &'a Shared,
         id: &'a str,
         execution: &Execution,
-        abort: tokio::task::AbortHandle,
+        abort: AbortHandle,
         slot: Option<Slot>,
     ) -> (Self, bool) {
         let mut in_flight = shared
@@ -507,21 +508,22 @@ async fn run(
             })
         }
     };
-    let handle = tokio::spawn(future.instrument(span.clone()));
-    let (guard, cancelled_before) = InFlightGuard::register(
-        shared,
-        &delivered.id,
-        &execution,
-        handle.abort_handle(),
-        slot,
+    // Polled here, in the run's own task: a cancellation aborts it, a panic is caught,
+    // and a timeout drops it. (A task of its own cost a spawn and a wake per run.)
+    let (abort, registration_abort) = AbortHandle::new_pair();
+    let task = Abortable::new(
+        AssertUnwindSafe(future.instrument(span.clone())).catch_unwind(),
+        registration_abort,
     );
+    let (guard, cancelled_before) =
+        InFlightGuard::register(shared, &delivered.id, &execution, abort.clone(), slot);
     // A cancel published between the claim and the registration above was kept by the
     // listener; while the listener is not subscribed, the record is the only witness.
     let listening = shared.listening.load(std::sync::atomic::Ordering::Acquire);
     if cancelled_before || (!listening && cancelled_meanwhile(shared, &execution).await) {
-        handle.abort();
+        abort.abort();
     }
-    let outcome = outcome_of(handle, control, timeout).await;
+    let outcome = outcome_of(task, control, timeout).await;
     drop(guard);
     let duration = started.elapsed();
     if let Outcome::Failed { error } = &outcome {
@@ -570,26 +572,29 @@ fn log_next(shared: &Shared, execution: &Execution, next: Option<&Reschedule>) {
     );
 }
 
+/// What awaiting a task gives: aborted (cancelled), or else panicked or returned.
+type TaskEnd = Result<std::thread::Result<Result<Option<String>, TaskError>>, Aborted>;
+
 /// Awaits the task within its deadline and says how the run ended. A task past its
-/// deadline (which it may have extended) is aborted at once, so its side effects stop
+/// deadline (which it may have extended) is dropped at once, so its side effects stop
 /// with its budget.
 async fn outcome_of(
-    mut handle: tokio::task::JoinHandle<Result<Option<String>, TaskError>>,
+    task: impl Future<Output = TaskEnd>,
     control: &RunControl,
     timeout: Option<Duration>,
 ) -> Outcome {
+    let mut task = std::pin::pin!(task);
     let joined = loop {
         let Some(deadline) = control.deadline() else {
-            break (&mut handle).await;
+            break task.as_mut().await;
         };
         tokio::select! {
-            joined = &mut handle => break joined,
+            joined = task.as_mut() => break joined,
             () = tokio::time::sleep_until(deadline) => {
                 // Extended meanwhile: wait for the new deadline.
                 if control.deadline().is_some_and(|d| d > tokio::time::Instant::now()) {
                     continue;
                 }
-                handle.abort();
                 let budget = timeout.map_or_else(String::new, |t| format!(" of {}", human(t)));
                 return Outcome::Failed {
                     error: TaskError::new(
@@ -601,13 +606,13 @@ async fn outcome_of(
         }
     };
     match joined {
-        Ok(Ok(result)) => Outcome::Completed { result },
-        Ok(Err(error)) => Outcome::Failed { error },
-        Err(join) if join.is_cancelled() => Outcome::Cancelled,
-        Err(join) => Outcome::Failed {
+        Ok(Ok(Ok(result))) => Outcome::Completed { result },
+        Ok(Ok(Err(error))) => Outcome::Failed { error },
+        Err(Aborted) => Outcome::Cancelled,
+        Ok(Err(panic)) => Outcome::Failed {
             error: TaskError::new(
                 TaskErrorKind::Panicked,
-                format!("the task panicked: {}", panic_message(join.into_panic())),
+                format!("the task panicked: {}", panic_message(panic)),
             ),
         },
     }
