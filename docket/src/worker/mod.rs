@@ -560,9 +560,8 @@ impl MainLoop {
 
     /// Waits, briefly, until every slot is free, the last batch of ends is written, and
     /// every run's task has returned: every run started here has ended and its end is
-    /// written. False when the wait ran out
-    /// first; claiming then goes on as before (a run still going, a child it queued
-    /// meanwhile, are not held up for long).
+    /// written. False when the wait ran out first; claiming then goes on as before (a
+    /// run still going, a child it queued meanwhile, are not held up for long).
     async fn settled(&mut self) -> bool {
         let all = u32::try_from(self.shared.settings.concurrency).unwrap_or(u32::MAX);
         let interval = self.shared.settings.minimum_check_interval.min(SETTLE_WAIT);
