@@ -1,0 +1,27 @@
+//! docket's test infrastructure, shared by its unit tests, the end-to-end suite, the
+//! bench and the chaos bed: one `redis-server` launcher ([`RedisServer`], and a
+//! six-node [`Cluster`]), free loopback ports, unique names, process signals, and the
+//! waits that stand in for sleeps ([`wait_for`], [`eventually`], [`LogWatch`]).
+//!
+//! It depends on no part of docket, so docket's own unit tests can use it.
+//!
+//! ```no_run
+//! use docket_testkit::RedisServer;
+//!
+//! let mut server = RedisServer::start();
+//! let url = server.url();
+//! // ... connect to `url` ...
+//! server.restart(); // an empty server on the same port
+//! ```
+
+mod cluster;
+mod names;
+mod process;
+mod server;
+mod wait;
+
+pub use cluster::Cluster;
+pub use names::{free_port, unique};
+pub use process::signal;
+pub use server::{Builder, RedisServer, StartError, installed_server, parse_info};
+pub use wait::{Deadline, LogWatch, eventually, wait_for};
