@@ -486,7 +486,7 @@ async fn a_worker_started_before_redis_waits_for_it() {
     };
     let worker = cli.worker(&["--until-finished", "--reconnection-delay", "100ms"]);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let server = RedisServer::start_on(port, &["--save", "", "--appendonly", "no"]);
+    let server = RedisServer::builder().port(port).start();
     let output = finish(worker, Duration::from_secs(20), &["worker"]).await;
     let logs = text(&output.stderr);
     assert!(output.status.success(), "{logs}");

@@ -3,11 +3,11 @@
 //! ACL line, Redis 6.2 and Valkey — a slot moving under a busy worker, and the errors of
 //! connections that cannot work.
 
-use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use docket::ExecutionState;
+
+use docket_testkit::Cluster;
 
 use crate::support::{
     RedisServer, Scenario, Target, free_port, installed_server, test_worker, unique,
@@ -28,218 +28,12 @@ async fn run_suite(url: &str, scenarios: Vec<Scenario>) {
     }
 }
 
-/// A free loopback port whose cluster bus port (+10000) is usable too.
-fn free_cluster_port(taken: &mut HashSet<u16>) -> u16 {
-    loop {
-        let port = free_port();
-        if port < 55_000
-            && taken.insert(port)
-            && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
-        {
-            return port;
-        }
-    }
-}
-
-/// Six `redis-server` processes made into a cluster with `redis-cli --cluster create`;
-/// killed when dropped.
-pub struct Cluster {
-    pub nodes: Vec<RedisServer>,
-}
-
-impl Cluster {
-    pub fn start() -> Self {
-        let mut taken = HashSet::new();
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                let port = free_cluster_port(&mut taken);
-                RedisServer::start_on(
-                    port,
-                    &[
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "3000",
-                    ],
-                )
-            })
-            .collect();
-        let output = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)))
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .output()
-            .expect("run `redis-cli --cluster create` (redis-cli comes with redis-server)");
-        assert!(
-            output.status.success(),
-            "redis-cli --cluster create failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let cluster = Self { nodes };
-        cluster.wait_until_ok();
-        cluster
-    }
-
-    /// Waits until every node reports `cluster_state:ok` and knows all six nodes.
-    fn wait_until_ok(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for node in &self.nodes {
-            let mut connection = node.connection();
-            loop {
-                let info: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query(&mut connection)
-                    .unwrap();
-                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6") {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the cluster never became ok:\n{info}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    /// The URL naming one node; docket finds the others.
-    pub fn url(&self) -> String {
-        format!("redis+cluster://127.0.0.1:{}/0", self.nodes[2].port)
-    }
-
-    /// The primaries (by `ROLE`), each with its id and port.
-    fn primaries(&self) -> Vec<(String, u16)> {
-        self.nodes
-            .iter()
-            .filter_map(|node| {
-                let mut connection = node.connection();
-                let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connection).unwrap();
-                let primary =
-                    matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master");
-                primary.then(|| {
-                    let id: String = redis::cmd("CLUSTER")
-                        .arg("MYID")
-                        .query(&mut connection)
-                        .unwrap();
-                    (id, node.port)
-                })
-            })
-            .collect()
-    }
-
-    /// The port of the primary serving `slot`, as `CLUSTER SLOTS` tells.
-    fn owner(&self, slot: u16) -> u16 {
-        let slots: Vec<(u16, u16, u16)> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query::<Vec<redis::Value>>(&mut self.nodes[0].connection())
-            .unwrap()
-            .into_iter()
-            .map(|range| {
-                let redis::Value::Array(range) = range else {
-                    panic!("{range:?}")
-                };
-                let number = |value: &redis::Value| match value {
-                    redis::Value::Int(n) => u16::try_from(*n).unwrap(),
-                    other => panic!("{other:?}"),
-                };
-                let redis::Value::Array(primary) = &range[2] else {
-                    panic!("{range:?}")
-                };
-                (number(&range[0]), number(&range[1]), number(&primary[1]))
-            })
-            .collect();
-        slots
-            .into_iter()
-            .find(|(from, to, _)| (*from..=*to).contains(&slot))
-            .map(|(_, _, port)| port)
-            .expect("the slot is served")
-    }
-
-    fn node(&self, port: u16) -> &RedisServer {
-        self.nodes.iter().find(|node| node.port == port).unwrap()
-    }
-
-    /// Moves `slot` and its keys to another primary, the way `redis-cli --cluster
-    /// reshard` does: IMPORTING/MIGRATING, MIGRATE of every key, then SETSLOT NODE.
-    fn migrate_slot(&self, slot: u16) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let primaries = loop {
-            let primaries = self.primaries();
-            if primaries.len() == 3 {
-                break primaries;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not three primaries: {primaries:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let source_port = self.owner(slot);
-        let (source_id, _) = primaries
-            .iter()
-            .find(|(_, port)| *port == source_port)
-            .cloned()
-            .unwrap();
-        let (target_id, target_port) = primaries
-            .iter()
-            .find(|(_, port)| *port != source_port)
-            .cloned()
-            .unwrap();
-        let mut source = self.node(source_port).connection();
-        let mut target = self.node(target_port).connection();
-        let set_slot = |connection: &mut redis::Connection, how: &str, id: &str| {
-            redis::cmd("CLUSTER")
-                .arg("SETSLOT")
-                .arg(slot)
-                .arg(how)
-                .arg(id)
-                .exec(connection)
-                .unwrap();
-        };
-        set_slot(&mut target, "IMPORTING", &source_id);
-        set_slot(&mut source, "MIGRATING", &target_id);
-        loop {
-            let keys: Vec<String> = redis::cmd("CLUSTER")
-                .arg("GETKEYSINSLOT")
-                .arg(slot)
-                .arg(100)
-                .query(&mut source)
-                .unwrap();
-            if keys.is_empty() {
-                break;
-            }
-            redis::cmd("MIGRATE")
-                .arg("127.0.0.1")
-                .arg(target_port)
-                .arg("")
-                .arg(0)
-                .arg(5000)
-                .arg("KEYS")
-                .arg(&keys)
-                .exec(&mut source)
-                .unwrap();
-        }
-        for (_, port) in &primaries {
-            set_slot(&mut self.node(*port).connection(), "NODE", &target_id);
-        }
-        println!("moved slot {slot} from :{source_port} to :{target_port}");
-    }
-}
-
 /// Every lifecycle scenario passes on a six-process cluster, each as a user restricted
 /// by the documented cluster ACL line (the name in braces), created on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lifecycle_suite_passes_on_a_cluster_as_an_acl_user() {
     let cluster = Cluster::start();
-    let seed = cluster.nodes[2].port;
+    let seed = cluster.nodes[2].port();
     for (scenario_name, scenario) in crate::lifecycle::scenarios() {
         let name = unique("cluster");
         let user = format!("user-{name}");
@@ -359,22 +153,20 @@ impl Drop for Certificates {
 /// A server with a plain port (for the test's own inspection) and a TLS port that
 /// asks clients for a certificate (`--tls-auth-clients optional`, or `yes`).
 fn tls_server(certificates: &Certificates, tls_port: u16, client_auth: &str) -> RedisServer {
-    RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        &certificates.path("server.pem"),
-        "--tls-key-file",
-        &certificates.path("server.key"),
-        "--tls-ca-cert-file",
-        &certificates.path("ca.pem"),
-        "--tls-auth-clients",
-        client_auth,
-    ])
+    RedisServer::builder()
+        .args([
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &certificates.path("server.pem"),
+            "--tls-key-file",
+            &certificates.path("server.key"),
+            "--tls-ca-cert-file",
+            &certificates.path("ca.pem"),
+            "--tls-auth-clients",
+            client_auth,
+        ])
+        .start()
 }
 
 /// Every lifecycle scenario passes over TLS (rustls), trusting the test's authority
@@ -478,7 +270,10 @@ async fn the_lifecycle_suite_passes_as_a_documented_acl_user() {
             &documented_acl(false, &user, "secure-password", &name),
         );
         let target = Target {
-            url: format!("redis://{user}:secure-password@127.0.0.1:{}/0", server.port),
+            url: format!(
+                "redis://{user}:secure-password@127.0.0.1:{}/0",
+                server.port()
+            ),
             name,
             redis: None,
         };
@@ -500,7 +295,7 @@ async fn connection_problems_are_one_clear_line_naming_the_url() {
         &mut admin,
         &documented_acl(false, "orders-user", "orders-pw", "orders"),
     );
-    let port = server.port;
+    let port = server.port();
     let ca = certificates.path("ca.pem");
     let other_ca = certificates.path("other-ca.pem");
     let unused = free_port();
@@ -606,11 +401,9 @@ async fn the_pool_size_is_honoured() {
 
 /// A server of `.ci/servers/` with no persistence, on a free port.
 fn installed(dir: &str, binary: &str) -> RedisServer {
-    RedisServer::start_binary(
-        installed_server(dir, binary),
-        free_port(),
-        &["--save", "", "--appendonly", "no"],
-    )
+    RedisServer::builder()
+        .binary(installed_server(dir, binary))
+        .start()
 }
 
 /// Every lifecycle scenario passes on Redis 6.2 (the oldest docket supports), and
@@ -638,7 +431,7 @@ async fn out_of_memory_is_told_apart_on_redis_6_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lifecycle_suite_passes_on_valkey() {
     let server = installed("valkey", "valkey-server");
-    let url = format!("valkey://127.0.0.1:{}/0", server.port);
+    let url = format!("valkey://127.0.0.1:{}/0", server.port());
     let docket = docket::Docket::connect(unique("valkey"), &url)
         .await
         .unwrap();

@@ -350,14 +350,7 @@ on_both_backends!(
 /// fsync is slow, so a SIGKILL can lose acknowledged writes: not docket's to test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_under_a_working_worker() {
-    let server = RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ]);
+    let server = RedisServer::builder().append_only().start();
     let mut target = Target::redis_with(server);
     let docket = target.docket().await;
     let probe = target.name.clone();
@@ -713,14 +706,11 @@ fn assert_all_acknowledged(connection: &mut ::redis::Connection, stream: &str) {
 /// nothing, workers keep draining, and once they have freed memory adds work again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_memory_refuses_producers_while_workers_drain() {
-    out_of_memory_on(RedisServer::start_with(&[
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--maxmemory-policy",
-        "noeviction",
-    ]))
+    out_of_memory_on(
+        RedisServer::builder()
+            .args(["--maxmemory-policy", "noeviction"])
+            .start(),
+    )
     .await;
 }
 
@@ -728,18 +718,12 @@ async fn out_of_memory_refuses_producers_while_workers_drain() {
 pub(crate) async fn out_of_memory_on(server: RedisServer) {
     let target = Target::redis_with(server);
     let docket = target.docket().await;
-    let mut connection = target.redis.as_ref().unwrap().connection();
-    let info = String::from_utf8(
-        ::redis::cmd("INFO")
-            .arg("memory")
-            .query::<Vec<u8>>(&mut connection)
-            .unwrap(),
-    )
-    .unwrap();
-    let used: u64 = info
-        .lines()
-        .find_map(|line| line.strip_prefix("used_memory:"))
-        .and_then(|value| value.trim().parse().ok())
+    let server = target.redis.as_ref().unwrap();
+    let mut connection = server.connection();
+    let used: u64 = server
+        .info("memory")
+        .get("used_memory")
+        .and_then(|value| value.parse().ok())
         .expect("INFO memory has used_memory");
     let limit = (used + 4_000_000).to_string();
     command(&mut connection, &["CONFIG", "SET", "maxmemory", &limit]);

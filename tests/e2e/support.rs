@@ -1,162 +1,13 @@
-//! Test support: a `redis-server` per test on a free loopback port (killed on drop),
-//! a unique docket name per test, and probes that tasks report into.
+//! Test support: where a scenario runs (`memory://` or a `redis-server` of its own,
+//! from the testkit, killed on drop), a unique docket name per test, and probes that
+//! tasks report into.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use docket::{Docket, DocketBuilder, Worker, WorkerBuilder};
-
-static NEXT: AtomicU64 = AtomicU64::new(0);
-
-/// A name no other test in this run uses.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A `redis-server` this test started; killed when dropped.
-pub struct RedisServer {
-    pub port: u16,
-    /// The server binary: `redis-server` on `PATH`, or one of `.ci/servers/`.
-    binary: PathBuf,
-    dir: PathBuf,
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// Starts a server with no persistence.
-    pub fn start() -> Self {
-        Self::start_with(&["--save", "", "--appendonly", "no"])
-    }
-
-    /// Starts a server with these extra arguments.
-    pub fn start_with(extra: &[&str]) -> Self {
-        Self::start_on(free_port(), extra)
-    }
-
-    /// Starts a server on `port` (from [`free_port`]) with these extra arguments.
-    pub fn start_on(port: u16, extra: &[&str]) -> Self {
-        Self::start_binary(PathBuf::from("redis-server"), port, extra)
-    }
-
-    /// Starts `binary` (a `redis-server` or `valkey-server`) on `port`.
-    pub fn start_binary(binary: PathBuf, port: u16, extra: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(unique(&format!("docket-redis-{port}")));
-        std::fs::create_dir_all(&dir).expect("create the redis data dir");
-        let mut server = Self {
-            port,
-            binary,
-            dir,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            child: None,
-        };
-        server.spawn();
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(&self.binary)
-            .arg("--port")
-            .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot start `{}` ({error}): the Redis tests need it; install \
-                     `redis-server` with `apt-get install -y redis-server`, and Redis 6.2 and \
-                     Valkey into .ci/servers/ (the README's test command, .ci/run, does both)",
-                    self.binary.display()
-                )
-            });
-        self.child = Some(child);
-        self.wait_until_ready();
-    }
-
-    fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = redis::Client::open(self.url()).expect("redis url");
-        loop {
-            if let Ok(mut connection) = client.get_connection()
-                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not start within 10 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server with SIGKILL (AOF, when enabled, keeps what was fsynced).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same port and data directory.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    /// A plain synchronous connection for inspecting the server.
-    pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .expect("redis url")
-            .get_connection()
-            .expect("connect to the test redis")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A server binary that `.ci/run` installs into `.ci/servers/` (`redis-6.2`, `valkey`).
-pub fn installed_server(dir: &str, binary: &str) -> PathBuf {
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/servers"))
-        .join(dir)
-        .join(binary);
-    assert!(
-        path.exists(),
-        "{} is missing: the README's test command, .ci/run, installs it (from PyPI wheels)",
-        path.display()
-    );
-    path
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("find a free loopback port")
-}
+pub use docket_testkit::{RedisServer, eventually, free_port, installed_server, unique};
 
 /// Where a scenario runs: `memory://` or its own `redis-server`.
 pub struct Target {
@@ -320,18 +171,6 @@ pub fn runs(name: &str) -> Vec<Run> {
 
 pub fn max_running(name: &str) -> usize {
     with_probe(name, |probe| probe.max_running)
-}
-
-/// Waits until `check` holds, polling, for at most `within`.
-pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Runs every listed scenario once on `memory://` and once on a fresh `redis-server`.
