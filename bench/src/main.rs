@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use crate::report::{Figure, Outcome};
 use crate::scenarios::Bench;
-use crate::server::{RedisServer, Target};
+use crate::server::Target;
 
 /// Measures docket against ceilings of the same Redis server.
 #[derive(Debug, Parser)]
@@ -184,7 +184,7 @@ async fn bench(cli: &Cli) -> Result<()> {
     let (_server, target) = if let Some(url) = &cli.url {
         (None, Target::parse(url, false)?)
     } else {
-        let server = RedisServer::start()?;
+        let server = docket_testkit::RedisServer::builder().try_start()?;
         let target = Target::parse(&server.url(), true)?;
         (Some(server), target)
     };

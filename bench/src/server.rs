@@ -1,13 +1,10 @@
-//! The Redis server under test: started here (and killed on drop) or given by URL, the
-//! admin queries the scenarios read (`INFO`, `CONFIG RESETSTAT`, `FLUSHALL`), and the
-//! ceilings every docket figure is compared with.
+//! The Redis server under test (started by the testkit's `RedisServer`, or given by
+//! URL), the admin queries the scenarios read (`INFO`, `CONFIG RESETSTAT`, `FLUSHALL`),
+//! and the ceilings every docket figure is compared with.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use redis::aio::MultiplexedConnection;
@@ -98,72 +95,6 @@ impl Target {
     }
 }
 
-/// A `redis-server` this run started: no persistence, loopback only, on a free port.
-/// Dropping it (also while unwinding from a panic) kills it.
-pub(crate) struct RedisServer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl RedisServer {
-    /// Starts `redis-server` on a free loopback port and waits until it answers.
-    pub(crate) fn start() -> Result<Self> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        let dir = std::env::temp_dir().join(format!("docket-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting redis-server (is it on PATH?)")?;
-        let server = Self { child, port, dir };
-        server.wait_ready(Duration::from_secs(10))?;
-        Ok(server)
-    }
-
-    /// The server's URL.
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Waits until the server answers `PING`.
-    fn wait_ready(&self, within: Duration) -> Result<()> {
-        let deadline = Instant::now() + within;
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        while Instant::now() < deadline {
-            if let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200))
-            {
-                let mut reply = [0u8; 16];
-                stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-                if stream.write_all(b"PING\r\n").is_ok()
-                    && let Ok(n) = stream.read(&mut reply)
-                    && reply[..n].starts_with(b"+PONG")
-                {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("redis-server on port {} did not answer PING", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// `INFO section` as a map of its `name:value` lines.
 pub(crate) async fn info(
     connection: &mut MultiplexedConnection,
@@ -173,11 +104,7 @@ pub(crate) async fn info(
         .arg(section)
         .query_async(connection)
         .await?;
-    Ok(text
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.to_owned(), value.trim().to_owned()))
-        .collect())
+    Ok(docket_testkit::parse_info(&text))
 }
 
 /// One numeric field of `INFO section`.
