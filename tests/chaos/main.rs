@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use docket::{Disposition, Docket};
+use docket_testkit::RedisServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -322,10 +323,9 @@ fn say(started: Instant, what: &str) {
     println!("[{:7.1}s] {what}", started.elapsed().as_secs_f64());
 }
 
-/// Every child process of a run. Dropping it (a panic or an early return included)
+/// Every worker process of a run. Dropping it (a panic or an early return included)
 /// SIGKILLs and reaps whatever is still there.
 struct Fleet {
-    redis: Option<Child>,
     workers: Vec<Option<Child>>,
     /// Per worker slot: how many times it was (re)started, naming its current process.
     incarnations: Vec<u32>,
@@ -333,8 +333,7 @@ struct Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        let workers = self.workers.iter_mut().filter_map(Option::take);
-        for mut child in workers.chain(self.redis.take()) {
+        for mut child in self.workers.iter_mut().filter_map(Option::take) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -349,6 +348,9 @@ struct Bed {
     exe: PathBuf,
     /// The run log: one line per completed run of `chaos_work`.
     log: String,
+    /// `redis-server` with AOF on, its data in `redis/` and its output in `redis.log`;
+    /// killed when dropped.
+    redis: Mutex<RedisServer>,
     fleet: Mutex<Fleet>,
 }
 
@@ -362,23 +364,28 @@ impl Bed {
         }
         let log = dir.join("runs.log");
         File::create(&log).map_err(|error| format!("cannot create the run log: {error}"))?;
-        let port = free_port()?;
+        let starting = RedisServer::builder()
+            .append_only()
+            .dir(dir.join("redis"))
+            .log(dir.join("redis.log"))
+            .ready_within(REDIS_READY);
+        let redis = tokio::task::spawn_blocking(move || starting.try_start())
+            .await
+            .map_err(|error| format!("starting redis-server failed: {error}"))?
+            .map_err(|error| error.to_string())?;
         let bed = Self {
             dir: dir.to_owned(),
-            port,
-            url: format!("redis://127.0.0.1:{port}/0"),
+            port: redis.port(),
+            url: redis.url(),
             exe: std::env::current_exe()
                 .map_err(|error| format!("cannot find this executable: {error}"))?,
             log: log.to_string_lossy().into_owned(),
+            redis: Mutex::new(redis),
             fleet: Mutex::new(Fleet {
-                redis: None,
                 workers: Vec::new(),
                 incarnations: vec![0; options.workers],
             }),
         };
-        let redis = bed.start_redis()?;
-        bed.lock().redis = Some(redis);
-        bed.wait_for_redis().await?;
         for slot in 0..options.workers {
             let worker = bed.start_worker(slot, 0)?;
             bed.lock().workers.push(Some(worker));
@@ -391,89 +398,19 @@ impl Bed {
         self.fleet.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Spawns `redis-server` on the run's port and data directory, AOF on (`appendfsync always`), loopback only.
-    fn start_redis(&self) -> Result<Child, String> {
-        let output = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("redis.log"))
-            .map_err(|error| format!("cannot open the redis log: {error}"))?;
-        let errors = output
-            .try_clone()
-            .map_err(|error| format!("cannot open the redis log: {error}"))?;
-        Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
-            .arg("--dir")
-            .arg(self.dir.join("redis"))
-            .args([
-                "--appendonly",
-                "yes",
-                // `always`: with `everysec` Redis answers before it writes while an fsync
-                // is slow, and a SIGKILL then loses acknowledged adds (seen on a loaded
-                // machine) — a Redis window, not docket's.
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .stdin(Stdio::null())
-            .stdout(output)
-            .stderr(errors)
-            .spawn()
-            .map_err(|error| format!("cannot start `redis-server` (is it on PATH?): {error}"))
-    }
-
-    /// Waits until the server answers PING, starting it again should it have exited
-    /// (say, because the port was not free yet).
-    async fn wait_for_redis(&self) -> Result<(), String> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|error| error.to_string())?;
-        let deadline = Instant::now() + REDIS_READY;
-        loop {
-            let ping = tokio::time::timeout(Duration::from_secs(1), async {
-                let mut connection = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut connection)
-                    .await
-            })
-            .await;
-            if matches!(ping, Ok(Ok(ref reply)) if reply == "PONG") {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "redis-server on port {} did not answer PING within {REDIS_READY:?}",
-                    self.port
-                ));
-            }
-            let exited = {
-                let mut fleet = self.lock();
-                fleet
-                    .redis
-                    .as_mut()
-                    .is_some_and(|child| matches!(child.try_wait(), Ok(Some(_))))
-            };
-            if exited {
-                let redis = self.start_redis()?;
-                self.lock().redis = Some(redis);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    /// The server, whoever held the lock before.
+    fn lock_redis(&self) -> MutexGuard<'_, RedisServer> {
+        self.redis.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// SIGKILLs `redis-server`, starts it again on the same port and data directory, and
     /// waits for PING. Returns how long the server was unreachable.
-    async fn restart_redis(&self) -> Result<Duration, String> {
+    async fn restart_redis(self: Arc<Self>) -> Result<Duration, String> {
         let down = Instant::now();
-        {
-            let mut fleet = self.lock();
-            if let Some(mut old) = fleet.redis.take() {
-                let _ = old.kill();
-                let _ = old.wait();
-            }
-            fleet.redis = Some(self.start_redis()?);
-        }
-        self.wait_for_redis().await?;
+        tokio::task::spawn_blocking(move || self.lock_redis().try_restart())
+            .await
+            .map_err(|error| format!("the Redis restart failed: {error}"))?
+            .map_err(|error| error.to_string())?;
         Ok(down.elapsed())
     }
 
@@ -548,12 +485,7 @@ impl Bed {
     /// ones still there are killed. Returns the workers that did not exit with 0.
     async fn stop_workers(&self) -> Vec<String> {
         for child in self.lock().workers.iter().flatten() {
-            // Our own child, by its id: `kill -TERM PID` (std only sends SIGKILL).
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let _ = docket_testkit::signal(child.id(), "TERM");
         }
         let deadline = Instant::now() + STOP_LIMIT;
         loop {
@@ -592,24 +524,13 @@ impl Bed {
 
     /// SIGKILLs `redis-server`.
     fn stop_redis(&self) {
-        if let Some(mut child) = self.lock().redis.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.lock_redis().kill();
     }
 }
 
 /// The name of the `incarnation`-th process of worker `slot`.
 fn worker_name(slot: usize, incarnation: u32) -> String {
     format!("chaos-w{slot}-{incarnation}")
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|error| format!("cannot find a free loopback port: {error}"))
 }
 
 /// Connects a docket handle, trying again for a while should Redis be restarting.
@@ -776,8 +697,7 @@ impl Faults {
     ) -> JoinHandle<Result<Duration, String>> {
         self.redis_restarts += 1;
         say(started, "SIGKILL redis-server; starting it again");
-        let bed = bed.clone();
-        tokio::spawn(async move { bed.restart_redis().await })
+        tokio::spawn(bed.clone().restart_redis())
     }
 
     /// Waits for a restart begun with [`Faults::begin_restart`] and notes how it went.
