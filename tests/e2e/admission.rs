@@ -4,18 +4,23 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use docket::{Docket, ExecutionState, Worker};
+use docket::{Docket, ExecutionState, Worker, WorkerBuilder};
 
 use crate::support::{
-    Run, Target, drain, eventually, max_running, on_both_backends, runs, test_worker,
+    Run, Target, drain, eventually, max_running, on_both_backends, runs, test_worker, wait_for,
 };
 use crate::tasks::{Cooled, Debounced, OnePerCustomer, RateDropped, RateLimited, TwoAtATime};
 
 /// Three workers × concurrency 10, run until the docket is empty.
 async fn fleet(docket: &Docket) {
+    fleet_with(docket, |worker| worker).await;
+}
+
+/// [`fleet`], each worker's builder adjusted by `tune` first.
+async fn fleet_with(docket: &Docket, tune: impl Fn(WorkerBuilder) -> WorkerBuilder) {
     let workers: Vec<Worker> = (0..3)
         .map(|i| {
-            test_worker(docket)
+            tune(test_worker(docket))
                 .name(format!("fleet-{i}"))
                 .build()
                 .unwrap()
@@ -78,12 +83,18 @@ async fn a_per_task_limit_of_two(target: Target) {
             .await
             .unwrap();
     }
-    fleet(&docket).await;
+    // Parked tasks are woken when slots free, not polled. Two paths put a parked task
+    // back in the queue: finishing a run wakes the waiters of the slot it releases, and
+    // the scheduler's pass (every `scheduling_resolution`) wakes those of holders that
+    // died. With that pass an hour apart, the ten runs can only all happen if finishing
+    // woke the waiters; otherwise the fleet never finishes.
+    let hourly = |worker: WorkerBuilder| worker.scheduling_resolution(Duration::from_hours(1));
+    tokio::time::timeout(Duration::from_secs(30), fleet_with(&docket, hourly))
+        .await
+        .expect("finishing a run woke the task parked for its slot");
     let all = runs(&probe);
     assert_eq!(all.len(), 10);
     assert_eq!(max_running(&probe), 2, "{all:?}");
-    // Parked tasks were woken when slots freed, not polled: the last run ends soon
-    // after 5 rounds of 60 ms.
     let first = all.iter().map(|r| r.started).min().unwrap();
     let last = all.iter().filter_map(|r| r.ended).max().unwrap();
     println!(
@@ -110,9 +121,24 @@ async fn waiters_wake_in_fifo_order(target: Target) {
     }
     let waiting = docket.clone();
     let check = tokio::spawn(async move {
-        // While w0 runs, the others wait: listed as SCHEDULED.
-        tokio::time::sleep(Duration::from_millis(330)).await;
-        let snapshot = waiting.snapshot().await.unwrap();
+        // While w0 runs, the others wait: listed as SCHEDULED although due (parked for
+        // the slot, not waiting for their time).
+        let what = "w0 to run and w1..w4 to be parked";
+        let snapshot = wait_for(Duration::from_secs(20), what, || async {
+            let snapshot = waiting.snapshot().await.unwrap();
+            let running = snapshot.running.iter().any(|r| r.key == "w0");
+            let parked = snapshot
+                .scheduled
+                .iter()
+                .filter(|r| r.key.starts_with('w') && r.when <= snapshot.taken)
+                .count();
+            if running && parked == 4 {
+                Ok(snapshot)
+            } else {
+                Err(snapshot)
+            }
+        })
+        .await;
         snapshot
             .scheduled
             .iter()

@@ -8,9 +8,14 @@ use docket::{Docket, ExecutionState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
+use docket_testkit::LogWatch;
+
 use crate::support::{RedisServer, Target, free_port, parse_metrics, record_of, series_sum, whole};
 
 const APP: &str = env!("CARGO_BIN_EXE_docket-app");
+
+/// What a worker logs while the docket's server is not there yet.
+const WAITING_FOR_REDIS: &str = "cannot reach the docket yet; waiting";
 
 /// A docket on its own server, and the command line pointed at it.
 struct Cli {
@@ -484,16 +489,15 @@ async fn a_worker_started_before_redis_waits_for_it() {
             redis: None,
         },
     };
-    let worker = cli.worker(&["--until-finished", "--reconnection-delay", "100ms"]);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut worker = cli.worker(&["--until-finished", "--reconnection-delay", "100ms"]);
+    let log = LogWatch::new(worker.stderr.take().unwrap());
+    log.wait_for_line(Duration::from_secs(20), WAITING_FOR_REDIS)
+        .await;
     let server = RedisServer::builder().port(port).start();
     let output = finish(worker, Duration::from_secs(20), &["worker"]).await;
-    let logs = text(&output.stderr);
+    let logs = log.text().await;
     assert!(output.status.success(), "{logs}");
-    assert!(
-        logs.contains("cannot reach the docket yet; waiting"),
-        "{logs}"
-    );
+    assert!(logs.contains(WAITING_FOR_REDIS), "{logs}");
     assert!(logs.contains("worker starting"), "{logs}");
     drop(server);
 }
@@ -507,11 +511,13 @@ async fn sigterm_while_waiting_for_redis_exits_0() {
             redis: None,
         },
     };
-    let worker = cli.worker(&["--reconnection-delay", "100ms"]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut worker = cli.worker(&["--reconnection-delay", "100ms"]);
+    let log = LogWatch::new(worker.stderr.take().unwrap());
+    log.wait_for_line(Duration::from_secs(20), WAITING_FOR_REDIS)
+        .await;
     sigterm(&worker);
     let output = finish(worker, Duration::from_secs(10), &["worker"]).await;
-    let logs = text(&output.stderr);
+    let logs = log.text().await;
     assert!(output.status.success(), "{logs}");
     assert!(
         logs.contains("stopping before the docket could be reached"),

@@ -8,7 +8,9 @@ use docket::strikes::{Operator, Strike};
 use docket::{Disposition, Docket, ExecutionState};
 use serde_json::json;
 
-use crate::support::{Target, counted, drain, eventually, on_both_backends, runs, test_worker};
+use crate::support::{
+    Target, counted, drain, eventually, on_both_backends, runs, test_worker, wait_for,
+};
 use crate::tasks::{Charge, Refund, fast_sweeps};
 
 async fn disposition(docket: &Docket, customer: &str, amount: u64, vip: bool) -> Disposition {
@@ -262,27 +264,38 @@ async fn a_strike_stops_an_automatic_chain_and_restore_brings_it_back(target: Ta
     .await;
 
     docket.strike(Strike::task("fast_sweep")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The strike has taken effect once the chain's next run was cancelled: from then on
+    // no run is in progress and none may start.
+    let state = || async {
+        let execution = docket.get_execution("fast_sweep").await.unwrap().unwrap();
+        execution.state().await.unwrap()
+    };
+    wait_for(
+        Duration::from_secs(5),
+        "the struck chain to end",
+        || async {
+            match state().await {
+                ExecutionState::Cancelled => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
     let stopped = fast_sweeps(&name);
+    // That nothing happens can only be watched for a while: 800 ms, in which an
+    // unstruck chain (every 100 ms) would run eight times and the reseed (every 200 ms)
+    // would try four times.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         fast_sweeps(&name),
         stopped,
         "no run while struck, reseeds included"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let record = docket.get_execution("fast_sweep").await.unwrap().unwrap();
-        let state = record.state().await.unwrap();
-        if state == ExecutionState::Cancelled {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the struck chain ended {state:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(
+        state().await,
+        ExecutionState::Cancelled,
+        "the chain stays ended"
+    );
 
     docket.restore(Strike::task("fast_sweep")).await.unwrap();
     eventually(

@@ -7,7 +7,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use docket::{Docket, DocketBuilder, Worker, WorkerBuilder};
-pub use docket_testkit::{RedisServer, eventually, free_port, installed_server, unique};
+pub use docket_testkit::{RedisServer, eventually, free_port, installed_server, unique, wait_for};
 
 /// Where a scenario runs: `memory://` or its own `redis-server`.
 pub struct Target {
