@@ -27,9 +27,7 @@ async fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
         return status.expect("wait for docket-chaos");
     }
     if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        let _ = docket_testkit::signal(pid, "TERM");
     }
     if tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await

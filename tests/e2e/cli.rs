@@ -103,12 +103,7 @@ fn added_key(stdout: &str) -> String {
 }
 
 fn sigterm(child: &Child) {
-    let pid = child.id().expect("the worker is running");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    signal(child, "TERM");
 }
 
 async fn wait_for_state(docket: &Docket, key: &str, state: ExecutionState) {
@@ -909,11 +904,7 @@ async fn a_worker_exports_spans_over_otlp_when_the_endpoint_is_set() {
 
 fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("the worker is running");
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    docket_testkit::signal(pid, name).unwrap_or_else(|error| panic!("SIG{name}: {error}"));
 }
 
 /// SIGSTOP a worker mid-run past its redelivery timeout: another worker takes the run
