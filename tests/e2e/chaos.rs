@@ -1,4 +1,4 @@
-//! Issue 9, the short chaos run: `docket-chaos` (4 producers, 6 worker processes, a
+//! The short chaos run: `docket-chaos` (4 producers, 6 worker processes, a
 //! Redis with AOF it restarts and workers it SIGKILLs at random) must lose no call whose
 //! `add` was acknowledged.
 
