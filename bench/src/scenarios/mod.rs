@@ -1,0 +1,30 @@
+//! The bench's context, worker processes, and the throughput scenarios: ceilings (`L`,
+//! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS) and 5 Redis commands per task.
+
+mod ceilings;
+mod commands;
+mod context;
+mod drain;
+mod enqueue;
+
+use std::time::Duration;
+
+pub(crate) use ceilings::ceilings;
+pub(crate) use commands::commands;
+pub(crate) use context::{Bench, Ceilings, WorkerProcess, ttl_label};
+pub(crate) use drain::drain;
+pub(crate) use enqueue::enqueue;
+
+/// `execution_ttl` of the state-tracking runs: docket's default.
+pub(crate) const TRACKED: Duration = docket::DEFAULT_EXECUTION_TTL;
+
+/// `execution_ttl` of the fire-and-forget runs.
+pub(crate) const FIRE_AND_FORGET: Duration = Duration::ZERO;
+
+/// The longest a worker child may take before the bench gives up on it.
+const CHILD_TIMEOUT: Duration = Duration::from_mins(5);
+
+/// A count as `u64`.
+pub(crate) fn count_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
