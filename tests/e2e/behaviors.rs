@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use docket::{Docket, ExecutionState, TaskError};
 
 use crate::support::{
-    Run, Target, drain, eventually, on_both_backends, record_of, runs, test_worker,
+    Run, Target, drain, eventually, on_both_backends, record_of, runs, test_worker, wait_for,
 };
 use crate::tasks::{
     AlwaysLate, BacksOff, CountsUp, Extends, FailsThrice, ForcesRetries, Probed, SelfPaced,
@@ -250,15 +250,20 @@ async fn automatic_tasks_are_seeded_once_by_many_workers(target: Target) {
         .into_iter()
         .map(|w| tokio::spawn(async move { w.run_forever().await }))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let execution = docket.get_execution("hourly_sweep").await.unwrap();
-        if execution.is_some_and(|e| e.generation() >= 2) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the hourly sweep never ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        Duration::from_secs(10),
+        "the hourly sweep to run",
+        || async {
+            let execution = docket.get_execution("hourly_sweep").await.unwrap();
+            let generation = execution.map(|e| e.generation());
+            if generation >= Some(2) {
+                Ok(())
+            } else {
+                Err(generation)
+            }
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let snapshot = docket.snapshot().await.unwrap();
     handles

@@ -10,7 +10,7 @@ use docket::ExecutionState;
 use docket_testkit::Cluster;
 
 use crate::support::{
-    RedisServer, Scenario, Target, free_port, installed_server, test_worker, unique,
+    RedisServer, Scenario, Target, free_port, installed_server, test_worker, unique, wait_for,
 };
 use crate::tasks::AddNumbers;
 
@@ -490,19 +490,16 @@ async fn a_deleted_pending_message_is_acknowledged(server: &RedisServer) {
     let running = tokio::spawn(async move { worker.run_forever().await });
     let result = tokio::time::timeout(Duration::from_secs(10), healthy.result::<i64>()).await;
     assert_eq!(result.expect("the healthy task ran").unwrap(), 4);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for(Duration::from_secs(10), "nothing to be pending", || {
         let pending: Vec<redis::Value> = redis::cmd("XPENDING")
             .arg(&stream)
             .arg("docket-workers")
             .query(&mut connection)
             .unwrap();
-        if pending.first() == Some(&redis::Value::Int(0)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still pending: {pending:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let none = pending.first() == Some(&redis::Value::Int(0));
+        std::future::ready(if none { Ok(()) } else { Err(pending) })
+    })
+    .await;
     handle.shutdown();
     running.await.unwrap().unwrap();
 }

@@ -189,11 +189,19 @@ async fn a_strike_made_while_workers_run_takes_effect_within_a_second(target: Ta
         disposition(&producer, "x", 1, false).await,
         Disposition::Struck
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !later.state().await.unwrap().is_terminal() {
-        assert!(Instant::now() < deadline, "the parked call never came due");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        Duration::from_secs(5),
+        "the parked call to come due",
+        || async {
+            let state = later.state().await.unwrap();
+            if state.is_terminal() {
+                Ok(())
+            } else {
+                Err(state)
+            }
+        },
+    )
+    .await;
     assert_eq!(later.state().await.unwrap(), ExecutionState::Cancelled);
     assert!(runs(&probe).is_empty());
     handle.shutdown();

@@ -7,7 +7,7 @@ use docket::ExecutionState;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 use super::{Cli, added_key, finish, sigterm, text};
-use crate::support::Target;
+use crate::support::{Target, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_then_worker_until_finished_runs_it_and_exits_0() {
@@ -108,18 +108,16 @@ async fn workers_ls_shows_a_running_worker_with_its_tasks() {
     assert!(idle.starts_with("no workers are running"), "{idle}");
 
     let worker = cli.worker(&["--name", "cli-worker-1"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let listed = loop {
+    let what = "the worker to show up in `workers ls`";
+    let listed = wait_for(Duration::from_secs(20), what, || async {
         let listed = cli.ok(&["workers", "ls"]).await;
         if listed.contains("cli-worker-1") {
-            break listed;
+            Ok(listed)
+        } else {
+            Err(listed)
         }
-        assert!(
-            Instant::now() < deadline,
-            "the worker never showed up: {listed}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     // The app's own task and the built-in ones.
     for task in ["app_greet", "fail", "sleep", "trace"] {
         assert!(listed.contains(task), "{task}: {listed}");

@@ -2,12 +2,12 @@
 //! redelivery timeout (SIGSTOP), killed by their own task every time, or with a clock
 //! 30 s fast.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docket::ExecutionState;
 
-use super::{Cli, finish, signal, sigterm, text};
-use crate::support::record_of;
+use super::{Cli, finish, signal, sigterm, text, wait_for_state};
+use crate::support::{eventually, record_of};
 
 /// One run of `app_tick`, from its log: (start ms, end ms, generation, redelivered).
 fn tick_runs(log: &std::path::Path) -> Vec<(u128, Option<u128>, u64, bool)> {
@@ -52,29 +52,24 @@ async fn kill_9_mid_run_of_a_perpetual_task_leaves_exactly_one_chain() {
         .unwrap();
     let mut first = cli.worker(&["--name", "doomed", "--redelivery-timeout", "1s"]);
     // Wait for a run in progress (a start without its end), past the first one.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let runs = tick_runs(&log);
-        if runs.len() >= 2 && runs.last().unwrap().1.is_none() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "app_tick never ran: {runs:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        "a second run of app_tick in progress",
+        || {
+            let runs = tick_runs(&log);
+            runs.len() >= 2 && runs.last().unwrap().1.is_none()
+        },
+    )
+    .await;
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();
     let killed_at = tick_runs(&log).len();
 
     let second = cli.worker(&["--name", "survivor", "--redelivery-timeout", "1s"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tick_runs(&log).len() < killed_at + 5 {
-        assert!(
-            Instant::now() < deadline,
-            "the chain did not go on: {:?}",
-            tick_runs(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(20), "the chain to go on", || {
+        tick_runs(&log).len() >= killed_at + 5
+    })
+    .await;
     sigterm(&second);
     let output = finish(second, Duration::from_secs(20), &["worker"]).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -139,36 +134,26 @@ async fn a_stopped_worker_cannot_complete_a_run_it_lost() {
         .unwrap();
     let lines = || std::fs::read_to_string(&log).unwrap_or_default();
     let stopped = cli.worker(&["--name", "stopped", "--redelivery-timeout", "1s"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !lines().contains("start stopped") {
-        assert!(Instant::now() < deadline, "the run never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(20), "the run to start", || {
+        lines().contains("start stopped")
+    })
+    .await;
     signal(&stopped, "STOP");
 
     let taker = cli.worker(&["--name", "taker", "--redelivery-timeout", "1s"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while execution.state().await.unwrap() != ExecutionState::Completed {
-        assert!(
-            Instant::now() < deadline,
-            "the run was never taken over: {}",
-            lines()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_state(&docket, "slow", ExecutionState::Completed).await;
     assert_eq!(execution.result::<String>().await.unwrap(), "taker");
     let before = execution.record().await.unwrap().unwrap();
 
     signal(&stopped, "CONT");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !lines().contains("end stopped") {
-        assert!(
-            Instant::now() < deadline,
-            "the stopped worker never resumed: {}",
-            lines()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        "the stopped worker to resume",
+        || lines().contains("end stopped"),
+    )
+    .await;
+    // Its task has returned and its attempt to record the end follows at once; that
+    // nothing changes can only be watched for a while: half a second.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = execution.record().await.unwrap().unwrap();
     assert_eq!(
@@ -223,11 +208,7 @@ async fn a_task_that_kills_its_worker_is_dead_lettered_and_listed() {
         assert!(text(&output.stderr).contains("poison pill: boom"));
     }
     let survivor = cli.worker(&args);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while execution.state().await.unwrap() != ExecutionState::Failed {
-        assert!(Instant::now() < deadline, "never dead-lettered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_state(&docket, "pill", ExecutionState::Failed).await;
     sigterm(&survivor);
     let output = finish(survivor, Duration::from_secs(20), &["survivor"]).await;
     assert!(output.status.success(), "the third worker survived");

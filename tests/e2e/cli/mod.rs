@@ -8,12 +8,12 @@ mod observability;
 mod stopping;
 
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docket::{Docket, ExecutionState};
 use tokio::process::{Child, Command};
 
-use crate::support::{RedisServer, Target};
+use crate::support::{RedisServer, Target, wait_for};
 
 const APP: &str = env!("CARGO_BIN_EXE_docket-app");
 
@@ -115,19 +115,13 @@ fn signal(child: &Child, name: &str) {
 }
 
 async fn wait_for_state(docket: &Docket, key: &str, state: ExecutionState) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let what = format!("{key} to become {state:?}");
+    wait_for(Duration::from_secs(20), &what, || async {
         let now = match docket.get_execution(key).await.unwrap() {
             Some(execution) => Some(execution.state().await.unwrap()),
             None => None,
         };
-        if now == Some(state) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{key} never became {state:?} (is {now:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if now == Some(state) { Ok(()) } else { Err(now) }
+    })
+    .await;
 }

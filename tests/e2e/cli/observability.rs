@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Cli, finish, sigterm, text};
-use crate::support::{free_port, parse_metrics, series_sum, whole};
+use crate::support::{free_port, parse_metrics, series_sum, wait_for, whole};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_port_answers_while_the_worker_runs() {
@@ -17,23 +17,25 @@ async fn the_health_port_answers_while_the_worker_runs() {
         .unwrap()
         .port();
     let mut worker = cli.worker(&["--healthcheck-port", &port.to_string()]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let answer = loop {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            stream
-                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-                .await
-                .unwrap();
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).await.unwrap();
-            // 503 "unhealthy" until the worker's first call to the docket succeeds.
-            if answer.starts_with("HTTP/1.1 200") {
-                break answer;
-            }
+    let what = format!("a healthy answer on {port}");
+    let answer = wait_for(Duration::from_secs(20), &what, || async {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return Err(String::new());
+        };
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        // 503 "unhealthy" until the worker's first call to the docket succeeds.
+        if answer.starts_with("HTTP/1.1 200") {
+            Ok(answer)
+        } else {
+            Err(answer)
         }
-        assert!(Instant::now() < deadline, "no health answer on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert!(answer.contains("\"status\":\"healthy\""), "{answer}");
     assert!(
         answer.contains(&format!("\"docket\":\"{}\"", cli.target.name)),
@@ -58,32 +60,29 @@ async fn health_turns_503_without_redis_and_200_when_it_returns() {
             .and_then(|a| a.split_whitespace().nth(1))
             .and_then(|code| code.parse::<u16>().ok())
     };
-    let wait_for = |code: u16, within: Duration| async move {
-        let deadline = Instant::now() + within;
-        loop {
+    let answering = |code: u16, within: Duration| async move {
+        let what = format!("health to answer {code}");
+        wait_for(within, &what, || async {
             let answer = http_get(port, "/").await;
-            if status(&answer) == Some(code) {
-                return answer.unwrap();
+            match answer {
+                Some(answer) if status(&Some(answer.clone())) == Some(code) => Ok(answer),
+                other => Err(other),
             }
-            assert!(
-                Instant::now() < deadline,
-                "health never answered {code}: {answer:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     };
-    wait_for(200, Duration::from_secs(20)).await;
+    answering(200, Duration::from_secs(20)).await;
     let ready = http_get(port, "/ready").await.unwrap();
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     cli.target.redis.as_mut().unwrap().kill();
     let down = Instant::now();
-    let answer = wait_for(503, Duration::from_secs(5)).await;
+    let answer = answering(503, Duration::from_secs(5)).await;
     println!("health 503 {:?} after Redis stopped", down.elapsed());
     assert!(answer.contains("lost the connection"), "{answer}");
 
     cli.target.redis.as_mut().unwrap().restart();
-    wait_for(200, Duration::from_secs(20)).await;
+    answering(200, Duration::from_secs(20)).await;
     sigterm(&worker);
     let output = tokio::time::timeout(Duration::from_secs(20), worker.wait_with_output())
         .await
@@ -143,17 +142,17 @@ async fn metrics_count_every_run_with_their_labels() {
     }
     let port = free_port();
     let mut worker = cli.worker(&["--name", "metered", "--metrics-port", &port.to_string()]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let scraped = loop {
-        if let Some(answer) = http_get(port, "/metrics").await {
-            let scraped = scrape(&answer);
-            if sample(&scraped, "docket_tasks_completed_total", &name, None) >= 23 {
-                break scraped;
-            }
+    let what = "the metrics to count all 23 runs completed";
+    let scraped = wait_for(Duration::from_secs(20), what, || async {
+        let scraped = scrape(&http_get(port, "/metrics").await.unwrap_or_default());
+        let completed = sample(&scraped, "docket_tasks_completed_total", &name, None);
+        if completed >= 23 {
+            Ok(scraped)
+        } else {
+            Err(completed)
         }
-        assert!(Instant::now() < deadline, "the runs never all completed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     worker.kill().await.unwrap();
     let expect = |metric: &str, task: &str, value: u64| {
         assert_eq!(

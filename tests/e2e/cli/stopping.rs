@@ -8,7 +8,7 @@ use docket::ExecutionState;
 use docket_testkit::LogWatch;
 
 use super::{Cli, WAITING_FOR_REDIS, added_key, finish, sigterm, text, wait_for_state};
-use crate::support::{RedisServer, Target, free_port, record_of};
+use crate::support::{RedisServer, Target, free_port, record_of, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_running_sleep_finish_then_exits_0() {
@@ -48,8 +48,7 @@ async fn sigterm_leaves_the_rest_for_the_next_worker() {
         keys
     };
     let first = cli.worker(&["--concurrency", "1"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let running = loop {
+    let running = wait_for(Duration::from_secs(20), "a sleep to run", || async {
         let mut running = None;
         for key in &keys {
             let state = docket
@@ -64,12 +63,9 @@ async fn sigterm_leaves_the_rest_for_the_next_worker() {
                 running = Some(key.clone());
             }
         }
-        if let Some(key) = running {
-            break key;
-        }
-        assert!(Instant::now() < deadline, "nothing ran");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+        running.ok_or("nothing ran")
+    })
+    .await;
     sigterm(&first);
     let output = finish(first, Duration::from_secs(20), &["first"]).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -105,11 +101,7 @@ async fn sigterm_leaves_the_rest_for_the_next_worker() {
         "--redelivery-timeout",
         "1s",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while state(long.clone()).await != ExecutionState::Running {
-        assert!(Instant::now() < deadline, "the long sleep never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_state(&docket, &long, ExecutionState::Running).await;
     let stopped_at = Instant::now();
     sigterm(&impatient);
     let output = finish(impatient, Duration::from_secs(20), &["impatient"]).await;
