@@ -1,8 +1,8 @@
 //! Durations in the attribute: literals with a unit suffix (`250ms`, `30s`, `1.5s`,
-//! `10m`, `2h`, `1d`) or strings of one or more such parts (`"1h30m"`).
-//!
-//! Arithmetic is exact: `"0.1s"` is 100,000,000 nanoseconds, not a float's neighbour.
+//! `10m`, `2h`, `1d`) or strings of one or more such parts (`"1h30m"`), read by
+//! [`docket_grammar`] in its numbers-with-units forms.
 
+use docket_grammar::duration::{self as grammar, Forms};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Expr, Lit, UnOp};
@@ -13,8 +13,6 @@ use crate::errors::display;
 pub(crate) const FORMS: &str = "write a number with a unit (`ms`, `s`, `m`, `h` or `d`), \
      such as `250ms`, `30s`, `1.5s`, `10m`, or a string such as `\"1h30m\"`";
 
-const NANOS_PER_SECOND: u128 = 1_000_000_000;
-
 /// A duration read from the attribute, with where it was written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Duration {
@@ -24,74 +22,13 @@ pub(crate) struct Duration {
     pub(crate) span: Span,
 }
 
-fn unit_nanos(unit: &str) -> Option<u128> {
-    Some(match unit {
-        "ms" => 1_000_000,
-        "s" => NANOS_PER_SECOND,
-        "m" => 60 * NANOS_PER_SECOND,
-        "h" => 3_600 * NANOS_PER_SECOND,
-        "d" => 86_400 * NANOS_PER_SECOND,
-        _ => return None,
-    })
-}
-
-/// One `number unit` part, e.g. `1.5` and `s`, in nanoseconds.
-fn part_nanos(number: &str, unit: &str) -> Result<u128, String> {
-    let per_unit = unit_nanos(unit).ok_or_else(|| format!("`{unit}` is not a unit"))?;
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let well_formed = !whole.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && fraction.bytes().all(|b| b.is_ascii_digit())
-        && !(number.contains('.') && fraction.is_empty());
-    if !well_formed {
-        return Err(format!("`{number}` is not a number"));
-    }
-    let too_long = || format!("`{number}{unit}` is too long");
-    let whole: u128 = whole.parse().map_err(|_| too_long())?;
-    let mut nanos = whole.checked_mul(per_unit).ok_or_else(too_long)?;
-    // Each fractional digit is worth a tenth of the one before; digits finer than a
-    // nanosecond are dropped.
-    let mut place = per_unit;
-    for digit in fraction.bytes() {
-        place /= 10;
-        nanos += u128::from(digit - b'0') * place;
-    }
-    Ok(nanos)
-}
-
-/// Parses `"1h30m"`, `"250ms"`, `"1.5s"` (parts may be separated by spaces) into
-/// nanoseconds; the error says what is wrong, without the accepted forms.
-pub(crate) fn parse_text(text: &str) -> Result<u64, String> {
-    let mut rest = text.trim_start();
-    if rest.is_empty() {
-        return Err("the duration is empty".to_owned());
-    }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, after) = rest.split_at(number_end);
-        if number.is_empty() {
-            return Err(format!(
-                "`{}` does not start with a number",
-                rest.trim_end()
-            ));
-        }
-        let after = after.trim_start();
-        let unit_end = after
-            .find(|c: char| !c.is_alphabetic())
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_end);
-        if unit.is_empty() {
-            return Err(format!("`{number}` has no unit"));
-        }
-        total = total
-            .checked_add(part_nanos(number, unit)?)
-            .ok_or_else(|| format!("`{}` is too long", text.trim()))?;
-        rest = after.trim_start();
-    }
-    u64::try_from(total).map_err(|_| format!("`{}` is too long", text.trim()))
+/// Reads the text of a literal or string as a duration in nanoseconds, which the
+/// generated code holds in a `u64` (about 584 years); the error says what is wrong,
+/// without the accepted forms.
+fn nanos(text: &str) -> Result<u64, String> {
+    let duration = grammar::parse(text, Forms::UnitsOnly).map_err(|reason| reason.to_string())?;
+    u64::try_from(duration.as_nanos())
+        .map_err(|_| "it is too long; the longest is about 584 years".to_owned())
 }
 
 /// Reads a duration written in the attribute.
@@ -125,7 +62,7 @@ pub(crate) fn parse(expr: &Expr) -> syn::Result<Duration> {
         }
         _ => return Err(error("expected a literal".to_owned())),
     };
-    let nanos = parse_text(&text).map_err(error)?;
+    let nanos = nanos(&text).map_err(error)?;
     Ok(Duration {
         nanos,
         span: expr.span(),
@@ -156,59 +93,6 @@ mod tests {
     const SECOND: u64 = 1_000_000_000;
 
     #[test]
-    fn text_forms() {
-        assert_eq!(parse_text("250ms"), Ok(250_000_000));
-        assert_eq!(parse_text("30s"), Ok(30 * SECOND));
-        assert_eq!(parse_text("1m"), Ok(60 * SECOND));
-        assert_eq!(parse_text("2h"), Ok(7_200 * SECOND));
-        assert_eq!(parse_text("1d"), Ok(86_400 * SECOND));
-        assert_eq!(parse_text("1h30m"), Ok(5_400 * SECOND));
-        assert_eq!(parse_text("1h 30m 15s"), Ok(5_415 * SECOND));
-        assert_eq!(parse_text("1.5s"), Ok(1_500_000_000));
-        assert_eq!(parse_text("0s"), Ok(0));
-    }
-
-    #[test]
-    fn fractions_are_exact() {
-        assert_eq!(parse_text("0.1s"), Ok(100_000_000));
-        assert_eq!(parse_text("0.001ms"), Ok(1_000));
-        assert_eq!(parse_text("1.25m"), Ok(75 * SECOND));
-        // Below a nanosecond is dropped, not rounded into a float error.
-        assert_eq!(parse_text("0.0000000019s"), Ok(1));
-    }
-
-    #[test]
-    fn bad_text_names_the_problem() {
-        assert_eq!(parse_text(""), Err("the duration is empty".to_owned()));
-        assert_eq!(parse_text("30"), Err("`30` has no unit".to_owned()));
-        assert_eq!(
-            parse_text("5 parsecs"),
-            Err("`parsecs` is not a unit".to_owned())
-        );
-        assert_eq!(parse_text("5ns"), Err("`ns` is not a unit".to_owned()));
-        assert_eq!(
-            parse_text("ms"),
-            Err("`ms` does not start with a number".to_owned())
-        );
-        assert_eq!(
-            parse_text("1h-5m"),
-            Err("`-5m` does not start with a number".to_owned())
-        );
-        assert_eq!(
-            parse_text("1.2.3s"),
-            Err("`1.2.3` is not a number".to_owned())
-        );
-        assert_eq!(parse_text("5.s"), Err("`5.` is not a number".to_owned()));
-        assert_eq!(parse_text("1h30"), Err("`30` has no unit".to_owned()));
-        assert!(
-            parse_text("300000000000000000000000d")
-                .unwrap_err()
-                .contains("too long")
-        );
-        assert!(parse_text("584555d").unwrap_err().contains("too long"));
-    }
-
-    #[test]
     fn literals_with_a_unit_suffix() {
         let nanos = |expr: Expr| parse(&expr).map(|d| d.nanos).map_err(|e| e.to_string());
         assert_eq!(nanos(parse_quote!(30s)), Ok(30 * SECOND));
@@ -218,6 +102,8 @@ mod tests {
         assert_eq!(nanos(parse_quote!(2h)), Ok(7_200 * SECOND));
         assert_eq!(nanos(parse_quote!(1d)), Ok(86_400 * SECOND));
         assert_eq!(nanos(parse_quote!("1h30m")), Ok(5_400 * SECOND));
+        assert_eq!(nanos(parse_quote!(1h30m)), Ok(5_400 * SECOND));
+        assert_eq!(nanos(parse_quote!(("1h 30m"))), Ok(5_400 * SECOND));
     }
 
     #[test]
@@ -230,6 +116,42 @@ mod tests {
         assert!(message(parse_quote!(-5s)).contains("cannot be negative"));
         assert!(message(parse_quote!(five)).contains("expected a literal"));
         assert!(message(parse_quote!(true)).contains("expected a number or a string"));
+    }
+
+    #[test]
+    fn strings_take_numbers_with_units_only() {
+        let message = |expr: Expr| parse(&expr).unwrap_err().to_string();
+        assert_eq!(
+            message(parse_quote!("90")),
+            format!("invalid duration `\"90\"`: `90` has no unit; {FORMS}")
+        );
+        assert_eq!(
+            message(parse_quote!("01:30")),
+            format!(
+                "invalid duration `\"01:30\"`: `01:30` is a clock, and clocks are not \
+                 accepted here; {FORMS}"
+            )
+        );
+        assert_eq!(
+            message(parse_quote!("")),
+            format!("invalid duration `\"\"`: it is empty; {FORMS}")
+        );
+        assert!(message(parse_quote!("30s 5m")).contains("`m` comes after `s`"));
+    }
+
+    #[test]
+    fn durations_beyond_584_years_are_too_long() {
+        assert_eq!(nanos("213503d"), Ok(213_503 * 86_400 * SECOND));
+        assert_eq!(
+            nanos("213504d"),
+            Err("it is too long; the longest is about 584 years".to_owned())
+        );
+        assert!(nanos("584555d").unwrap_err().contains("too long"));
+        assert!(
+            nanos("300000000000000000000000d")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 
     #[test]

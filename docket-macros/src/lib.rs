@@ -116,7 +116,8 @@ use crate::signature::Param;
 /// | `crate = path`, `crate = "path"` | where the `docket` crate is, if renamed |
 ///
 /// Durations are numbers with a unit, `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`,
-/// `1.5s`, `10m`, `2h`, `1d`), or strings of one or more such parts (`"1h30m"`).
+/// `1.5s`, `10m`, `2h`, `1d`), or strings of one or more such parts, largest unit first
+/// (`"1h30m"`). A bare number has no unit and is refused, as is a clock (`"01:30"`).
 ///
 /// ```
 /// #[docket::task(perpetual = "1m", automatic, timeout = 30s)]
