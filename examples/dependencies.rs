@@ -95,9 +95,9 @@ async fn main() -> anyhow::Result<()> {
         .build()?
         .run_until_finished()
         .await?;
-    println!("{}", ada.result::<String>().await?);
-    println!("{}", bob.result::<String>().await?);
+    println!("{}", ada.result().await?);
+    println!("{}", bob.result().await?);
     // A dependency that cannot be resolved fails the run, naming the parameter.
-    println!("{}", stray.result::<String>().await.unwrap_err());
+    println!("{}", stray.result().await.unwrap_err());
     Ok(())
 }

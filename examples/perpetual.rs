@@ -35,15 +35,15 @@ async fn main() -> anyhow::Result<()> {
     let stop = worker.shutdown_handle();
     let running = tokio::spawn(async move { worker.run_forever().await });
     // The poller ends its own chain after five runs.
-    println!("last cursor: {}", feed.result::<u64>().await?);
+    println!("last cursor: {}", feed.result().await?);
 
     let snapshot = docket.snapshot().await?;
     for record in snapshot
         .scheduled
         .iter()
-        .filter(|r| r.function == "morning_digest")
+        .filter(|r| r.message.function == "morning_digest")
     {
-        let when = chrono::DateTime::<chrono::Utc>::from(record.when);
+        let when = chrono::DateTime::<chrono::Utc>::from(record.message.when);
         println!("morning_digest is scheduled for {when}");
     }
     stop.shutdown();

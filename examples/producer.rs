@@ -43,13 +43,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "2 + 3 = {}",
-        sum.result_timeout::<i64>(Duration::from_mins(1)).await?
+        sum.result_timeout(Duration::from_mins(1)).await?
     );
-    println!(
-        "{}",
-        images
-            .result_timeout::<String>(Duration::from_mins(1))
-            .await?
-    );
+    println!("{}", images.result_timeout(Duration::from_mins(1)).await?);
     Ok(())
 }

@@ -95,13 +95,10 @@ async fn main() -> anyhow::Result<()> {
     worker.run_until_finished().await?;
     watcher.await??;
 
-    println!("add(20, 22) = {}", sum.result::<i64>().await?);
-    println!("resize_images: {}", images.result::<String>().await?);
-    println!(
-        "add(1, 2) one second later = {}",
-        later.result::<i64>().await?
-    );
-    match declined.result::<()>().await {
+    println!("add(20, 22) = {}", sum.result().await?);
+    println!("resize_images: {}", images.result().await?);
+    println!("add(1, 2) one second later = {}", later.result().await?);
+    match declined.result().await {
         Err(docket::Error::TaskFailed { error, .. }) => println!("charge_card failed: {error}"),
         other => println!("charge_card: {other:?}"),
     }

@@ -62,8 +62,8 @@ async fn main() -> anyhow::Result<()> {
         .run_until_finished()
         .await?;
 
-    println!("{}", synced.result::<String>().await?);
-    println!("{}", export.result::<String>().await?);
-    println!("report of {}", report.result::<String>().await?);
+    println!("{}", synced.result().await?);
+    println!("{}", export.result().await?);
+    println!("report of {}", report.result().await?);
     Ok(())
 }

@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         "the order queued before the strike: {}",
         early.state().await?
     );
-    println!("{}", fine.result::<String>().await?);
+    println!("{}", fine.result().await?);
 
     docket.restore(bad_customer).await?;
     docket.restore(Strike::task("send_newsletter")).await?;
@@ -70,6 +70,6 @@ async fn main() -> anyhow::Result<()> {
         .build()?
         .run_until_finished()
         .await?;
-    println!("after restore: {}", retry.result::<String>().await?);
+    println!("after restore: {}", retry.result().await?);
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use crate::model::TaskError;
+
 /// What can go wrong when talking to a docket.
 ///
 /// Task failures are not errors of this kind until you ask for a result: a run that
@@ -93,7 +95,7 @@ pub enum Error {
     },
     /// Redis returned an error or the connection failed.
     #[error("redis error: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(StoreError),
     /// Something in Redis did not have the shape docket writes.
     #[error("unexpected data in the docket: {0}")]
     Protocol(String),
@@ -145,7 +147,7 @@ impl Error {
     pub fn is_unreachable(&self) -> bool {
         match self {
             Self::Connect { unreachable, .. } => *unreachable,
-            Self::Redis(error) => crate::backend::redis_unreachable(error),
+            Self::Redis(error) => error.unreachable,
             _ => false,
         }
     }
@@ -154,108 +156,40 @@ impl Error {
 /// docket's result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a task run failed: the task's own error, a panic, a timeout, or an argument or
-/// dependency that could not be resolved.
+/// An error the store (Redis) returned, or a failed connection to it.
 ///
-/// Opaque by design: ask it what it is with the predicates.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TaskError {
-    kind: TaskErrorKind,
-    message: String,
+/// Opaque by design, so that docket's API does not tie you to the Redis client it uses:
+/// it prints the server's or the client's message, gives the underlying error as its
+/// [`source`](std::error::Error::source), and says whether it means the server is out of
+/// reach ([`Error::is_unreachable`]).
+#[derive(Debug)]
+pub struct StoreError {
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    unreachable: bool,
 }
 
-/// The kinds of task failure (internal; see the predicates on [`TaskError`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum TaskErrorKind {
-    /// The task returned an error.
-    Failed,
-    /// The task panicked.
-    Panicked,
-    /// The task ran past its timeout.
-    TimedOut,
-    /// The arguments in the message did not fit the task.
-    BadArguments,
-    /// An injected parameter could not be resolved.
-    Dependency,
-    /// The worker does not know the function.
-    UnknownTask,
-    /// Admission refused the run (a strike, a cooldown, a rate limit): it ended
-    /// CANCELLED, and this says why.
-    Refused,
-}
-
-impl TaskError {
-    pub(crate) fn new(kind: TaskErrorKind, message: impl Into<String>) -> Self {
+impl StoreError {
+    /// Wraps the store client's error; `unreachable` when nothing answered (refused, timed
+    /// out, cut off, or a server still loading its data).
+    pub(crate) fn new(
+        source: impl std::error::Error + Send + Sync + 'static,
+        unreachable: bool,
+    ) -> Self {
         Self {
-            kind,
-            message: message.into(),
+            source: Box::new(source),
+            unreachable,
         }
-    }
-
-    /// The error message, as the task (or docket) reported it.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// The task panicked.
-    pub fn is_panic(&self) -> bool {
-        self.kind == TaskErrorKind::Panicked
-    }
-
-    /// The task ran longer than its timeout.
-    pub fn is_timeout(&self) -> bool {
-        self.kind == TaskErrorKind::TimedOut
-    }
-
-    /// The message's arguments did not deserialize into the task's argument struct.
-    pub fn is_bad_arguments(&self) -> bool {
-        self.kind == TaskErrorKind::BadArguments
-    }
-
-    /// An injected parameter could not be resolved.
-    pub fn is_dependency(&self) -> bool {
-        self.kind == TaskErrorKind::Dependency
-    }
-
-    /// The kind, as a short name (`failed`, `panicked`, `timed_out`, ...).
-    pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            TaskErrorKind::Failed => "failed",
-            TaskErrorKind::Panicked => "panicked",
-            TaskErrorKind::TimedOut => "timed_out",
-            TaskErrorKind::BadArguments => "bad_arguments",
-            TaskErrorKind::Dependency => "dependency",
-            TaskErrorKind::UnknownTask => "unknown_task",
-            TaskErrorKind::Refused => "refused",
-        }
-    }
-
-    /// Admission refused the run (a strike, a cooldown, a dropping rate limit); the
-    /// record ended CANCELLED with this as its reason.
-    pub fn is_refused(&self) -> bool {
-        self.kind == TaskErrorKind::Refused
-    }
-
-    /// No worker-side task is registered under the message's function name.
-    pub fn is_unknown_task(&self) -> bool {
-        self.kind == TaskErrorKind::UnknownTask
-    }
-
-    pub(crate) fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| self.message.clone())
-    }
-
-    pub(crate) fn from_json(text: &str) -> Self {
-        serde_json::from_str(text)
-            .unwrap_or_else(|_| Self::new(TaskErrorKind::Failed, text.to_owned()))
     }
 }
 
-impl std::fmt::Display for TaskError {
+impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+        self.source.fmt(f)
     }
 }
 
-impl std::error::Error for TaskError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}

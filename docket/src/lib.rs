@@ -7,8 +7,11 @@ pub mod behaviors;
 pub mod cli;
 mod client;
 mod error;
-pub mod execution;
+mod execution;
 pub mod inject;
+#[cfg(test)]
+mod layers;
+mod model;
 mod observe;
 
 /// Metrics for applications that serve them from their own HTTP server (a worker
@@ -25,17 +28,20 @@ pub mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use crate::backend::ConnectionOptions;
 pub use crate::client::{
-    ActiveWorker, Add, ConnectionOptions, DEFAULT_EXECUTION_TTL, DEFAULT_MAX_DELIVERIES,
-    DEFAULT_MAX_PAYLOAD_SIZE, DeadLetter, Docket, DocketBuilder, Snapshot,
+    Add, DEFAULT_EXECUTION_TTL, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_PAYLOAD_SIZE, Docket,
+    DocketBuilder, Snapshot,
 };
-pub use behaviors::{Perpetual, Timeout};
-pub use error::{Error, Result, TaskError};
-pub use execution::{
-    Disposition, Event, Execution, ExecutionRecord, ExecutionState, ProgressState,
+pub use crate::error::{Error, Result, StoreError};
+pub use crate::execution::Execution;
+pub use crate::model::{
+    ActiveWorker, DeadLetter, Disposition, Event, ExecutionRecord, ExecutionState, Message,
+    ProgressState, TaskError, When,
 };
 pub use inject::{
-    Depends, FromExecution, FromWorker, Progress, Retry, Shared, TaskKey, WorkerInfo,
+    Depends, FromExecution, FromWorker, Perpetual, Progress, Retry, Shared, TaskKey, Timeout,
+    WorkerInfo,
 };
 pub use task::{Call, Task};
 pub use worker::{Worker, WorkerBuilder, WorkerStatus};

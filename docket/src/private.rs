@@ -5,20 +5,20 @@ use std::fmt::Display;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use crate::error::TaskError;
 pub use crate::execution::Execution;
 pub use crate::inject::FromExecution;
-pub use crate::task::{
-    ConcurrencyLimit, RateLimit, RetryPolicy, RunFuture, Schedule, Task, TaskOptions,
-    TaskRegistration,
+pub use crate::model::{
+    ConcurrencyLimit, RateLimit, RetryPolicy, Schedule, TaskError, TaskOptions,
 };
+pub use crate::task::Task;
+pub use crate::task::registry::{RunFuture, TaskRegistration, registered};
 pub use ::core::option::Option::{None, Some};
 pub use ::inventory;
 pub use ::serde;
 pub use ::std::boxed::Box;
 pub use ::std::time::Duration;
 
-use crate::error::TaskErrorKind;
+use crate::model::TaskErrorKind;
 
 /// Deserializes a message's arguments into the task's argument struct.
 ///

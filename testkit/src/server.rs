@@ -154,7 +154,8 @@ impl Builder {
             ready_within: self.ready_within,
             child: None,
         };
-        server.launch_and_wait()?;
+        // A port found free here may be taken before the server binds it: then another.
+        server.launch_and_wait(self.port.is_none())?;
         Ok(server)
     }
 }
@@ -266,18 +267,17 @@ impl RedisServer {
     /// When the server does not answer PING in time.
     pub fn try_restart(&mut self) -> Result<(), StartError> {
         self.kill();
-        self.launch_and_wait()
+        self.launch_and_wait(false)
     }
 
-    /// Spawns the server and waits until it answers PING, spawning it again should it
-    /// exit first (say, because its port was not free yet).
-    fn launch_and_wait(&mut self) -> Result<(), StartError> {
+    /// Spawns the server and waits until it answers PING as the process it started (a
+    /// connection alone may reach another program's server), spawning it again should
+    /// it exit first — on another free port when `movable`.
+    fn launch_and_wait(&mut self, movable: bool) -> Result<(), StartError> {
         self.launch()?;
-        let client = redis::Client::open(self.url())
-            .map_err(|error| StartError(format!("bad url {}: {error}", self.url())))?;
         let deadline = Deadline::after(self.ready_within, "PING");
         let mut exited: Option<ExitStatus> = None;
-        while !answers_ping(&client) {
+        while !self.answers() {
             if deadline.passed() {
                 let how = exited.map_or_else(
                     || format!("did not answer PING within {:?}", self.ready_within),
@@ -293,11 +293,22 @@ impl RedisServer {
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()?) {
                 exited = Some(status);
+                if movable {
+                    self.port = free_port();
+                }
                 self.launch()?;
             }
             std::thread::sleep(PING_EVERY);
         }
         Ok(())
+    }
+
+    /// Whether the server answering on the port is the process started last.
+    fn answers(&self) -> bool {
+        let Some(pid) = self.pid() else {
+            return false;
+        };
+        redis::Client::open(self.url()).is_ok_and(|client| answers_as(&client, pid))
     }
 
     /// Spawns the server process, its output appended to its log.
@@ -344,14 +355,19 @@ impl Drop for RedisServer {
 
 /// Whether the server behind `client` answers PING (each step bounded, so a server
 /// that accepts but does not answer yet is asked again).
-fn answers_ping(client: &redis::Client) -> bool {
+fn answers_as(client: &redis::Client, pid: u32) -> bool {
     let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
         return false;
     };
     let _ = connection.set_read_timeout(Some(Duration::from_millis(500)));
-    redis::cmd("PING")
+    let pinged = redis::cmd("PING")
         .query::<String>(&mut connection)
-        .is_ok_and(|reply| reply == "PONG")
+        .is_ok_and(|reply| reply == "PONG");
+    pinged
+        && redis::cmd("INFO")
+            .arg("server")
+            .query::<String>(&mut connection)
+            .is_ok_and(|info| parse_info(&info).get("process_id") == Some(&pid.to_string()))
 }
 
 /// The last lines of a log file, for an error message.

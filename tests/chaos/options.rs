@@ -41,8 +41,9 @@ impl Options {
             match flag.as_str() {
                 "--duration" => {
                     let text = value()?;
-                    options.duration = docket::cli::parse_duration(text)
-                        .map_err(|error| format!("`--duration`: {error}"))?;
+                    options.duration =
+                        docket_grammar::duration::parse(text, docket_grammar::duration::Forms::All)
+                            .map_err(|error| format!("`--duration {text}`: {error}"))?;
                 }
                 "--tasks" => options.tasks = count(value()?)?,
                 "--workers" => options.workers = count(value()?)?,

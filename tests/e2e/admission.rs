@@ -126,11 +126,11 @@ async fn waiters_wake_in_fifo_order(target: Target) {
         let what = "w0 to run and w1..w4 to be parked";
         let snapshot = wait_for(Duration::from_secs(20), what, || async {
             let snapshot = waiting.snapshot().await.unwrap();
-            let running = snapshot.running.iter().any(|r| r.key == "w0");
+            let running = snapshot.running.iter().any(|r| r.message.key == "w0");
             let parked = snapshot
                 .scheduled
                 .iter()
-                .filter(|r| r.key.starts_with('w') && r.when <= snapshot.taken)
+                .filter(|r| r.message.key.starts_with('w') && r.message.when <= snapshot.taken)
                 .count();
             if running && parked == 4 {
                 Ok(snapshot)
@@ -142,7 +142,7 @@ async fn waiters_wake_in_fifo_order(target: Target) {
         snapshot
             .scheduled
             .iter()
-            .filter(|r| r.key.starts_with('w'))
+            .filter(|r| r.message.key.starts_with('w'))
             .count()
     });
     drain(&docket).await;
@@ -210,7 +210,7 @@ async fn a_hundred_debounced_calls_run_once(target: Target) {
     drain(&docket).await;
     assert_eq!(runs(&probe).len(), 1);
     assert_eq!(
-        last.unwrap().result::<u32>().await.unwrap(),
+        last.unwrap().result().await.unwrap(),
         99,
         "the last call ran"
     );
@@ -240,7 +240,7 @@ async fn cooldown_drops_calls_within_the_window(target: Target) {
     let after = docket.add(Cooled::new(probe.clone(), 9)).await.unwrap();
     fleet(&docket).await;
     assert_eq!(
-        after.result::<u32>().await.unwrap(),
+        after.result().await.unwrap(),
         9,
         "a call after the window runs"
     );

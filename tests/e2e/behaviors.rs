@@ -49,9 +49,9 @@ async fn attempts_count_the_first_run_and_end_failed_with_the_last_error(target:
         "attempt 3 failed"
     );
     let record = execution.record().await.unwrap().unwrap();
-    assert_eq!(record.attempt, 3);
+    assert_eq!(record.message.attempt, 3);
     assert_eq!(
-        record.generation, 3,
+        record.message.generation, 3,
         "each retry is a new generation of the key"
     );
 }
@@ -63,7 +63,7 @@ async fn exponential_gaps_follow_the_formula(target: Target) {
         .await
         .unwrap();
     drain(&docket).await;
-    assert_eq!(execution.result::<u32>().await.unwrap(), 4);
+    assert_eq!(execution.result().await.unwrap(), 4);
     let gaps = gaps(&runs(&target.name));
     // min(200ms · 2^(n-1), 500ms) after attempts 1, 2, 3.
     let expected = [200, 400, 500].map(Duration::from_millis);
@@ -83,7 +83,7 @@ async fn forever_keeps_going(target: Target) {
         .await
         .unwrap();
     drain(&docket).await;
-    assert_eq!(execution.result::<u32>().await.unwrap(), 12);
+    assert_eq!(execution.result().await.unwrap(), 12);
     assert_eq!(runs(&target.name).len(), 12);
 }
 
@@ -94,7 +94,7 @@ async fn forced_retry_delays_are_honoured(target: Target) {
         .await
         .unwrap();
     drain(&docket).await;
-    assert_eq!(execution.result::<u32>().await.unwrap(), 3);
+    assert_eq!(execution.result().await.unwrap(), 3);
     let gaps = gaps(&runs(&target.name));
     assert_eq!(gaps.len(), 2);
     for gap in gaps {
@@ -128,7 +128,7 @@ async fn a_retry_that_lost_to_replace_is_superseded(target: Target) {
         .await
         .unwrap();
     running.await.unwrap().unwrap();
-    assert_eq!(replacement.result::<String>().await.unwrap(), "raced");
+    assert_eq!(replacement.result().await.unwrap(), "raced");
     let all = runs(&probe);
     assert_eq!(all.len(), 2, "the failed attempt was not retried: {all:?}");
     assert!(all.iter().all(|r| r.attempt == 1), "{all:?}");
@@ -152,7 +152,7 @@ async fn a_retry_that_lost_to_replace_is_superseded(target: Target) {
         .after(Duration::from_millis(50))
         .await
         .unwrap();
-    assert_eq!(replaced.result::<String>().await.unwrap(), "parked");
+    assert_eq!(replaced.result().await.unwrap(), "parked");
     tokio::time::sleep(Duration::from_millis(300)).await;
     handle.shutdown();
     running.await.unwrap().unwrap();
@@ -201,20 +201,20 @@ async fn perpetual_cancel_and_perpetuate_from_inside(target: Target) {
     );
     let record = execution.record().await.unwrap().unwrap();
     assert_eq!(record.state, ExecutionState::Completed);
-    assert_eq!(record.generation, 4);
+    assert_eq!(record.message.generation, 4);
     assert!(
-        record.args.contains("\"n\":4"),
+        record.message.args.contains("\"n\":4"),
         "perpetuate passed new arguments: {}",
-        record.args
+        record.message.args
     );
     assert_eq!(
-        execution
-            .docket()
+        docket
             .get_execution("counter")
             .await
             .unwrap()
             .unwrap()
-            .result::<u32>()
+            .typed::<u32>()
+            .result()
             .await
             .unwrap(),
         4
@@ -274,17 +274,21 @@ async fn automatic_tasks_are_seeded_once_by_many_workers(target: Target) {
     }
     let record = record_of(&docket, "hourly_sweep").await;
     assert_eq!(
-        record.generation, 2,
+        record.message.generation, 2,
         "seeded once, ran once, rescheduled once: {record:?}"
     );
     assert_eq!(record.state, ExecutionState::Scheduled);
     let sweeps: Vec<_> = snapshot
         .scheduled
         .iter()
-        .filter(|r| r.key == "hourly_sweep")
+        .filter(|r| r.message.key == "hourly_sweep")
         .collect();
     assert_eq!(sweeps.len(), 1, "{snapshot:?}");
-    let next = sweeps[0].when.duration_since(SystemTime::now()).unwrap();
+    let next = sweeps[0]
+        .message
+        .when
+        .duration_since(SystemTime::now())
+        .unwrap();
     assert!(
         next > Duration::from_mins(59),
         "the next run is an hour after the first: {next:?}"
@@ -294,9 +298,9 @@ async fn automatic_tasks_are_seeded_once_by_many_workers(target: Target) {
     let report = snapshot
         .scheduled
         .iter()
-        .find(|r| r.key == "morning_report")
+        .find(|r| r.message.key == "morning_report")
         .expect("the cron task is seeded");
-    let local = chrono::DateTime::<chrono::Utc>::from(report.when)
+    let local = chrono::DateTime::<chrono::Utc>::from(report.message.when)
         .with_timezone(&chrono_tz::Europe::Paris)
         .format("%H:%M:%S")
         .to_string();
@@ -322,9 +326,9 @@ async fn timeouts_fire_retry_and_can_be_extended(target: Target) {
     let error = final_error(&docket, "late").await;
     assert!(error.is_timeout(), "{error:?}");
     assert_eq!(runs(&target.name).len(), 2, "retry applies to timeouts");
-    assert_eq!(late.record().await.unwrap().unwrap().attempt, 2);
+    assert_eq!(late.record().await.unwrap().unwrap().message.attempt, 2);
 
-    let left = extended.result::<u64>().await.unwrap();
+    let left = extended.result().await.unwrap();
     assert!(
         left > 450 && left <= 700,
         "extend moved the deadline: {left} ms were left"

@@ -68,7 +68,7 @@ async fn a_slot_migration_under_a_working_worker_loses_nothing() {
     let handle = worker.shutdown_handle();
     let running = tokio::spawn(async move { worker.run_forever().await });
     for execution in &first[..5] {
-        tokio::time::timeout(Duration::from_secs(20), execution.result::<i64>())
+        tokio::time::timeout(Duration::from_secs(20), execution.result())
             .await
             .expect("the first tasks ran")
             .unwrap();
@@ -86,7 +86,7 @@ async fn a_slot_migration_under_a_working_worker_loses_nothing() {
         second.push(docket.add(AddNumbers::new(n, 2)).await.unwrap());
     }
     for execution in first.iter().chain(&second) {
-        tokio::time::timeout(Duration::from_secs(30), execution.result::<i64>())
+        tokio::time::timeout(Duration::from_secs(30), execution.result())
             .await
             .unwrap_or_else(|_| panic!("{} never completed", execution.key()))
             .unwrap_or_else(|error| panic!("{}: {error}", execution.key()));
@@ -204,7 +204,7 @@ async fn client_certificates_are_presented_when_required() {
         .unwrap();
     let execution = docket.add(AddNumbers::new(2, 3)).await.unwrap();
     crate::support::drain(&docket).await;
-    assert_eq!(execution.result::<i64>().await.unwrap(), 5);
+    assert_eq!(execution.result().await.unwrap(), 5);
 
     let without = docket::Docket::builder(unique("mtls"), &url)
         .connections(docket::ConnectionOptions::default().tls_ca_file(certificates.path("ca.pem")))
@@ -488,7 +488,7 @@ async fn a_deleted_pending_message_is_acknowledged(server: &RedisServer) {
         .unwrap();
     let handle = worker.shutdown_handle();
     let running = tokio::spawn(async move { worker.run_forever().await });
-    let result = tokio::time::timeout(Duration::from_secs(10), healthy.result::<i64>()).await;
+    let result = tokio::time::timeout(Duration::from_secs(10), healthy.result()).await;
     assert_eq!(result.expect("the healthy task ran").unwrap(), 4);
     wait_for(Duration::from_secs(10), "nothing to be pending", || {
         let pending: Vec<redis::Value> = redis::cmd("XPENDING")

@@ -61,8 +61,8 @@ async fn a_killed_worker_s_task_is_redelivered(target: Target) {
     let record = execution.record().await.unwrap().unwrap();
     assert_eq!(record.state, ExecutionState::Completed);
     assert_eq!(record.worker.as_deref(), Some("rescuer"));
-    assert_eq!(record.attempt, 1);
-    assert_eq!(execution.result::<String>().await.unwrap(), "orphan");
+    assert_eq!(record.message.attempt, 1);
+    assert_eq!(execution.result().await.unwrap(), "orphan");
 }
 
 /// A running task is interrupted by `cancel` and ends CANCELLED.
@@ -96,13 +96,13 @@ async fn unknown_tasks_fail_clearly_or_reach_the_fallback(target: Target) {
     let docket = target.docket().await;
     let execution = docket.add(AddNumbers::new(1, 2)).await.unwrap();
     let without = Worker::builder(docket.clone())
-        .tasks(docket::task::registered().filter(|t| t.name() != "add_numbers"))
+        .tasks(Vec::<&str>::new())
         .schedule_automatic_tasks(false)
         .minimum_check_interval(Duration::from_millis(20))
         .build()
         .unwrap();
     without.run_until_finished().await.unwrap();
-    match execution.result::<i64>().await {
+    match execution.result().await {
         Err(docket::Error::TaskFailed { error, .. }) => {
             assert!(error.is_unknown_task(), "{error:?}");
             assert!(error.message().contains("`add_numbers`"), "{error}");
@@ -114,7 +114,7 @@ async fn unknown_tasks_fail_clearly_or_reach_the_fallback(target: Target) {
     let record = seen.clone();
     let again = docket.add(AddNumbers::new(5, 5)).await.unwrap();
     let with_fallback = Worker::builder(docket.clone())
-        .tasks([])
+        .tasks(Vec::<&str>::new())
         .fallback(move |execution: docket::Execution| {
             record.lock().unwrap().push(execution.function().to_owned());
             async { Ok::<(), String>(()) }
@@ -141,7 +141,7 @@ async fn a_timed_out_task_fails_and_stops(target: Target) {
         .run_until_finished()
         .await
         .unwrap();
-    match execution.result::<String>().await {
+    match execution.result().await {
         Err(docket::Error::TaskFailed { error, .. }) => {
             assert!(error.is_timeout(), "{error:?}");
             assert!(error.message().contains("200ms"), "{error}");
@@ -189,7 +189,7 @@ async fn a_worker_whose_run_was_dropped_runs_again(target: Target) {
         .await
         .expect("the second run finished")
         .unwrap();
-    assert_eq!(execution.result::<i64>().await.unwrap(), 4);
+    assert_eq!(execution.result().await.unwrap(), 4);
 }
 
 /// Ten megabytes of arguments run; past a docket's configured limit, `add` refuses the
@@ -199,7 +199,7 @@ async fn huge_payloads_run_and_limits_are_enforced(target: Target) {
     let big = "x".repeat(10_000_000);
     let execution = docket.add(Measure::new(big.clone())).await.unwrap();
     crate::support::drain(&docket).await;
-    assert_eq!(execution.result::<usize>().await.unwrap(), 10_000_000);
+    assert_eq!(execution.result().await.unwrap(), 10_000_000);
 
     let limited = target
         .builder()
@@ -253,7 +253,7 @@ async fn awkward_keys_round_trip(target: Target) {
     let snapshot = docket.snapshot().await.unwrap();
     for key in keys {
         assert!(
-            snapshot.queued.iter().any(|r| r.key == key),
+            snapshot.queued.iter().any(|r| r.message.key == key),
             "{key:?} in {snapshot:?}"
         );
     }
@@ -262,7 +262,7 @@ async fn awkward_keys_round_trip(target: Target) {
     crate::support::drain(&docket).await;
     for execution in &executions {
         assert_eq!(
-            execution.result::<i64>().await.unwrap(),
+            execution.result().await.unwrap(),
             3,
             "{:?}",
             execution.key()
@@ -393,7 +393,7 @@ async fn a_redis_that_lost_everything_gets_its_consumer_group_back() {
         (result, worker.disruptions())
     });
     let before = docket.add(AddNumbers::new(1, 1)).await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(10), before.result::<i64>()).await;
+    let first = tokio::time::timeout(Duration::from_secs(10), before.result()).await;
     assert_eq!(first.expect("the first task ran").unwrap(), 2);
 
     target.redis.as_mut().unwrap().restart();
@@ -412,7 +412,7 @@ async fn a_redis_that_lost_everything_gets_its_consumer_group_back() {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    let outcome = tokio::time::timeout(Duration::from_secs(20), after.result::<i64>())
+    let outcome = tokio::time::timeout(Duration::from_secs(20), after.result())
         .await
         .expect("the task added after the restart ran");
     assert_eq!(outcome.unwrap(), 4);
@@ -545,7 +545,13 @@ async fn a_paused_redis_is_ridden_out() {
         .query(&mut admin)
         .unwrap();
     // A producer adding during the pause waits, then succeeds.
-    executions.push(docket.add(Probed::new(probe.clone(), 1)).await.unwrap());
+    executions.push(
+        docket
+            .add(Probed::new(probe.clone(), 1))
+            .await
+            .unwrap()
+            .untyped(),
+    );
     assert!(
         paused.elapsed() >= Duration::from_millis(1500),
         "the add waited out the pause"
@@ -656,11 +662,7 @@ async fn malformed_messages_fail_clearly_and_never_block_the_worker() {
 
     crate::support::drain(&docket).await;
 
-    assert_eq!(
-        healthy.result::<i64>().await.unwrap(),
-        42,
-        "the worker went on"
-    );
+    assert_eq!(healthy.result().await.unwrap(), 42, "the worker went on");
     for ((key, _, _, expected), execution) in CORRUPTIONS.iter().zip(&executions) {
         assert_eq!(
             execution.state().await.unwrap(),
@@ -676,7 +678,7 @@ async fn malformed_messages_fail_clearly_and_never_block_the_worker() {
     }
     let orphan = crate::support::record_of(&docket, "orphan").await;
     assert_eq!(orphan.state, ExecutionState::Failed);
-    assert_eq!(orphan.function, "add_numbers");
+    assert_eq!(orphan.message.function, "add_numbers");
     let error = orphan.error.unwrap().to_string();
     assert!(error.contains("field `when` is missing"), "{error}");
 
@@ -775,7 +777,7 @@ pub(crate) async fn out_of_memory_on(server: RedisServer) {
     crate::support::assert_all_completed(&executions).await;
     let after = docket.add(Measure::new(payload)).await.unwrap();
     crate::support::drain(&docket).await;
-    assert_eq!(after.result::<usize>().await.unwrap(), 20_000);
+    assert_eq!(after.result().await.unwrap(), 20_000);
 }
 
 /// State events are published only while a subscription is registered in

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use docket::behaviors::{Admission, Behavior, BoxFuture, Plan};
+use docket::behaviors::{Admission, Behavior, Plan};
 use docket::{Execution, ExecutionState, TaskError, testing};
 
 use crate::support::{Target, counted, drain, on_both_backends, runs, test_worker};
@@ -31,10 +31,7 @@ async fn dependencies_resolve_once_per_run_and_once_per_worker(target: Target) {
         .unwrap();
     worker.run_until_finished().await.unwrap();
     for execution in &executions {
-        let (first, second, pool, greeting) = execution
-            .result::<(usize, usize, String, String)>()
-            .await
-            .unwrap();
+        let (first, second, pool, greeting) = execution.result().await.unwrap();
         assert_eq!(first, second, "Depends<T> is resolved once per run");
         assert_eq!(pool, format!("{}-w", target.name));
         assert_eq!(greeting, "hello");
@@ -69,30 +66,21 @@ async fn a_failing_dependency_fails_the_run_naming_the_parameter(target: Target)
 struct Gatekeeper;
 
 impl Behavior for Gatekeeper {
-    fn admit<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Admission> {
-        Box::pin(async move {
-            if execution.key().starts_with("never-") {
-                Admission::Cancel("stricken from the list: never- keys do not run".into())
-            } else if execution.key().starts_with("later-") && execution.generation() == 1 {
-                Admission::Defer(Duration::from_millis(200))
-            } else {
-                Admission::Run
-            }
-        })
+    async fn admit(&self, execution: &Execution) -> Admission {
+        if execution.key().starts_with("never-") {
+            Admission::Cancel("stricken from the list: never- keys do not run".into())
+        } else if execution.key().starts_with("later-") && execution.generation() == 1 {
+            Admission::Defer(Duration::from_millis(200))
+        } else {
+            Admission::Run
+        }
     }
 
-    fn on_failure<'a>(
-        &'a self,
-        execution: &'a Execution,
-        error: &'a TaskError,
-        plan: &'a mut Plan,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            if error.message().contains("attempt") && execution.attempt() == 3 {
-                // Override the built-in plan: one more try, sooner.
-                plan.retry_after(Duration::from_millis(10));
-            }
-        })
+    async fn on_failure(&self, execution: &Execution, error: &TaskError, plan: &mut Plan) {
+        if error.message().contains("attempt") && execution.attempt() == 3 {
+            // Override the built-in plan: one more try, sooner.
+            plan.retry_after(Duration::from_millis(10));
+        }
     }
 }
 
@@ -123,7 +111,7 @@ async fn custom_behaviours_admit_defer_cancel_and_plan(target: Target) {
         .await
         .unwrap();
     assert_eq!(refused.state().await.unwrap(), ExecutionState::Cancelled);
-    assert_eq!(deferred.result::<String>().await.unwrap(), "later-1");
+    assert_eq!(deferred.result().await.unwrap(), "later-1");
     assert!(
         started.elapsed() >= Duration::from_millis(200),
         "the deferral waited"
@@ -142,7 +130,7 @@ async fn custom_behaviours_admit_defer_cancel_and_plan(target: Target) {
         4,
         "the user behaviour added a fourth attempt after the built-in plan ended"
     );
-    assert_eq!(extended.record().await.unwrap().unwrap().attempt, 4);
+    assert_eq!(extended.record().await.unwrap().unwrap().message.attempt, 4);
 }
 
 async fn testing_assertions_list_what_is_waiting(target: Target) {
@@ -247,7 +235,7 @@ async fn virtual_time_runs_hours_of_retries_and_perpetual_runs_at_once() {
         .unwrap();
     testing::advance(&docket, Duration::from_hours(1)).unwrap();
     drain(&docket).await;
-    assert_eq!(later.result::<i64>().await.unwrap(), 3);
+    assert_eq!(later.result().await.unwrap(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

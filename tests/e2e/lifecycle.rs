@@ -34,11 +34,11 @@ async fn immediate_task_runs_and_returns_its_result(target: Target) {
 
     run_until_finished(&docket).await;
     assert_eq!(execution.state().await.unwrap(), ExecutionState::Completed);
-    assert_eq!(execution.result::<i64>().await.unwrap(), 42);
+    assert_eq!(execution.result().await.unwrap(), 42);
     let record = execution.record().await.unwrap().unwrap();
     assert!(record.worker.is_some());
     assert!(record.started_at.is_some() && record.completed_at.is_some());
-    assert_eq!(record.args, r#"{"a":2,"b":40}"#);
+    assert_eq!(record.message.args, r#"{"a":2,"b":40}"#);
 }
 
 async fn future_task_waits_for_its_time(target: Target) {
@@ -54,7 +54,7 @@ async fn future_task_waits_for_its_time(target: Target) {
     assert_eq!(execution.state().await.unwrap(), ExecutionState::Scheduled);
     let snapshot = docket.snapshot().await.unwrap();
     assert_eq!(snapshot.scheduled.len(), 1);
-    assert_eq!(snapshot.scheduled[0].key, "later");
+    assert_eq!(snapshot.scheduled[0].message.key, "later");
 
     run_until_finished(&docket).await;
     let record = execution.record().await.unwrap().unwrap();
@@ -150,7 +150,7 @@ async fn replace_supersedes_the_live_copy(target: Target) {
     assert_eq!(replaced.disposition(), Disposition::Superseded);
 
     run_until_finished(&docket).await;
-    assert_eq!(new.result::<i64>().await.unwrap(), 42);
+    assert_eq!(new.result().await.unwrap(), 42);
     assert_eq!(runs(&probe).len(), 1);
     // With nothing live, replace simply schedules.
     let fresh = docket
@@ -184,7 +184,7 @@ async fn cancel_removes_queued_and_scheduled_tasks(target: Target) {
     assert!(!docket.cancel("never-added").await.unwrap());
     assert_eq!(queued.state().await.unwrap(), ExecutionState::Cancelled);
     assert_eq!(scheduled.state().await.unwrap(), ExecutionState::Cancelled);
-    assert!(matches!(queued.result::<String>().await, Err(Error::Cancelled(key)) if key == "q"));
+    assert!(matches!(queued.result().await, Err(Error::Cancelled(key)) if key == "q"));
 
     run_until_finished(&docket).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -207,14 +207,14 @@ async fn failures_and_panics_are_recorded(target: Target) {
     run_until_finished(&docket).await;
 
     assert_eq!(failing.state().await.unwrap(), ExecutionState::Failed);
-    match failing.result::<u32>().await {
+    match failing.result().await {
         Err(Error::TaskFailed { error, .. }) => {
             assert_eq!(error.message(), "no luck");
             assert!(!error.is_panic());
         }
         other => panic!("expected a task failure, got {other:?}"),
     }
-    match panicking.result::<()>().await {
+    match panicking.result().await {
         Err(Error::TaskFailed { error, .. }) => {
             assert!(error.is_panic(), "{error:?}");
             assert!(error.message().contains("kaboom"), "{error}");
@@ -222,7 +222,7 @@ async fn failures_and_panics_are_recorded(target: Target) {
         other => panic!("expected a panic failure, got {other:?}"),
     }
     // The panic did not take the worker down: the next task ran.
-    assert_eq!(fine.result::<i64>().await.unwrap(), 3);
+    assert_eq!(fine.result().await.unwrap(), 3);
 }
 
 async fn injected_parameters_describe_the_run(target: Target) {
@@ -251,7 +251,7 @@ async fn injected_parameters_describe_the_run(target: Target) {
     let renamed = docket.add(RenamedTask::new()).await.unwrap();
     assert_eq!(renamed.function(), "tests.renamed");
     run_until_finished(&docket).await;
-    assert_eq!(renamed.result::<String>().await.unwrap(), "renamed");
+    assert_eq!(renamed.result().await.unwrap(), "renamed");
 }
 
 async fn fire_and_forget_keeps_nothing(target: Target) {
@@ -264,7 +264,7 @@ async fn fire_and_forget_keeps_nothing(target: Target) {
     let probe = target.name.clone();
     let execution = docket.add(Probed::new(probe.clone(), 0)).await.unwrap();
     let started = Instant::now();
-    match execution.result::<String>().await {
+    match execution.result().await {
         Err(Error::ResultsDisabled(key)) => assert_eq!(key, execution.key()),
         other => panic!("expected ResultsDisabled, got {other:?}"),
     }
@@ -335,7 +335,7 @@ async fn subscribers_see_states_and_progress(target: Target) {
     assert_eq!(last.total, Some(3));
     assert_eq!(last.message.as_deref(), Some("step 3"));
     assert!(progress.iter().any(|p| p.current == 1), "{progress:?}");
-    assert_eq!(execution.result::<u64>().await.unwrap(), 3);
+    assert_eq!(execution.result().await.unwrap(), 3);
     // Progress is deleted when the run ends.
     assert_eq!(execution.progress().await.unwrap(), None);
 
@@ -455,7 +455,7 @@ async fn workers_and_snapshot_show_what_is_live(target: Target) {
     .await;
     let snapshot = docket.snapshot().await.unwrap();
     assert_eq!(snapshot.running.len(), 1, "{snapshot:?}");
-    assert_eq!(snapshot.running[0].key, "slow");
+    assert_eq!(snapshot.running[0].message.key, "slow");
     assert_eq!(snapshot.running[0].worker.as_deref(), Some("snapper"));
     assert_eq!(snapshot.scheduled.len(), 1);
     let workers = docket.workers().await.unwrap();

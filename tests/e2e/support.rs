@@ -84,7 +84,7 @@ pub async fn record_of(docket: &Docket, key: &str) -> docket::ExecutionRecord {
 }
 
 /// Asserts every execution ended COMPLETED, naming the first that did not.
-pub async fn assert_all_completed(executions: &[docket::Execution]) {
+pub async fn assert_all_completed<T>(executions: &[docket::Execution<T>]) {
     for execution in executions {
         assert_eq!(
             execution.state().await.unwrap(),

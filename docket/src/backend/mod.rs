@@ -1,12 +1,20 @@
-//! The one internal interface both backends implement (SPEC §3).
+//! The one internal interface both backends implement.
 //!
 //! It is shaped at the level of docket's operations, and in batches where throughput
 //! depends on it (schedule N, claim up to N, finish N). Redis implements every state
-//! transition as one Lua script; memory implements each as one critical section. The
-//! conformance suite in `tests/e2e` runs every scenario against both.
+//! transition as one Lua script; memory implements each as one critical section. Each
+//! operation lives in the same-named file of both backends, and the suite in `tests/`
+//! runs every operation against both at this interface.
+//!
+//! A backend knows docket's data ([`crate::model`]) and its error type, and nothing else
+//! of the crate.
 
+mod ids;
 pub(crate) mod memory;
+mod options;
 pub(crate) mod redis;
+#[cfg(test)]
+mod tests;
 mod url;
 
 use std::future::Future;
@@ -16,11 +24,14 @@ use std::time::{Duration, SystemTime};
 
 use futures::Stream;
 
-pub(crate) use self::url::BackendUrl;
-use crate::error::{Result, TaskError};
-use crate::execution::{Disposition, Event, ExecutionRecord, ProgressState};
-use crate::strikes::Instruction;
-use crate::task::Due;
+pub(crate) use self::ids::EntryId;
+pub use self::options::ConnectionOptions;
+pub(crate) use self::url::{BackendUrl, redact};
+use crate::error::{Error, Result};
+use crate::model::{
+    ActiveWorker, DeadLetter, Disposition, Event, ExecutionRecord, Instruction, Message,
+    ProgressState, TaskError, TaskErrorKind, When,
+};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
@@ -36,18 +47,15 @@ pub(crate) struct BackendConfig {
     /// before it is dead-lettered: recorded FAILED instead of handed to another worker.
     pub max_deliveries: u32,
     /// How to connect (Redis only).
-    pub connections: crate::client::ConnectionOptions,
+    pub connections: ConnectionOptions,
     /// The URL with its password hidden, for errors and logs.
     pub shown_url: String,
 }
 
-/// A call dead-lettered after its workers kept dying (see `Docket::dead_letters`).
-pub use crate::client::DeadLetter;
-
 /// The failure a dead-lettered run ends with.
 pub(crate) fn dead_letter_error(max_deliveries: u32) -> TaskError {
     TaskError::new(
-        crate::error::TaskErrorKind::Failed,
+        TaskErrorKind::Failed,
         format!(
             "dead-lettered: delivered {max_deliveries} times without finishing (its workers \
              stopped before it ended)"
@@ -58,17 +66,11 @@ pub(crate) fn dead_letter_error(max_deliveries: u32) -> TaskError {
 /// A call to schedule (`add` or `replace`).
 #[derive(Debug, Clone)]
 pub(crate) struct NewTask {
-    pub key: String,
-    pub function: String,
-    /// The arguments, a JSON object keyed by parameter name.
-    pub args: String,
-    pub due: Due,
-    /// 1 for a fresh call.
-    pub attempt: u32,
+    /// The call; the store sets its `when` (from `due`) and its `generation`.
+    pub message: Message,
+    pub due: When,
     /// `replace`: supersede any live copy instead of refusing.
     pub replace: bool,
-    /// W3C trace context of the producer, carried in the message.
-    pub traceparent: Option<String>,
     /// The key was generated for this call (a UUID v7), so no record of it can exist
     /// yet: a backend may skip looking for one.
     pub fresh: bool,
@@ -84,23 +86,11 @@ pub(crate) struct ScheduleOutcome {
     pub when: SystemTime,
 }
 
-/// A message as the stream carries it (SPEC §4 "Message fields").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Message {
-    pub key: String,
-    pub function: String,
-    pub args: String,
-    pub when: SystemTime,
-    pub attempt: u32,
-    pub generation: u64,
-    pub traceparent: Option<String>,
-}
-
 /// A message handed to a worker to run: already marked RUNNING for that worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delivery {
-    /// The message's id in the stream (memory uses its own sequence), for ack and renewal.
-    pub id: String,
+    /// The message's entry in the stream, for ack and renewal.
+    pub id: EntryId,
     pub message: Message,
     /// The message was taken over from a worker that stopped renewing it.
     pub redelivered: bool,
@@ -122,38 +112,47 @@ pub(crate) enum Outcome {
     Deferred,
 }
 
-/// One finished run to record.
+/// One finished run to record: how it ended, and what follows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Finish {
-    pub delivery_id: String,
+    pub delivery: EntryId,
     pub key: String,
     pub generation: u64,
     pub outcome: Outcome,
     /// Run the key again (a retry, a perpetual task's next run, a deferred admission):
     /// in the same atomic step the record moves to a new generation instead of ending.
     pub next: Option<Reschedule>,
-    /// The concurrency slot the run held (`release`) or waits for (`NextDue::Wait`).
-    pub slot: Option<Slot>,
-    /// The run held `slot`: release it and wake the oldest waiter.
-    pub release: bool,
+    /// What the run does with a concurrency slot.
+    pub slot: Option<SlotChange>,
 }
 
 /// How long a slot reserved for a woken waiter lasts before the waiter must claim it
 /// (a running holder renews its own with its messages).
 pub(crate) const SLOT_LEASE: Duration = Duration::from_secs(30);
 
-/// A concurrency limit's scope and size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A concurrency limit's scope (a task, a shared scope, or either per argument value)
+/// and how many runs it allows at once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Slot {
     pub scope: String,
     pub max: u32,
 }
 
-/// An admission check a worker makes before running a call.
+/// What a finished run does with a slot of a concurrency limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AdmissionCheck {
+pub(crate) enum SlotChange {
+    /// The run held it: release it and wake the oldest waiter of its scope.
+    Release(Slot),
+    /// The run was not started for want of one: park the call as a waiter of its scope,
+    /// oldest first (or queue it at once if one is free by now).
+    Await(Slot),
+}
+
+/// An admission rule the store decides, atomically for the whole fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AdmissionRule {
     /// Take (or renew) a slot of `slot` for `key`, held for `lease`.
-    Slot {
+    Concurrency {
         slot: Slot,
         key: String,
         lease: Duration,
@@ -161,7 +160,7 @@ pub(crate) enum AdmissionCheck {
     /// Start a cooldown window on `scope` unless one is running.
     Cooldown { scope: String, window: Duration },
     /// Count a run in `scope`'s sliding window unless `limit` ran in the last `per`.
-    Rate {
+    RateLimit {
         scope: String,
         member: String,
         limit: u32,
@@ -172,27 +171,15 @@ pub(crate) enum AdmissionCheck {
 /// The next run of a key, scheduled by the step that records the end of this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reschedule {
-    pub due: NextDue,
+    /// When it is due, by the store's clock ([`When::AfterStart`] counts from this
+    /// run's start; a call awaiting a slot is due at once).
+    pub due: When,
     /// The next run's attempt: this one's + 1 for a retry, 1 for a perpetual run.
     pub attempt: u32,
     /// New arguments (a JSON object), or `None` to keep the current ones.
     pub args: Option<String>,
     /// The trace context the next message carries.
     pub traceparent: Option<String>,
-}
-
-/// When a rescheduled run is due, by the store's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NextDue {
-    /// This long after the run ended.
-    After(Duration),
-    /// At this instant.
-    At(SystemTime),
-    /// This long after the run started, or at once if that has passed.
-    AfterStart(Duration),
-    /// When a slot of the finish's `slot` frees: parked as a waiter, oldest first (or
-    /// queued at once if one is free by now).
-    Wait,
 }
 
 /// What recording a finished run did.
@@ -230,14 +217,6 @@ pub(crate) enum ProgressUpdate {
     SetTotal(u64),
     Increment(u64),
     SetMessage(String),
-}
-
-/// A worker as the heartbeat registry knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct WorkerEntry {
-    pub name: String,
-    pub last_seen: SystemTime,
-    pub tasks: Vec<String>,
 }
 
 /// What is live in the docket, for snapshots and `run_until_finished`.
@@ -282,7 +261,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn promote_due(&self, limit: usize) -> BoxFuture<'_, Result<Promotion>>;
 
     /// Renews this worker's hold on in-flight messages. Returns the ids it no longer owns.
-    fn renew(&self, worker: &str, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<String>>>;
+    fn renew(&self, worker: &str, ids: Vec<EntryId>) -> BoxFuture<'_, Result<Vec<EntryId>>>;
 
     /// Takes over up to `limit` messages idle for longer than `idle` (their worker stopped
     /// renewing them), at most one sweeper at a time, and marks them RUNNING for `worker`.
@@ -330,7 +309,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn leave(&self, worker: &str, tasks: &[&'static str]) -> BoxFuture<'_, Result<()>>;
 
     /// The workers seen within their expiry, optionally only those running `task`.
-    fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<WorkerEntry>>>;
+    fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<ActiveWorker>>>;
 
     /// Every live task with its record.
     fn live(&self) -> BoxFuture<'_, Result<LiveTasks>>;
@@ -348,19 +327,19 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn clear(&self) -> BoxFuture<'_, Result<usize>>;
 
     /// Appends a strike instruction (compacting the stream past `compact_above`
-    /// entries) and returns its entry id.
+    /// entries) and returns its entry.
     fn append_strike(
         &self,
         instruction: Instruction,
         compact_above: usize,
-    ) -> BoxFuture<'_, Result<String>>;
+    ) -> BoxFuture<'_, Result<EntryId>>;
 
     /// Opens a reader of the strikes stream (its own connection for blocking reads).
     fn strike_reader(&self) -> BoxFuture<'_, Result<Box<dyn StrikeReader>>>;
 
-    /// Makes an admission check: `None` admits the call; `Some(wait)` refuses it, and
-    /// for rate limits says how long until there is room.
-    fn admission(&self, check: AdmissionCheck) -> BoxFuture<'_, Result<Option<Duration>>>;
+    /// Decides an admission rule: `None` admits the call; `Some(wait)` refuses it, and
+    /// for rate limits says how long until there is room (zero otherwise).
+    fn admit(&self, rule: AdmissionRule) -> BoxFuture<'_, Result<Option<Duration>>>;
 
     /// Renews the slots these runs (`(slot, key)`) hold, for `lease`.
     fn renew_slots(&self, held: Vec<(Slot, String)>, lease: Duration) -> BoxFuture<'_, Result<()>>;
@@ -369,7 +348,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// a slot for `lease`). Returns how many woke.
     fn wake_waiters(&self, lease: Duration) -> BoxFuture<'_, Result<usize>>;
 
-    /// Takes the lease `name` for `holder` for `ttl` unless someone else holds it.
+    /// Takes the lease `name` for `holder` for `ttl` unless it is held: by anyone,
+    /// `holder` included, until it runs out.
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>>;
 
     /// The server as it describes itself (`Redis 7.0.15`, `Valkey 9.1.2`), when known.
@@ -381,7 +361,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// and whether an idle docket jumps to its next due task from now on.
     fn virtual_time(&self, advance: Duration, auto_advance: Option<bool>) -> Result<()> {
         let _ = (advance, auto_advance);
-        Err(crate::error::Error::InvalidOption {
+        Err(Error::InvalidOption {
             name: "virtual time",
             value: "redis".into(),
             reason: "only memory:// dockets have a virtual clock".into(),
@@ -400,27 +380,18 @@ pub(crate) trait Consumer: Send {
 }
 
 /// A strike instruction read back, or why it could not be.
-pub(crate) type StrikeEntry = (String, std::result::Result<Instruction, String>);
+pub(crate) type StrikeEntry = (EntryId, std::result::Result<Instruction, String>);
 
 /// Reads the strikes stream.
 pub(crate) trait StrikeReader: Send {
     /// Up to `count` entries after `after` (from the start when `None`), waiting up to
     /// `block` for one when there are none.
-    fn read<'a>(
-        &'a mut self,
-        after: Option<&'a str>,
+    fn read(
+        &mut self,
+        after: Option<EntryId>,
         block: Option<Duration>,
         count: usize,
-    ) -> BoxFuture<'a, Result<Vec<StrikeEntry>>>;
-}
-
-/// Whether a Redis error means the server is not there (yet): refused, timed out, cut
-/// off, or still loading its data after a restart — worth waiting for.
-pub(crate) fn redis_unreachable(error: &::redis::RedisError) -> bool {
-    error.is_connection_refusal()
-        || error.is_timeout()
-        || error.is_io_error()
-        || error.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
+    ) -> BoxFuture<'_, Result<Vec<StrikeEntry>>>;
 }
 
 /// A running key was cancelled: its worker should interrupt the run of that generation.

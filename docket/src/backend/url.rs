@@ -1,8 +1,22 @@
-//! Parsing the URLs that name a backend (SPEC §3).
+//! Parsing the URLs that name a backend, and hiding their passwords.
 
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+
+/// Hides the password of a URL for logs, errors and debug output.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// A parsed docket URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +62,7 @@ const FORMS: &str = "expected `memory://NAME`, `redis://host:port/db`, `rediss:/
 impl BackendUrl {
     pub(crate) fn parse(url: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidUrl {
-            url: crate::client::redact(url),
+            url: redact(url),
             reason: reason.to_owned(),
         };
         let Some((scheme, rest)) = url.split_once("://") else {

@@ -10,11 +10,11 @@ use super::args::{
     DeadLettersCommand, DelayArgs, GlobalArgs, StrikeArgs, TasksCommand, WorkersCommand,
 };
 use super::table::{Table, relative, short, timestamp};
-use crate::client::{ActiveWorker, DeadLetter, Docket, Snapshot};
-use crate::execution::{Disposition, Execution, ExecutionRecord};
-use crate::strikes::Strike;
+use crate::client::{Docket, Snapshot};
+use crate::execution::Execution;
+use crate::model::{ActiveWorker, DeadLetter, Disposition, ExecutionRecord, Strike};
 use crate::task::Task;
-use crate::task::builtin::{Fail, Sleep, Trace};
+use crate::worker::builtin::{Fail, Sleep, Trace};
 
 fn failed(what: &str, docket: &Docket) -> impl FnOnce(crate::Error) -> String {
     let name = docket.name().to_owned();
@@ -45,7 +45,7 @@ fn render_snapshot(docket: &Docket, snapshot: &Snapshot, stats: bool) -> String 
     let mut out = format!(
         "docket `{}` at {} ({})\n{} running, {} queued, {} scheduled; {} worker{}\n\n",
         docket.name(),
-        crate::client::redact(docket.url()),
+        crate::backend::redact(docket.url()),
         timestamp(now),
         snapshot.running.len(),
         snapshot.queued.len(),
@@ -63,11 +63,11 @@ fn render_snapshot(docket: &Docket, snapshot: &Snapshot, stats: bool) -> String 
         table.row(vec![
             format!(
                 "{} ({})",
-                timestamp(record.when),
-                relative(record.when, now)
+                timestamp(record.message.when),
+                relative(record.message.when, now)
             ),
-            record.function.clone(),
-            record.key.clone(),
+            record.message.function.clone(),
+            record.message.key.clone(),
             record.state.as_str().to_owned(),
             record.worker.clone().unwrap_or_else(|| "-".into()),
             record
@@ -108,13 +108,16 @@ fn render_stats<'a>(snapshot: &'a Snapshot) -> String {
     let mut by_task: BTreeMap<&str, TaskStats> = BTreeMap::new();
     let mut tally = |records: &'a [ExecutionRecord], bump: fn(&mut TaskStats, &ExecutionRecord)| {
         for record in records {
-            bump(by_task.entry(&record.function).or_default(), record);
+            bump(by_task.entry(&record.message.function).or_default(), record);
         }
     };
     tally(&snapshot.running, |s, _| s.running += 1);
     tally(&snapshot.queued, |s, r| {
         s.queued += 1;
-        s.oldest_queued = Some(s.oldest_queued.map_or(r.when, |t| t.min(r.when)));
+        s.oldest_queued = Some(
+            s.oldest_queued
+                .map_or(r.message.when, |t| t.min(r.message.when)),
+        );
     });
     tally(&snapshot.scheduled, |s, _| s.scheduled += 1);
     let mut table = Table::new(&["TASK", "RUNNING", "QUEUED", "SCHEDULED", "OLDEST QUEUED"]);
@@ -134,7 +137,7 @@ fn render_stats<'a>(snapshot: &'a Snapshot) -> String {
     } else {
         out.push_str(&table.render());
     }
-    if let Some(oldest) = snapshot.queued.iter().map(|r| r.when).min() {
+    if let Some(oldest) = snapshot.queued.iter().map(|r| r.message.when).min() {
         let waited = snapshot.taken.duration_since(oldest).unwrap_or_default();
         let _ = writeln!(out, "oldest queued task has waited {}", short(waited));
     }
@@ -206,10 +209,11 @@ pub(super) async fn add_builtin(docket: &Docket, which: TasksCommand) -> Outcome
 }
 
 async fn add<T: Task>(docket: &Docket, task: T, when: &DelayArgs) -> crate::Result<Execution> {
-    match when.delay {
+    let added = match when.delay {
         Some(delay) => docket.add(task).after(delay).await,
         None => docket.add(task).await,
-    }
+    };
+    added.map(Execution::untyped)
 }
 
 /// `docket strike` / `docket restore`: checked before connecting, then applied.

@@ -15,7 +15,7 @@ const FORMS: &str = "use seconds (`90`, `1.5`), a number with a unit \
 ///
 /// # Errors
 /// A message naming the text and listing the accepted forms.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     parse(text, Forms::All)
         .map_err(|reason| format!("invalid duration `{text}`: {reason}; {FORMS}"))
 }

@@ -1,4 +1,4 @@
-//! The command line (SPEC §8): one clap command tree shared by the standalone `docket`
+//! The command line: one clap command tree shared by the standalone `docket`
 //! binary and every application whose `main` calls [`run_worker`].
 //!
 //! ```no_run
@@ -29,9 +29,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-pub use args::{DEFAULT_NAME, DEFAULT_URL, StrikeSpec};
-pub use duration::parse_duration;
-pub use values::parse_strike_value;
+pub use args::{DEFAULT_NAME, DEFAULT_URL};
 
 use crate::backend::BackendUrl;
 use crate::client::Docket;
@@ -199,7 +197,7 @@ fn cannot_open(global: &GlobalArgs, error: &crate::Error) -> String {
         _ => format!(
             "cannot open docket `{}` at {}: {error}",
             global.docket,
-            crate::client::redact(&global.url)
+            crate::backend::redact(&global.url)
         ),
     }
 }

@@ -14,7 +14,7 @@ const VALUE_FORMS: &str = "use `int:7`, `float:1.5`, `bool:true`, `json:[1,10]` 
 /// # Errors
 /// A message naming the value when a typed prefix is followed by something of another
 /// type.
-pub fn parse_strike_value(text: &str) -> Result<Value, String> {
+pub(super) fn parse_strike_value(text: &str) -> Result<Value, String> {
     let invalid = |what: &str| format!("invalid strike value `{text}`: {what}; {VALUE_FORMS}");
     let Some((kind, rest)) = text.split_once(':') else {
         return Ok(Value::String(text.to_owned()));

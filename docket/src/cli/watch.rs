@@ -13,7 +13,7 @@ use futures::StreamExt;
 use super::Outcome;
 use super::table::timestamp;
 use crate::client::Docket;
-use crate::execution::{Event, ExecutionState, ProgressState};
+use crate::model::{Event, ExecutionState, ProgressState};
 
 const BAR_WIDTH: usize = 30;
 

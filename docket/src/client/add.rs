@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::execution::Execution;
 use crate::task::{Call, Task};
 
-/// A call being added; set its key and due time, then `.await` it.
+/// A call being added; set its key and due time, then `.await` it for an
+/// [`Execution`] that knows the task's result type.
 ///
 /// ```
 /// # #[docket::task] async fn remind(note: String) {}
@@ -27,6 +28,16 @@ use crate::task::{Call, Task};
 /// let tomorrow = chrono::Utc::now() + chrono::TimeDelta::days(1);
 /// let later = docket.add(Remind::new("review".into())).at(tomorrow).await?;
 /// assert_eq!(later.when(), std::time::SystemTime::from(tomorrow));
+/// # Ok(()) }
+/// ```
+///
+/// The handle's result has the task's return type, checked by the compiler:
+///
+/// ```compile_fail
+/// # #[docket::task] async fn double(n: i64) -> i64 { n * 2 }
+/// # async fn example(docket: docket::Docket) -> docket::Result<()> {
+/// let execution = docket.add(Double::new(21)).await?;
+/// let text: String = execution.result().await?; // `double` returns an i64
 /// # Ok(()) }
 /// ```
 #[must_use = "an added call does nothing until it is awaited"]
@@ -67,14 +78,15 @@ impl<'a, T: Task> Add<'a, T> {
 }
 
 impl<'a, T: Task> IntoFuture for Add<'a, T> {
-    type Output = Result<Execution>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<Execution>> + Send + 'a>>;
+    type Output = Result<Execution<T::Output>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let mut executions = self.docket.schedule(vec![self.call], self.replace).await?;
             executions
                 .pop()
+                .map(Execution::typed)
                 .ok_or_else(|| Error::Protocol("the backend scheduled nothing".into()))
         })
     }

@@ -4,38 +4,7 @@ use std::time::SystemTime;
 
 use super::Docket;
 use crate::error::Result;
-use crate::execution::ExecutionRecord;
-
-/// A worker seen through its heartbeats.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ActiveWorker {
-    /// The worker's name.
-    pub name: String,
-    /// Its last heartbeat.
-    pub last_seen: SystemTime,
-    /// The tasks it can run.
-    pub tasks: Vec<String>,
-}
-
-/// A call dead-lettered after it was delivered `max_deliveries` times without finishing
-/// (its workers kept dying). Retry it with
-/// [`Docket::retry_dead_letter`](crate::Docket::retry_dead_letter) or forget it with
-/// [`Docket::purge_dead_letters`](crate::Docket::purge_dead_letters).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct DeadLetter {
-    /// The task key.
-    pub key: String,
-    /// The task's wire name.
-    pub function: String,
-    /// The arguments, a JSON object.
-    pub args: String,
-    /// Why it was dead-lettered.
-    pub error: String,
-    /// When it was dead-lettered (RFC 3339).
-    pub dead_at: String,
-}
+use crate::model::{ActiveWorker, DeadLetter, ExecutionRecord};
 
 /// Everything live in a docket at one moment.
 #[derive(Debug, Clone)]
@@ -66,8 +35,8 @@ pub(super) async fn take(docket: &Docket) -> Result<Snapshot> {
     let backend = docket.backend();
     let taken = backend.now().await?;
     let mut live = backend.live().await?;
-    live.queued.sort_by_key(|r| r.when);
-    live.scheduled.sort_by_key(|r| r.when);
+    live.queued.sort_by_key(|r| r.message.when);
+    live.scheduled.sort_by_key(|r| r.message.when);
     live.running.sort_by_key(|r| r.started_at);
     Ok(Snapshot {
         taken,
@@ -80,17 +49,7 @@ pub(super) async fn take(docket: &Docket) -> Result<Snapshot> {
 }
 
 pub(super) async fn workers(docket: &Docket, task: Option<&str>) -> Result<Vec<ActiveWorker>> {
-    let mut workers: Vec<ActiveWorker> = docket
-        .backend()
-        .workers(task)
-        .await?
-        .into_iter()
-        .map(|entry| ActiveWorker {
-            name: entry.name,
-            last_seen: entry.last_seen,
-            tasks: entry.tasks,
-        })
-        .collect();
+    let mut workers = docket.backend().workers(task).await?;
     workers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(workers)
 }

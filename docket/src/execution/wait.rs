@@ -1,35 +1,36 @@
 //! Waiting on an execution: results and event subscriptions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use super::{Event, Execution, ExecutionRecord, ExecutionState};
+use super::Core;
 use crate::error::{Error, Result};
+use crate::model::{Event, ExecutionRecord, ExecutionState, TaskError, TaskErrorKind};
 
 /// How often a waiter re-reads the record in case an event was missed (a reconnect).
 const RECHECK: Duration = Duration::from_secs(1);
 
 pub(super) async fn result<T: DeserializeOwned>(
-    execution: &Execution,
+    core: &Core,
+    key: &str,
     timeout: Option<Duration>,
 ) -> Result<T> {
-    let docket = execution.docket();
-    let key = execution.key();
-    if docket.execution_ttl().is_zero() {
+    if core.execution_ttl.is_zero() {
         return Err(Error::ResultsDisabled(key.to_owned()));
     }
     let deadline = timeout.map(|t| Instant::now() + t);
-    let backend = docket.backend();
+    let backend = &core.backend;
     let mut events = backend.subscribe(key).await?;
     loop {
         let Some(record) = backend.record(key).await? else {
             return Err(Error::NotFound(key.to_owned()));
         };
         if record.state.is_terminal() {
-            return finished(execution, record).await;
+            return finished(core, record).await;
         }
         let wait = match deadline {
             Some(deadline) => {
@@ -56,19 +57,12 @@ pub(super) async fn result<T: DeserializeOwned>(
     }
 }
 
-async fn finished<T: DeserializeOwned>(
-    execution: &Execution,
-    record: ExecutionRecord,
-) -> Result<T> {
-    let key = execution.key();
+async fn finished<T: DeserializeOwned>(core: &Core, record: ExecutionRecord) -> Result<T> {
+    let key = record.message.key.as_str();
     match record.state {
         ExecutionState::Completed => {
             let stored = if record.has_result {
-                execution
-                    .docket()
-                    .backend()
-                    .result(key, record.generation)
-                    .await?
+                core.backend.result(key, record.message.generation).await?
             } else {
                 None
             };
@@ -81,8 +75,8 @@ async fn finished<T: DeserializeOwned>(
         ExecutionState::Failed => Err(Error::TaskFailed {
             key: key.to_owned(),
             error: record.error.unwrap_or_else(|| {
-                crate::error::TaskError::new(
-                    crate::error::TaskErrorKind::Failed,
+                TaskError::new(
+                    TaskErrorKind::Failed,
                     "the run failed without an error message",
                 )
             }),
@@ -95,19 +89,14 @@ async fn finished<T: DeserializeOwned>(
 }
 
 pub(super) async fn subscribe(
-    execution: &Execution,
+    core: &Arc<Core>,
+    key: &str,
 ) -> Result<impl Stream<Item = Event> + Send + Unpin + 'static> {
-    let backend = execution.docket().backend();
-    let key = execution.key();
+    let backend = &core.backend;
     let live = backend.subscribe(key).await?;
     let mut first = Vec::new();
     if let Some(record) = backend.record(key).await? {
-        first.push(Event::State {
-            state: record.state,
-            generation: record.generation,
-            worker: record.worker.clone(),
-            error: record.error.clone(),
-        });
+        first.push(record.event());
         if record.state == ExecutionState::Running
             && let Some(progress) = backend.progress(key).await?
         {
@@ -128,7 +117,7 @@ pub(super) async fn subscribe(
     let events = futures::stream::iter(first).chain(live).boxed();
     let follow = Follow {
         events,
-        docket: execution.docket().clone(),
+        core: core.clone(),
         key: key.to_owned(),
         last: None,
     };
@@ -148,7 +137,7 @@ pub(super) async fn subscribe(
 /// again.
 struct Follow {
     events: futures::stream::BoxStream<'static, Event>,
-    docket: crate::Docket,
+    core: Arc<Core>,
     key: String,
     last: Option<(ExecutionState, u64, Option<String>)>,
 }
@@ -159,7 +148,7 @@ impl Follow {
             let event = if let Ok(event) = tokio::time::timeout(RECHECK, self.events.next()).await {
                 event?
             } else {
-                let record = match self.docket.backend().record(&self.key).await {
+                let record = match self.core.backend.record(&self.key).await {
                     Ok(Some(record)) => record,
                     // No record any more (fire-and-forget, expired): nothing more will
                     // be said of it.
@@ -167,12 +156,7 @@ impl Follow {
                     // Unreachable for now: the next second tries again.
                     Err(_) => continue,
                 };
-                Event::State {
-                    state: record.state,
-                    generation: record.generation,
-                    worker: record.worker,
-                    error: record.error,
-                }
+                record.event()
             };
             if let Event::State {
                 state,

@@ -1,4 +1,4 @@
-//! The built-in injectables: [`TaskKey`], [`WorkerInfo`], [`Retry`], [`Progress`].
+//! The built-in injectables that describe the run: [`TaskKey`], [`Retry`], [`Progress`].
 
 use std::convert::Infallible;
 use std::fmt;
@@ -6,11 +6,11 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::FromExecution;
+use super::{ForcedRetry, FromExecution};
 use crate::backend::ProgressUpdate;
-use crate::behaviors::{Chosen, ForcedRetry, RunControl};
 use crate::error::Result;
-use crate::execution::Execution;
+use crate::execution::{Execution, RunControl};
+use crate::model::When;
 
 /// The key of the running task.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,37 +42,6 @@ impl FromExecution for TaskKey {
 
     async fn from_execution(execution: &Execution) -> Result<Self, Self::Rejection> {
         Ok(Self(execution.key().to_owned()))
-    }
-}
-
-/// The worker running the task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerInfo {
-    /// Shared: every run's execution carries a copy.
-    pub(crate) name: Arc<str>,
-    pub(crate) concurrency: usize,
-}
-
-impl WorkerInfo {
-    /// The worker's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// How many tasks the worker runs at once.
-    pub fn concurrency(&self) -> usize {
-        self.concurrency
-    }
-}
-
-impl FromExecution for WorkerInfo {
-    type Rejection = &'static str;
-
-    async fn from_execution(execution: &Execution) -> Result<Self, Self::Rejection> {
-        execution
-            .worker()
-            .cloned()
-            .ok_or("the execution is not running in a worker")
     }
 }
 
@@ -138,7 +107,7 @@ impl Retry {
     /// returns and whatever the policy says. Returns the error to end the run with.
     pub fn after(&self, delay: Duration) -> ForcedRetry {
         if let Some(control) = &self.control {
-            control.force_retry(Chosen::After(delay));
+            control.force_retry(When::After(delay));
         }
         ForcedRetry
     }
@@ -146,7 +115,7 @@ impl Retry {
     /// Retries this call at `when` (see [`after`](Self::after)).
     pub fn at(&self, when: SystemTime) -> ForcedRetry {
         if let Some(control) = &self.control {
-            control.force_retry(Chosen::At(when));
+            control.force_retry(When::At(when));
         }
         ForcedRetry
     }
@@ -216,12 +185,11 @@ impl Progress {
     }
 
     async fn report(&self, update: ProgressUpdate) -> Result<()> {
-        let docket = self.execution.docket();
-        if docket.execution_ttl().is_zero() {
+        let core = self.execution.core();
+        if core.execution_ttl.is_zero() {
             return Ok(());
         }
-        docket
-            .backend()
+        core.backend
             .report_progress(self.execution.key(), update)
             .await
     }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::OnceCell;
 
 use super::{FromExecution, WorkerInfo};
+use crate::client::Docket;
 use crate::execution::Execution;
 
 /// Any [`FromExecution`] type, resolved once per run however many parameters ask for it.
@@ -60,12 +61,12 @@ impl<T: FromExecution + Clone + Sync> FromExecution for Depends<T> {
 
     async fn from_execution(execution: &Execution) -> Result<Self, Self::Rejection> {
         let control = execution.control();
-        if let Some(value) = control.and_then(|c| c.cached::<T>()) {
+        if let Some(value) = control.and_then(|c| c.value::<T>()) {
             return Ok(Self(value));
         }
         let value = T::from_execution(execution).await?;
         if let Some(control) = control {
-            control.cache(value.clone());
+            control.insert(value.clone());
         }
         Ok(Self(value))
     }
@@ -156,10 +157,25 @@ impl<T: FromWorker> FromExecution for Shared<T> {
     type Rejection = String;
 
     async fn from_execution(execution: &Execution) -> Result<Self, Self::Rejection> {
-        let (Some(values), Some(worker)) = (execution.worker_values(), execution.worker()) else {
+        let (Some(context), Some(worker)) = (WorkerContext::of(execution), execution.worker())
+        else {
             return Err("shared values exist only inside a worker".to_owned());
         };
-        values.get_or_build::<T>(worker).await.map(Self)
+        context.values.get_or_build::<T>(worker).await.map(Self)
+    }
+}
+
+/// What a worker gives each of its runs for injection: its docket handle and its shared
+/// values. One per worker, shared by every run (the run's control block holds it).
+pub(crate) struct WorkerContext {
+    pub docket: Docket,
+    pub values: Arc<WorkerValues>,
+}
+
+impl WorkerContext {
+    /// The context of the worker running `execution`.
+    pub(crate) fn of(execution: &Execution) -> Option<&Self> {
+        execution.control()?.worker::<Self>()
     }
 }
 

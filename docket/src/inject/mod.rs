@@ -29,13 +29,18 @@
 
 mod builtins;
 mod depends;
+mod schedule;
 
 use std::future::Future;
 
-pub use builtins::{Progress, Retry, TaskKey, WorkerInfo};
-pub(crate) use depends::WorkerValues;
+pub use builtins::{Progress, Retry, TaskKey};
 pub use depends::{Depends, FromWorker, Shared};
+pub(crate) use depends::{WorkerContext, WorkerValues};
+pub use schedule::{ForcedRetry, Perpetual, Timeout};
 
+pub use crate::model::WorkerInfo;
+
+use crate::client::Docket;
 use crate::execution::Execution;
 
 /// A type a task can take as a parameter, resolved from the running [`Execution`].
@@ -62,10 +67,23 @@ impl FromExecution for Execution {
     }
 }
 
-impl FromExecution for crate::Docket {
-    type Rejection = std::convert::Infallible;
+impl FromExecution for Docket {
+    type Rejection = &'static str;
 
     async fn from_execution(execution: &Execution) -> Result<Self, Self::Rejection> {
-        Ok(execution.docket().clone())
+        WorkerContext::of(execution)
+            .map(|context| context.docket.clone())
+            .ok_or("the execution is not running in a worker")
+    }
+}
+
+impl FromExecution for WorkerInfo {
+    type Rejection = &'static str;
+
+    async fn from_execution(execution: &Execution) -> Result<Self, Self::Rejection> {
+        execution
+            .worker()
+            .cloned()
+            .ok_or("the execution is not running in a worker")
     }
 }

@@ -1,4 +1,4 @@
-//! docket's metrics (SPEC §9), kept in one process-wide registry and written in the
+//! docket's metrics, kept in one process-wide registry and written in the
 //! Prometheus text format (0.0.4).
 //!
 //! Counters are exposed as `name_total`, and also under their plain name as untyped

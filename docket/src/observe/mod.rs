@@ -1,5 +1,5 @@
-//! Observability endpoints a worker serves: health on `--healthcheck-port` and
-//! Prometheus text on `--metrics-port`.
+//! Observability: docket's metrics and their Prometheus text, trace context, and the
+//! small HTTP server a worker serves health and metrics with.
 
 mod http;
 pub(crate) mod metrics;
@@ -8,41 +8,6 @@ pub(crate) mod trace;
 pub(crate) use http::{Response, serve};
 pub use metrics::prometheus_text;
 
-use crate::worker::WorkerStatus;
-
-/// The health check's answer: 200 while the worker runs and is not draining, 503 with
-/// the reason otherwise.
-pub(crate) fn health(docket: &str, worker: &str, status: WorkerStatus) -> Response {
-    let problem = if !status.running {
-        Some("not running")
-    } else if status.draining {
-        Some("draining: no longer taking tasks")
-    } else if !status.connected {
-        Some("lost the connection to the docket")
-    } else if status.since_progress > status.stall_limit {
-        Some("the worker loop has stalled")
-    } else {
-        None
-    };
-    let body = serde_json::json!({
-        "status": problem.map_or("healthy", |_| "unhealthy"),
-        "reason": problem,
-        "docket": docket,
-        "worker": worker,
-        "tasks_running": status.tasks_running,
-        "disruptions": status.disruptions,
-        "last_progress_ms": u64::try_from(status.since_progress.as_millis()).unwrap_or(u64::MAX),
-    });
-    Response::json(if problem.is_some() { 503 } else { 200 }, &body)
-}
-
-/// Ready once the worker runs: its strikes are loaded and its consumer group exists.
-pub(crate) fn ready(docket: &str, worker: &str, status: WorkerStatus) -> Response {
-    let ready = status.running && status.connected && !status.draining;
-    let body = serde_json::json!({ "ready": ready, "docket": docket, "worker": worker });
-    Response::json(if ready { 200 } else { 503 }, &body)
-}
-
 /// Every metric of the process in the Prometheus text format.
 pub(crate) fn metrics_response() -> Response {
     Response::text(
@@ -50,50 +15,4 @@ pub(crate) fn metrics_response() -> Response {
         "text/plain; version=0.0.4; charset=utf-8",
         prometheus_text(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(running: bool, draining: bool) -> WorkerStatus {
-        WorkerStatus {
-            running,
-            draining,
-            tasks_running: 2,
-            disruptions: 1,
-            connected: true,
-            since_progress: std::time::Duration::from_millis(10),
-            stall_limit: std::time::Duration::from_secs(5),
-        }
-    }
-
-    #[test]
-    fn health_says_why() {
-        let ok = health("d", "w", status(true, false));
-        assert_eq!(ok.code, 200);
-        assert!(ok.body.contains("\"healthy\""), "{}", ok.body);
-        assert_eq!(health("d", "w", status(true, true)).code, 503);
-        assert!(
-            health("d", "w", status(false, false))
-                .body
-                .contains("not running")
-        );
-        let lost = WorkerStatus {
-            connected: false,
-            ..status(true, false)
-        };
-        let answer = health("d", "w", lost);
-        assert_eq!(answer.code, 503);
-        assert!(
-            answer.body.contains("lost the connection"),
-            "{}",
-            answer.body
-        );
-        let stalled = WorkerStatus {
-            since_progress: std::time::Duration::from_mins(1),
-            ..status(true, false)
-        };
-        assert!(health("d", "w", stalled).body.contains("stalled"));
-    }
 }

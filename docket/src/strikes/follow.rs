@@ -6,26 +6,20 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Instruction, Strike, StrikeSet};
-use crate::backend::Backend;
+use crate::backend::{Backend, EntryId};
+use crate::model::{Instruction, Strike, StrikeSet};
 
 /// How many entries one read takes.
 pub(crate) const READ_BATCH: usize = 512;
 /// How long a caught-up follower blocks waiting for a new instruction.
 const BLOCK: Duration = Duration::from_secs(1);
 
-/// A stream entry id, comparable: Redis `ms-seq`, or memory's sequence number.
-fn entry_id(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Progress {
     /// The replay reached the end of the stream once.
     loaded: bool,
     /// The last entry applied.
-    last: (u64, u64),
+    last: EntryId,
 }
 
 /// One docket handle's view of the strikes in effect.
@@ -71,21 +65,19 @@ impl Strikes {
     }
 
     /// Waits until the entry `id` (one this handle wrote) is applied.
-    pub(crate) async fn wait_applied(&self, id: &str, within: Duration) -> bool {
-        let id = entry_id(id);
+    pub(crate) async fn wait_applied(&self, id: EntryId, within: Duration) -> bool {
         let mut progress = self.progress.subscribe();
         tokio::time::timeout(within, progress.wait_for(|p| p.loaded && p.last >= id))
             .await
             .is_ok_and(|r| r.is_ok())
     }
 
-    fn apply(&self, id: &str, instruction: Instruction) {
+    fn apply(&self, id: EntryId, instruction: Instruction) {
         self.set
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .apply(instruction);
-        self.progress
-            .send_modify(|p| p.last = p.last.max(entry_id(id)));
+        self.progress.send_modify(|p| p.last = p.last.max(id));
     }
 
     fn mark_loaded(&self) {
@@ -111,7 +103,7 @@ impl StrikeFollower {
 }
 
 async fn follow(backend: Arc<dyn Backend>, strikes: Arc<Strikes>, docket: String) {
-    let mut after: Option<String> = None;
+    let mut after: Option<EntryId> = None;
     let mut pause = Duration::from_millis(100);
     loop {
         let mut reader = match backend.strike_reader().await {
@@ -125,7 +117,7 @@ async fn follow(backend: Arc<dyn Backend>, strikes: Arc<Strikes>, docket: String
         };
         loop {
             let block = strikes.is_loaded().then_some(BLOCK);
-            match reader.read(after.as_deref(), block, READ_BATCH).await {
+            match reader.read(after, block, READ_BATCH).await {
                 Ok(entries) => {
                     pause = Duration::from_millis(100);
                     let caught_up = entries.len() < READ_BATCH;
@@ -135,7 +127,7 @@ async fn follow(backend: Arc<dyn Backend>, strikes: Arc<Strikes>, docket: String
                                 if !matches!(instruction, Instruction::Reset) {
                                     tracing::info!(%docket, entry = %id, ?instruction, "strike instruction");
                                 }
-                                strikes.apply(&id, instruction);
+                                strikes.apply(id, instruction);
                             }
                             Err(problem) => {
                                 tracing::warn!(%docket, entry = %id, %problem, "skipping a malformed strike instruction");

@@ -4,18 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use super::Task;
 use crate::error::{Error, Result};
-
-/// When a call is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Due {
-    /// As soon as a worker is free.
-    #[default]
-    Now,
-    /// This long after the docket's clock (the Redis server's, on Redis) reads now.
-    After(Duration),
-    /// At this instant.
-    At(SystemTime),
-}
+use crate::model::When;
 
 /// A typed call turned into its wire form, with an optional key and due time.
 ///
@@ -40,7 +29,7 @@ pub struct Call {
     pub(crate) function: &'static str,
     pub(crate) args: std::result::Result<String, String>,
     pub(crate) key: Option<String>,
-    pub(crate) due: Due,
+    pub(crate) due: When,
     /// The task's `debounce` settle time.
     pub(crate) debounce: Option<Duration>,
 }
@@ -56,14 +45,14 @@ impl Call {
     /// Runs the call at `when` (a [`SystemTime`] or a `chrono::DateTime`).
     #[must_use]
     pub fn at(mut self, when: impl Into<SystemTime>) -> Self {
-        self.due = Due::At(when.into());
+        self.due = When::At(when.into());
         self
     }
 
     /// Runs the call `delay` from now.
     #[must_use]
     pub fn after(mut self, delay: Duration) -> Self {
-        self.due = Due::After(delay);
+        self.due = When::After(delay);
         self
     }
 
@@ -87,7 +76,7 @@ impl<T: Task> From<T> for Call {
             function: T::NAME,
             args: serde_json::to_string(&task).map_err(|e| e.to_string()),
             key: None,
-            due: Due::Now,
+            due: When::Now,
             debounce: T::OPTIONS.debounce,
         }
     }

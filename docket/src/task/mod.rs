@@ -1,16 +1,11 @@
-//! Declaring tasks: the [`Task`] trait the macro implements, the options it carries, the
-//! registration every worker discovers, and [`Call`], a task call ready to schedule.
+//! Declaring tasks: the [`Task`] trait the macro implements, the options it carries, and
+//! [`Call`], a task call ready to schedule.
 
-pub mod builtin;
 mod call;
-mod options;
-mod registry;
+pub(crate) mod registry;
 
-pub use call::{Call, Due};
-pub use options::{ConcurrencyLimit, RateLimit, RetryPolicy, Schedule, TaskOptions};
-pub use registry::RunFuture;
-pub(crate) use registry::TaskSet;
-pub use registry::{TaskRegistration, registered};
+pub use crate::model::{ConcurrencyLimit, RateLimit, RetryPolicy, Schedule, TaskOptions};
+pub use call::Call;
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -23,6 +18,7 @@ pub trait Task: Serialize + Send + 'static {
     const NAME: &'static str;
     /// The options declared in the attribute.
     const OPTIONS: TaskOptions;
-    /// What a successful run returns (`()` stores no result).
+    /// What a successful run returns (`()` stores no result), and so what
+    /// [`Execution::result`](crate::Execution::result) gives for a call of this task.
     type Output: Serialize + DeserializeOwned + Send + 'static;
 }

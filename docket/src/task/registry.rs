@@ -4,13 +4,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use super::TaskOptions;
-use crate::error::TaskError;
 use crate::execution::Execution;
+use crate::model::{TaskError, TaskOptions};
 
 /// The future a runner returns: the serialized output (`None` when there is nothing to
 /// store) or the run's failure.
-#[doc(hidden)]
 pub type RunFuture = Pin<Box<dyn Future<Output = Result<Option<String>, TaskError>> + Send>>;
 
 /// One task linked into the binary, as `#[docket::task]` registers it.
@@ -26,7 +24,7 @@ pub struct TaskRegistration {
 }
 
 impl TaskRegistration {
-    #[doc(hidden)]
+    /// A registration, as `#[docket::task]` makes it.
     pub const fn new(
         name: &'static str,
         module_path: &'static str,
@@ -71,13 +69,6 @@ impl TaskRegistration {
 inventory::collect!(TaskRegistration);
 
 /// Every task registered in this binary, in no particular order.
-///
-/// ```
-/// #[docket::task(name = "listed")]
-/// async fn listed_task() {}
-///
-/// assert!(docket::task::registered().any(|t| t.name() == "listed"));
-/// ```
 pub fn registered() -> impl Iterator<Item = &'static TaskRegistration> {
     inventory::iter::<TaskRegistration>.into_iter()
 }
@@ -107,5 +98,152 @@ impl TaskSet {
         let mut names: Vec<_> = self.by_name.keys().copied().collect();
         names.sort_unstable();
         names
+    }
+}
+
+/// One task selector: a `--tasks` entry, or an entry given to `WorkerBuilder::tasks`.
+#[derive(Debug, PartialEq, Eq)]
+enum Selector {
+    /// `charge`: a task name, or a top-level module.
+    Word(String),
+    /// `myapp::billing` or `myapp.billing`.
+    Module(String),
+    /// `myapp.billing:charge`.
+    Qualified { module: String, name: String },
+}
+
+impl Selector {
+    fn parse(entry: &str) -> Self {
+        let bytes = entry.as_bytes();
+        // A lone `:` (not half of `::`) separates the module from the task.
+        let lone = (0..bytes.len()).rev().find(|&i| {
+            bytes[i] == b':' && (i == 0 || bytes[i - 1] != b':') && bytes.get(i + 1) != Some(&b':')
+        });
+        let module = |path: &str| path.replace('.', "::");
+        match lone {
+            Some(i) => Self::Qualified {
+                module: module(&entry[..i]),
+                name: entry[i + 1..].to_owned(),
+            },
+            None if entry.contains('.') || entry.contains("::") => Self::Module(module(entry)),
+            None => Self::Word(entry.to_owned()),
+        }
+    }
+
+    fn selects(&self, task: &TaskRegistration) -> bool {
+        let under = |module: &str| {
+            let path = task.module_path();
+            path == module
+                || path
+                    .strip_prefix(module)
+                    .is_some_and(|rest| rest.starts_with("::"))
+        };
+        match self {
+            Self::Word(word) => task.name() == word || under(word),
+            Self::Module(module) => under(module),
+            Self::Qualified { module, name } => task.name() == name && under(module),
+        }
+    }
+}
+
+/// The tasks of `all` that `entries` select. Each entry is a task name, a module path
+/// (`myapp::billing` or `myapp.billing`: the tasks declared in it or below), or
+/// `module:task` (`myapp.billing:charge`); blank entries select nothing.
+///
+/// # Errors
+/// An entry that selects nothing, named, with the tasks there are.
+pub(crate) fn select(
+    entries: &[String],
+    all: &[&'static TaskRegistration],
+) -> Result<Vec<&'static TaskRegistration>, String> {
+    let entries = entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty());
+    let mut chosen: Vec<&'static TaskRegistration> = Vec::new();
+    for entry in entries {
+        let selector = Selector::parse(entry);
+        let matches: Vec<_> = all
+            .iter()
+            .copied()
+            .filter(|t| selector.selects(t))
+            .collect();
+        if matches.is_empty() {
+            let mut known: Vec<String> = all
+                .iter()
+                .map(|t| format!("{} ({})", t.name(), t.module_path()))
+                .collect();
+            known.sort();
+            return Err(format!(
+                "`{entry}` matches no task linked into this binary; use a task name, a \
+                 module path or module:task; the tasks are: {}",
+                known.join(", ")
+            ));
+        }
+        for task in matches {
+            if !chosen.iter().any(|c| std::ptr::eq(*c, task)) {
+                chosen.push(task);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    mod billing {
+        #[docket::task(name = "cli_charge")]
+        pub async fn charge() {}
+
+        pub mod refunds {
+            #[docket::task(name = "cli_refund")]
+            pub async fn refund() {}
+        }
+    }
+
+    #[docket::task(name = "cli_audit")]
+    async fn audit() {}
+
+    fn names(entries: &[&str]) -> Result<Vec<&'static str>, String> {
+        let entries: Vec<String> = entries.iter().map(|e| (*e).to_owned()).collect();
+        let chosen = select(&entries, &registered().collect::<Vec<_>>())?;
+        let mut names: Vec<_> = chosen.iter().map(|t| t.name()).collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    #[test]
+    fn by_name_module_and_module_task() {
+        let here = module_path!();
+        assert_eq!(names(&["cli_audit"]).unwrap(), ["cli_audit"]);
+        assert_eq!(
+            names(&[&format!("{here}::billing")]).unwrap(),
+            ["cli_charge", "cli_refund"]
+        );
+        let dotted = format!("{}.billing.refunds", here.replace("::", "."));
+        assert_eq!(names(&[&dotted]).unwrap(), ["cli_refund"]);
+        let qualified = format!("{}.billing:cli_charge", here.replace("::", "."));
+        assert_eq!(names(&[&qualified]).unwrap(), ["cli_charge"]);
+        assert_eq!(
+            names(&["cli_audit", "cli_charge", "cli_audit"]).unwrap(),
+            ["cli_audit", "cli_charge"]
+        );
+        assert!(
+            select(&[], &registered().collect::<Vec<_>>())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_entry_that_selects_nothing_is_named() {
+        let error = names(&["cli_audit", "nope"]).unwrap_err();
+        assert!(error.contains("`nope` matches no task"), "{error}");
+        assert!(error.contains("cli_audit ("), "{error}");
+        // A module prefix must end at a `::` boundary.
+        let here = module_path!();
+        let error = names(&[&format!("{here}::bill")]).unwrap_err();
+        assert!(error.contains("matches no task"), "{error}");
+        let qualified = format!("{here}::billing:cli_audit");
+        assert!(names(&[&qualified]).is_err());
     }
 }

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use crate::client::Docket;
 use crate::error::Result;
-use crate::execution::ExecutionRecord;
+use crate::model::ExecutionRecord;
 use crate::task::Task;
 
 /// The calls waiting in `docket`: queued (due) and scheduled (future), soonest first.
@@ -50,7 +50,7 @@ pub async fn waiting(docket: &Docket) -> Result<Vec<ExecutionRecord>> {
         .into_iter()
         .chain(snapshot.scheduled)
         .collect();
-    all.sort_by_key(|r| r.when);
+    all.sort_by_key(|r| r.message.when);
     Ok(all)
 }
 
@@ -68,9 +68,9 @@ fn listing(records: &[ExecutionRecord]) -> String {
         let _ = write!(
             out,
             "\n  {} {} {} ({})",
-            r.function,
-            r.args,
-            r.key,
+            r.message.function,
+            r.message.args,
+            r.message.key,
             r.state.as_str()
         );
         out
@@ -85,7 +85,7 @@ pub async fn count_tasks<T: Task>(docket: &Docket) -> usize {
     waiting_or_panic(docket)
         .await
         .iter()
-        .filter(|r| r.function == T::NAME)
+        .filter(|r| r.message.function == T::NAME)
         .count()
 }
 
@@ -96,7 +96,7 @@ pub async fn count_tasks<T: Task>(docket: &Docket) -> usize {
 pub async fn assert_task_scheduled<T: Task>(docket: &Docket) -> ExecutionRecord {
     let all = waiting_or_panic(docket).await;
     all.iter()
-        .find(|r| r.function == T::NAME)
+        .find(|r| r.message.function == T::NAME)
         .cloned()
         .unwrap_or_else(|| panic!("no `{}` is scheduled; waiting: {}", T::NAME, listing(&all)))
 }
@@ -110,8 +110,9 @@ pub async fn assert_call_scheduled<T: Task>(docket: &Docket, call: &T) -> Execut
     let all = waiting_or_panic(docket).await;
     all.iter()
         .find(|r| {
-            r.function == T::NAME
-                && serde_json::from_str::<serde_json::Value>(&r.args).is_ok_and(|a| a == expected)
+            r.message.function == T::NAME
+                && serde_json::from_str::<serde_json::Value>(&r.message.args)
+                    .is_ok_and(|a| a == expected)
         })
         .cloned()
         .unwrap_or_else(|| {
@@ -129,7 +130,7 @@ pub async fn assert_call_scheduled<T: Task>(docket: &Docket, call: &T) -> Execut
 /// When another number is, listing what is waiting.
 pub async fn assert_task_count<T: Task>(docket: &Docket, count: usize) {
     let all = waiting_or_panic(docket).await;
-    let found = all.iter().filter(|r| r.function == T::NAME).count();
+    let found = all.iter().filter(|r| r.message.function == T::NAME).count();
     assert!(
         found == count,
         "expected {count} `{}` waiting, found {found}; waiting: {}",

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Settings, Shared, Worker};
-use crate::behaviors::{Behavior, PerpetualBehavior, RetryBehavior};
+use super::{Settings, Shared, Worker, builtin};
+use crate::behaviors::{Behavior, Behaviors, SharedBehavior};
 use crate::client::Docket;
-use crate::error::{Error, Result, TaskError, TaskErrorKind};
+use crate::error::{Error, Result};
 use crate::execution::Execution;
-use crate::inject::{FromWorker, WorkerInfo, WorkerValues};
+use crate::inject::{FromWorker, WorkerContext, WorkerValues};
+use crate::model::{TaskError, TaskErrorKind, TaskOptions, WorkerInfo};
 use crate::observe::metrics;
-use crate::task::{RunFuture, TaskRegistration, TaskSet, builtin, registered};
+use crate::task::registry::{self, RunFuture, TaskRegistration, TaskSet, registered};
 
 /// What a worker does with a message whose function it does not know.
 #[derive(Clone)]
@@ -53,10 +54,16 @@ pub struct WorkerBuilder {
     docket: Docket,
     name: Option<String>,
     settings: Settings,
-    tasks: Option<Vec<&'static TaskRegistration>>,
+    tasks: Option<Tasks>,
     fallback: Option<Fallback>,
-    behaviors: Vec<Arc<dyn Behavior>>,
+    behaviors: Vec<SharedBehavior>,
     values: Arc<WorkerValues>,
+}
+
+/// The tasks a worker was told to run, as selectors or as registrations.
+enum Tasks {
+    Selected(Vec<String>),
+    Registered(Vec<&'static TaskRegistration>),
 }
 
 impl std::fmt::Debug for WorkerBuilder {
@@ -183,7 +190,7 @@ impl WorkerBuilder {
     /// Adds a behaviour around every run, after the built-in retry and perpetual ones
     /// and any added before it.
     pub fn behavior(mut self, behavior: impl Behavior) -> Self {
-        self.behaviors.push(Arc::new(behavior));
+        self.behaviors.push(SharedBehavior::new(behavior));
         self
     }
 
@@ -194,10 +201,39 @@ impl WorkerBuilder {
         self
     }
 
-    /// Runs only these tasks instead of every registered one (the built-in `trace`,
-    /// `fail` and `sleep` are always included).
-    pub fn tasks(mut self, tasks: impl IntoIterator<Item = &'static TaskRegistration>) -> Self {
-        self.tasks = Some(tasks.into_iter().collect());
+    /// Runs only the tasks these select instead of every registered one (the built-in
+    /// `trace`, `fail` and `sleep` are always included). Each selector is a task name, a
+    /// module path (`myapp::billing` or `myapp.billing`: the tasks declared in it or
+    /// below) or `module:task`, as `docket worker --tasks` takes them.
+    ///
+    /// ```
+    /// #[docket::task]
+    /// async fn charge(cents: u64) {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> docket::Result<()> {
+    /// let docket = docket::Docket::connect("doc-tasks", "memory://doc-tasks").await?;
+    /// let worker = docket::Worker::builder(docket.clone()).tasks(["charge"]).build()?;
+    /// assert!(worker.task_names().contains(&"charge"));
+    ///
+    /// let error = docket::Worker::builder(docket).tasks(["refund"]).build().unwrap_err();
+    /// assert!(error.to_string().contains("`refund` matches no task"));
+    /// # Ok(()) }
+    /// ```
+    pub fn tasks<I>(mut self, selectors: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.tasks = Some(Tasks::Selected(
+            selectors.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
+
+    /// Runs only these registrations (and the built-in tasks).
+    pub(crate) fn registrations(mut self, tasks: Vec<&'static TaskRegistration>) -> Self {
+        self.tasks = Some(Tasks::Registered(tasks));
         self
     }
 
@@ -225,47 +261,11 @@ impl WorkerBuilder {
     /// Checks the options and builds the worker.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] naming an option out of range.
+    /// [`Error::InvalidOption`] naming an option out of range, or a task selector that
+    /// selects nothing.
     pub fn build(self) -> Result<Worker> {
-        let s = &self.settings;
-        let positive = [
-            ("redelivery_timeout", s.redelivery_timeout),
-            ("minimum_check_interval", s.minimum_check_interval),
-            ("scheduling_resolution", s.scheduling_resolution),
-            ("heartbeat_interval", s.heartbeat_interval),
-            ("automatic_interval", s.automatic_interval),
-        ];
-        for (name, value) in positive {
-            if value.is_zero() {
-                return Err(Error::InvalidOption {
-                    name,
-                    value: format!("{value:?}"),
-                    reason: "must be greater than zero".into(),
-                });
-            }
-        }
-        if s.concurrency == 0 {
-            return Err(Error::InvalidOption {
-                name: "concurrency",
-                value: "0".into(),
-                reason: "a worker must run at least one task at a time".into(),
-            });
-        }
-        if s.missed_heartbeats == 0 {
-            return Err(Error::InvalidOption {
-                name: "missed_heartbeats",
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        let mut tasks = TaskSet::default();
-        match self.tasks {
-            Some(chosen) => registered()
-                .filter(|t| builtin::NAMES.contains(&t.name()))
-                .chain(chosen)
-                .for_each(|t| tasks.insert(t)),
-            None => registered().for_each(|t| tasks.insert(t)),
-        }
+        check(&self.settings)?;
+        let tasks = served(self.tasks)?;
         let name = self.name.unwrap_or_else(default_name);
         if name.is_empty() {
             return Err(Error::InvalidOption {
@@ -282,24 +282,39 @@ impl WorkerBuilder {
                 (task, labels)
             })
             .collect();
+        // A slot is held as long as a message; a rule the store cannot answer now is
+        // asked again after a reconnection pause.
+        let lease = self.settings.redelivery_timeout;
+        let retry_in = self
+            .settings
+            .reconnection_delay
+            .max(Duration::from_millis(100));
+        let behaviors = tasks
+            .registrations()
+            .into_iter()
+            .map(|task| {
+                let behaviors =
+                    Behaviors::for_task(&self.behaviors, task.options(), lease, retry_in);
+                (task.name(), behaviors)
+            })
+            .collect();
+        let other_behaviors =
+            Behaviors::for_task(&self.behaviors, &TaskOptions::new(), lease, retry_in);
+        let context = Arc::new(WorkerContext {
+            docket: self.docket.clone(),
+            values: self.values.clone(),
+        });
         Ok(Worker {
             shared: Arc::new(Shared {
                 task_labels,
                 docket: self.docket,
-                info: WorkerInfo {
-                    name: name.into(),
-                    concurrency: self.settings.concurrency,
-                },
+                info: WorkerInfo::new(name.into(), self.settings.concurrency),
                 settings: self.settings,
                 tasks,
                 fallback: self.fallback,
-                behaviors: [
-                    Arc::new(RetryBehavior) as Arc<dyn Behavior>,
-                    Arc::new(PerpetualBehavior),
-                ]
-                .into_iter()
-                .chain(self.behaviors)
-                .collect(),
+                behaviors,
+                other_behaviors,
+                context,
                 values: self.values,
                 in_flight: Mutex::new(HashMap::new()),
                 unmatched_cancels: Mutex::default(),
@@ -313,4 +328,67 @@ impl WorkerBuilder {
             }),
         })
     }
+}
+
+/// Refuses settings out of range, naming the option.
+fn check(s: &Settings) -> Result<()> {
+    let positive = [
+        ("redelivery_timeout", s.redelivery_timeout),
+        ("minimum_check_interval", s.minimum_check_interval),
+        ("scheduling_resolution", s.scheduling_resolution),
+        ("heartbeat_interval", s.heartbeat_interval),
+        ("automatic_interval", s.automatic_interval),
+    ];
+    for (name, value) in positive {
+        if value.is_zero() {
+            return Err(Error::InvalidOption {
+                name,
+                value: format!("{value:?}"),
+                reason: "must be greater than zero".into(),
+            });
+        }
+    }
+    if s.concurrency == 0 {
+        return Err(Error::InvalidOption {
+            name: "concurrency",
+            value: "0".into(),
+            reason: "a worker must run at least one task at a time".into(),
+        });
+    }
+    if s.missed_heartbeats == 0 {
+        return Err(Error::InvalidOption {
+            name: "missed_heartbeats",
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The tasks a worker serves: every registered one, or those it was told (the built-in
+/// ones always).
+fn served(told: Option<Tasks>) -> Result<TaskSet> {
+    let all: Vec<&'static TaskRegistration> = registered().collect();
+    let chosen = match told {
+        None => None,
+        Some(Tasks::Registered(chosen)) => Some(chosen),
+        Some(Tasks::Selected(selectors)) => Some(registry::select(&selectors, &all).map_err(
+            |reason| Error::InvalidOption {
+                name: "tasks",
+                value: selectors.join(", "),
+                reason,
+            },
+        )?),
+    };
+    let mut tasks = TaskSet::default();
+    match chosen {
+        Some(chosen) => all
+            .iter()
+            .copied()
+            .filter(|t| builtin::NAMES.contains(&t.name()))
+            .chain(chosen)
+            .for_each(|t| tasks.insert(t)),
+        None => all.iter().copied().for_each(|t| tasks.insert(t)),
+    }
+    Ok(tasks)
 }

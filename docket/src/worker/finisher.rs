@@ -28,15 +28,15 @@ use crate::observe::metrics;
 /// Most completions written in one call.
 const BATCH: usize = 256;
 
-/// How many endings a batch can hold: each holds a run's permit, so there are never
+/// How many handovers a batch can hold: each holds a run's permit, so there are never
 /// more than the worker's concurrency (a batch's buffer, allocated for the worker's
 /// lifetime, is sized by it, not by [`BATCH`]).
 fn batch_size(concurrency: usize) -> usize {
     concurrency.clamp(1, BATCH)
 }
 
-/// One run's end, as the finisher takes it.
-pub(super) struct Ending {
+/// One run's end, handed over to the finisher.
+pub(super) struct Handover {
     pub finish: Finish,
     /// The run's execution, naming its task and key in what is reported.
     pub execution: Execution,
@@ -47,43 +47,43 @@ pub(super) struct Ending {
     pub written: Option<oneshot::Sender<()>>,
 }
 
-/// What a batch keeps of each ending while its finishes are written.
+/// What a batch keeps of each handover while its finishes are written.
 struct Pending {
     execution: Execution,
     written: Option<oneshot::Sender<()>>,
 }
 
 pub(super) struct Finisher {
-    sender: mpsc::Sender<Ending>,
+    sender: mpsc::Sender<Handover>,
     task: JoinHandle<()>,
-    /// One permit per ending the batch being written holds (there is one batch at a
-    /// time, of at most `capacity` endings).
+    /// One permit per handover the batch being written holds (there is one batch at a
+    /// time, of at most `capacity` handovers).
     writing: Arc<Semaphore>,
     capacity: usize,
 }
 
 /// The runs' end of the finisher.
 #[derive(Clone)]
-pub(super) struct FinishSender(mpsc::Sender<Ending>);
+pub(super) struct FinishSender(mpsc::Sender<Handover>);
 
 impl FinishSender {
     /// Hands one run's end to the finisher, which records it with the next batch.
     ///
     /// It never waits (a run's future keeps no send in flight, which made it a third
-    /// larger): the channel holds as many endings as the worker has permits, and each
-    /// ending holds one.
-    pub(super) fn finish(&self, shared: &Shared, ending: Ending) {
-        match self.0.try_send(ending) {
+    /// larger): the channel holds as many handovers as the worker has permits, and each
+    /// handover holds one.
+    pub(super) fn finish(&self, shared: &Shared, handover: Handover) {
+        match self.0.try_send(handover) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Closed(ending)) => {
-                report(shared, &ending.execution, &Err(Error::Closed));
+            Err(mpsc::error::TrySendError::Closed(handover)) => {
+                report(shared, &handover.execution, &Err(Error::Closed));
             }
-            Err(mpsc::error::TrySendError::Full(ending)) => {
-                debug_assert!(false, "more endings than permits");
+            Err(mpsc::error::TrySendError::Full(handover)) => {
+                debug_assert!(false, "more handovers than permits");
                 let sender = self.0.clone();
                 tokio::spawn(async move {
-                    if let Err(mpsc::error::SendError(ending)) = sender.send(ending).await {
-                        unrecorded(ending.execution.key(), &Error::Closed);
+                    if let Err(mpsc::error::SendError(handover)) = sender.send(handover).await {
+                        unrecorded(handover.execution.key(), &Error::Closed);
                     }
                 });
             }
@@ -120,7 +120,7 @@ impl Finisher {
         FinishSender(self.sender.clone())
     }
 
-    /// Whether a batch is being written. Ask after the worker's permits: an ending
+    /// Whether a batch is being written. Ask after the worker's permits: a handover
     /// holds its run's permit until its batch holds writing permits, so when every
     /// permit is free and then nothing is being written, every end handed over is
     /// written.
@@ -154,11 +154,11 @@ impl Finisher {
     }
 }
 
-/// Takes the endings in batches of at most `batch` (`writing` has as many permits), one
-/// batch at a time: the batch takes a writing permit per ending before it frees the
-/// runs' permits, is written with `write`, and each ending is reported with `report`.
+/// Takes the handovers in batches of at most `batch` (`writing` has as many permits), one
+/// batch at a time: the batch takes a writing permit per handover before it frees the
+/// runs' permits, is written with `write`, and each handover is reported with `report`.
 async fn write_batches<W, F>(
-    mut receiver: mpsc::Receiver<Ending>,
+    mut receiver: mpsc::Receiver<Handover>,
     writing: Arc<Semaphore>,
     batch: usize,
     mut write: W,
@@ -167,23 +167,23 @@ async fn write_batches<W, F>(
     W: FnMut(Vec<Finish>) -> F,
     F: Future<Output = Result<Vec<FinishOutcome>>>,
 {
-    let mut endings = Vec::with_capacity(batch);
-    while receiver.recv_many(&mut endings, batch).await > 0 {
-        let held = u32::try_from(endings.len()).unwrap_or(u32::MAX);
+    let mut handovers = Vec::with_capacity(batch);
+    while receiver.recv_many(&mut handovers, batch).await > 0 {
+        let held = u32::try_from(handovers.len()).unwrap_or(u32::MAX);
         // The last batch is written, so these are free, unless `all_written` is waiting
         // (it takes permits as they come): then this batch waits its turn. (The
         // semaphore is never closed.)
         let unwritten = writing.clone().acquire_many_owned(held).await.ok();
-        let mut runs = Vec::with_capacity(endings.len());
-        let mut pending = Vec::with_capacity(endings.len());
-        for ending in endings.drain(..) {
-            runs.push(ending.finish);
+        let mut runs = Vec::with_capacity(handovers.len());
+        let mut pending = Vec::with_capacity(handovers.len());
+        for handover in handovers.drain(..) {
+            runs.push(handover.finish);
             pending.push(Pending {
-                execution: ending.execution,
-                written: ending.written,
+                execution: handover.execution,
+                written: handover.written,
             });
             // The run's place in the worker's concurrency: free for the next claim.
-            drop(ending.permit);
+            drop(handover.permit);
         }
         let outcomes = write(runs).await;
         let mut listeners = Vec::new();
@@ -238,7 +238,7 @@ async fn write(shared: &Shared, runs: Vec<Finish>) -> Result<Vec<FinishOutcome>>
         .reconnection_delay
         .min(Duration::from_secs(1));
     loop {
-        match backend.finish(&shared.info.name, runs.clone()).await {
+        match backend.finish(shared.info.name(), runs.clone()).await {
             Ok(outcomes) if outcomes.len() == runs.len() => return Ok(outcomes),
             Ok(outcomes) => {
                 return Err(Error::Protocol(format!(
@@ -266,32 +266,31 @@ async fn write(shared: &Shared, runs: Vec<Finish>) -> Result<Vec<FinishOutcome>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Outcome;
+    use crate::backend::{EntryId, Outcome};
 
     #[docket::task(name = "finisher_probe")]
     async fn probe() {}
 
-    fn ending(
+    fn handover(
         execution: Execution,
         permit: OwnedSemaphorePermit,
-    ) -> (Ending, oneshot::Receiver<()>) {
+    ) -> (Handover, oneshot::Receiver<()>) {
         let (written, heard) = oneshot::channel();
         let finish = Finish {
-            delivery_id: "1-0".into(),
+            delivery: EntryId::default(),
             key: execution.key().to_owned(),
             generation: execution.generation(),
             outcome: Outcome::Completed { result: None },
             next: None,
             slot: None,
-            release: false,
         };
-        let ending = Ending {
+        let handover = Handover {
             finish,
             execution,
             permit,
             written: Some(written),
         };
-        (ending, heard)
+        (handover, heard)
     }
 
     /// While a batch is written, its runs' permits are free for the next claim, and the
@@ -307,10 +306,10 @@ mod tests {
         // Both ends wait in the channel before the finisher starts: one batch of two.
         let mut heard = Vec::new();
         for _ in 0..2 {
-            let execution = docket.add(Probe::new()).await.unwrap();
+            let execution = docket.add(Probe::new()).await.unwrap().untyped();
             let permit = slots.clone().acquire_owned().await.unwrap();
-            let (ending, written) = ending(execution, permit);
-            sender.send(ending).await.unwrap();
+            let (handover, written) = handover(execution, permit);
+            sender.send(handover).await.unwrap();
             heard.push(written);
         }
         assert_eq!(slots.available_permits(), 0);

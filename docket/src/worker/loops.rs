@@ -10,8 +10,8 @@ use futures::StreamExt;
 use tokio::task::JoinSet;
 
 use super::Shared;
-use crate::backend::Cancelled;
-use crate::behaviors::seed_automatic;
+use super::automatic::seed_automatic;
+use crate::backend::{Cancelled, EntryId};
 
 /// Due tasks moved per scheduler pass.
 const PROMOTE_BATCH: usize = 1000;
@@ -35,10 +35,10 @@ impl Background {
         if let Err(error) = shared
             .docket
             .backend()
-            .leave(&shared.info.name, &tasks)
+            .leave(shared.info.name(), &tasks)
             .await
         {
-            tracing::debug!(worker = %shared.info.name, %error, "could not deregister the worker");
+            tracing::debug!(worker = %shared.info.name(), %error, "could not deregister the worker");
         }
     }
 }
@@ -71,7 +71,7 @@ fn lost_connection(shared: &Shared, what: &str, error: &crate::Error) {
     shared.mark_lost();
     tracing::warn!(
         docket = %shared.docket.name(),
-        worker = %shared.info.name,
+        worker = %shared.info.name(),
         %error,
         "{what} failed; retrying"
     );
@@ -117,7 +117,7 @@ async fn scheduler(shared: Arc<Shared>) {
 async fn renewer(shared: Arc<Shared>) {
     let every = (shared.settings.redelivery_timeout / 4).max(Duration::from_millis(10));
     while pause(&shared, every).await {
-        let (ids, slots): (Vec<String>, Vec<_>) = {
+        let (ids, slots): (Vec<EntryId>, Vec<_>) = {
             let in_flight = shared
                 .in_flight
                 .lock()
@@ -126,7 +126,7 @@ async fn renewer(shared: Arc<Shared>) {
                 .values()
                 .filter_map(|run| Some((run.slot.clone()?, run.key.clone())))
                 .collect();
-            (in_flight.keys().cloned().collect(), slots)
+            (in_flight.keys().copied().collect(), slots)
         };
         if ids.is_empty() {
             continue;
@@ -135,11 +135,11 @@ async fn renewer(shared: Arc<Shared>) {
         if let Err(error) = shared.docket.backend().renew_slots(slots, lease).await {
             lost_connection(&shared, "renewing concurrency slots", &error);
         }
-        match shared.docket.backend().renew(&shared.info.name, ids).await {
+        match shared.docket.backend().renew(shared.info.name(), ids).await {
             Ok(lost) => {
                 // A run that ended while the renewal was on its way released its
                 // message itself: only runs still in flight have lost their hold.
-                let still_running: Vec<String> = {
+                let still_running: Vec<EntryId> = {
                     let in_flight = shared
                         .in_flight
                         .lock()
@@ -150,7 +150,7 @@ async fn renewer(shared: Arc<Shared>) {
                 };
                 for id in still_running {
                     tracing::warn!(
-                        worker = %shared.info.name,
+                        worker = %shared.info.name(),
                         delivery = %id,
                         "lost the hold on a running task; another worker may run it"
                     );
@@ -170,7 +170,7 @@ async fn heartbeat(shared: Arc<Shared>) {
         match shared
             .docket
             .backend()
-            .heartbeat(&shared.info.name, &tasks, expire_after)
+            .heartbeat(shared.info.name(), &tasks, expire_after)
             .await
         {
             Ok(()) => {
@@ -276,9 +276,9 @@ async fn automatic(shared: Arc<Shared>) {
     }
     let every = shared.settings.automatic_interval;
     loop {
-        match seed_automatic(&shared.docket, &shared.info.name, &tasks, every).await {
+        match seed_automatic(&shared.docket, shared.info.name(), &tasks, every).await {
             Ok(seeded) if !seeded.is_empty() => tracing::info!(
-                docket = %shared.docket.name(), worker = %shared.info.name, tasks = ?seeded,
+                docket = %shared.docket.name(), worker = %shared.info.name(), tasks = ?seeded,
                 "seeded automatic tasks"
             ),
             Ok(_) => {}

@@ -1,4 +1,8 @@
-//! [`Worker`]: claims tasks from a docket and runs them (SPEC §5).
+//! [`Worker`]: claims tasks from a docket and runs them.
+//!
+//! [`main_loop`] claims deliveries and starts a [`run`] for each; the [`finisher`] writes
+//! how runs ended in batches; [`loops`] keep the worker's other duties (the scheduler,
+//! lease renewal, heartbeats, cancellations, seeding [`automatic`] tasks).
 //!
 //! ```
 //! # #[docket::task] async fn shout(word: String) -> String { word.to_uppercase() }
@@ -16,35 +20,39 @@
 //!     .redelivery_timeout(Duration::from_secs(60))
 //!     .build()?;
 //! worker.run_until_finished().await?;
-//! assert_eq!(execution.result::<String>().await?, "HI");
+//! assert_eq!(execution.result().await?, "HI");
 //! # Ok(()) }
 //! ```
 
+mod automatic;
 mod builder;
+pub mod builtin;
 mod finisher;
-mod gates;
+pub(crate) mod health;
 mod loops;
+mod main_loop;
 mod run;
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 pub use builder::{Fallback, WorkerBuilder};
 
-use crate::backend::{Claimed, Consumer, Delivery};
-use crate::behaviors::Behavior;
+use crate::backend::{EntryId, Slot};
+use crate::behaviors::Behaviors;
 use crate::client::Docket;
 use crate::error::{Error, Result};
-use crate::inject::{WorkerInfo, WorkerValues};
+use crate::inject::WorkerValues;
+use crate::model::WorkerInfo;
 use crate::observe::metrics::Labels;
-use crate::task::TaskSet;
+use crate::task::registry::TaskSet;
 
 /// A worker: runs the tasks it knows, as many at once as its concurrency allows.
 ///
@@ -61,14 +69,18 @@ pub(crate) struct Shared {
     pub settings: Settings,
     pub tasks: TaskSet,
     pub fallback: Option<Fallback>,
-    /// The built-in behaviours, then the user's, in order.
-    pub behaviors: Vec<Arc<dyn Behavior>>,
+    /// The behaviours asked about each task's runs, by task.
+    pub behaviors: HashMap<&'static str, Behaviors>,
+    /// The behaviours asked about runs of tasks this worker does not know (the fallback).
+    pub other_behaviors: Behaviors,
     /// `Shared<T>` values: given on the builder, or built on first use.
     pub values: Arc<WorkerValues>,
+    /// What every run is given for injection (its docket, the shared values).
+    pub context: Arc<dyn Any + Send + Sync>,
     /// Metric labels of this worker and each task it knows, by task.
     pub task_labels: HashMap<&'static str, Labels>,
-    /// In-flight deliveries: delivery id → key, for renewal and cancellation.
-    pub in_flight: Mutex<HashMap<String, InFlight>>,
+    /// In-flight deliveries: delivery → key, for renewal and cancellation.
+    pub in_flight: Mutex<HashMap<EntryId, InFlight>>,
     /// Cancellations that found no run here, kept a while for a run claimed just before
     /// and registered just after (only touched with `in_flight` locked).
     pub unmatched_cancels: Mutex<loops::UnmatchedCancels>,
@@ -94,7 +106,7 @@ impl Shared {
         {
             tracing::info!(
                 docket.name = %self.docket.name(),
-                docket.worker = %self.info.name,
+                docket.worker = %self.info.name(),
                 "connection to the docket restored"
             );
         }
@@ -111,7 +123,7 @@ impl Shared {
 
     /// Metric labels of this worker (and a task).
     pub(crate) fn labels(&self, task: Option<&str>) -> Labels {
-        crate::observe::metrics::labels(self.docket.name(), Some(&self.info.name), task)
+        crate::observe::metrics::labels(self.docket.name(), Some(self.info.name()), task)
     }
 
     /// Metric labels of this worker and a task, made once for each task it knows.
@@ -121,6 +133,11 @@ impl Shared {
             None => Cow::Owned(self.labels(Some(task))),
         }
     }
+
+    /// The behaviours asked about runs of `task`.
+    pub(crate) fn behaviors(&self, task: &str) -> &Behaviors {
+        self.behaviors.get(task).unwrap_or(&self.other_behaviors)
+    }
 }
 
 /// A run in progress.
@@ -129,7 +146,7 @@ pub(crate) struct InFlight {
     pub generation: u64,
     pub abort: futures::future::AbortHandle,
     /// The concurrency slot the run holds, renewed with its message.
-    pub slot: Option<crate::backend::Slot>,
+    pub slot: Option<Slot>,
 }
 
 /// The worker's tuning, as the production guide names it.
@@ -182,7 +199,7 @@ impl ShutdownHandle {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Forever,
     UntilFinished,
     AtMost(HashMap<String, usize>),
@@ -196,10 +213,10 @@ impl Worker {
 
     /// The worker's name.
     pub fn name(&self) -> &str {
-        &self.shared.info.name
+        self.shared.info.name()
     }
 
-    /// The names of the tasks this worker runs.
+    /// The names of the tasks this worker runs, the built-in ones included.
     pub fn task_names(&self) -> Vec<&'static str> {
         self.shared.tasks.names()
     }
@@ -274,14 +291,14 @@ impl Worker {
         if shared.running.swap(true, Ordering::AcqRel) {
             return Err(Error::InvalidOption {
                 name: "run",
-                value: shared.info.name.to_string(),
+                value: shared.info.name().to_string(),
                 reason: "this worker is already running".into(),
             });
         }
         let _running = Running(shared);
         // Nothing runs before the strikes in effect are known.
         if !shared.docket.strikes_loaded(Duration::from_secs(1)).await {
-            tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name, "waiting for the strikes to load");
+            tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name(), "waiting for the strikes to load");
             let mut stopping = shared.stopping.subscribe();
             tokio::select! {
                 () = async { while !shared.docket.strikes_loaded(Duration::from_mins(1)).await {} } => {}
@@ -293,20 +310,22 @@ impl Worker {
         }
         tracing::info!(
             docket = %shared.docket.name(),
-            worker = %shared.info.name,
+            worker = %shared.info.name(),
             concurrency = shared.settings.concurrency,
             tasks = ?shared.tasks.names(),
             "worker starting"
         );
         let background = loops::spawn_all(shared.clone());
         // The loop logs within the caller's span, as if it ran in the caller's future.
-        let main_loop = MainLoop::new(shared.clone(), mode).run().in_current_span();
+        let main_loop = main_loop::MainLoop::new(shared.clone(), mode)
+            .run()
+            .in_current_span();
         let result = OwnedTask(tokio::spawn(main_loop)).await;
         background.stop().await;
         shared.values.teardown().await;
         // Ready for another run; a shutdown asked for before this one started was honoured.
         shared.stopping.send_replace(false);
-        tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name, "worker stopped");
+        tracing::info!(docket = %shared.docket.name(), worker = %shared.info.name(), "worker stopped");
         result
     }
 }
@@ -314,15 +333,11 @@ impl Worker {
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
-            .field("name", &self.shared.info.name)
+            .field("name", &self.shared.info.name())
             .field("settings", &self.shared.settings)
             .finish_non_exhaustive()
     }
 }
-
-/// The longest a draining worker waits for its last runs before it looks again whether
-/// anything is left (`run_until_finished`, `run_at_most`).
-const SETTLE_WAIT: Duration = Duration::from_millis(20);
 
 /// Marks the worker as not running when its run ends, however it ends: returned, or its
 /// future dropped by the caller (a `select!` that took another branch), so that it can
@@ -364,297 +379,5 @@ impl std::future::Future for OwnedTask {
                 // Aborted only when the runtime itself shuts down.
                 Err(_) => Err(Error::Closed),
             })
-    }
-}
-
-/// Claims deliveries and hands them to runs, within the concurrency.
-struct MainLoop {
-    shared: Arc<Shared>,
-    mode: Mode,
-    slots: Arc<Semaphore>,
-    runs: JoinSet<run::Ran>,
-    finisher: finisher::Finisher,
-    consumer: Option<Box<dyn Consumer>>,
-    /// `run_at_most`: runs started per limited key, shared with the runs.
-    limits: Option<Arc<run::RunLimits>>,
-    backoff: Duration,
-    next_sweep: tokio::time::Instant,
-    /// The last claim got nothing at all.
-    looked_empty: bool,
-}
-
-impl MainLoop {
-    fn new(shared: Arc<Shared>, mode: Mode) -> Self {
-        let limits = match &mode {
-            Mode::AtMost(limits) => Some(Arc::new(run::RunLimits::new(limits.clone()))),
-            _ => None,
-        };
-        let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
-        let finisher = finisher::Finisher::spawn(shared.clone());
-        let backoff = shared.settings.reconnection_delay;
-        Self {
-            shared,
-            mode,
-            slots,
-            runs: JoinSet::new(),
-            finisher,
-            consumer: None,
-            limits,
-            backoff,
-            looked_empty: false,
-            next_sweep: tokio::time::Instant::now(),
-        }
-    }
-
-    fn sweep_interval(&self) -> Duration {
-        (self.shared.settings.redelivery_timeout / 4)
-            .clamp(Duration::from_millis(25), Duration::from_secs(30))
-    }
-
-    async fn run(mut self) -> Result<()> {
-        let mut stopping = self.shared.stopping.subscribe();
-        loop {
-            self.reap_finished().await;
-            if *stopping.borrow_and_update() {
-                break;
-            }
-            // Wait for a free slot (or a stop request) before claiming.
-            let first = tokio::select! {
-                permit = self.slots.clone().acquire_owned() => permit.map_err(|_| Error::Closed)?,
-                _ = stopping.changed() => continue,
-                Some(ran) = self.runs.join_next() => { self.account(ran).await; continue; }
-            };
-            let mut permits = vec![first];
-            while let Ok(permit) = self.slots.clone().try_acquire_owned() {
-                permits.push(permit);
-            }
-            match self.claim(permits.len()).await {
-                Ok(claimed) => {
-                    self.shared.mark_ok();
-                    self.backoff = self.shared.settings.reconnection_delay;
-                    let idle = claimed.deliveries.is_empty();
-                    let ran_dry = !idle && claimed.deliveries.len() < permits.len();
-                    self.looked_empty = idle;
-                    for delivery in claimed.deliveries {
-                        let Some(permit) = permits.pop() else { break };
-                        self.start(delivery, permit);
-                    }
-                    drop(permits);
-                    // Draining (not `run_forever`): nothing read, or the stream ran dry.
-                    // Rather than block on it for a whole check interval, wait a little
-                    // (20 ms at most) for what runs here to end and be written, and stop
-                    // as soon as nothing is left anywhere.
-                    let draining = self.mode != Mode::Forever;
-                    let done = if draining && idle {
-                        self.nothing_left().await
-                    } else if draining && ran_dry {
-                        self.settled().await && self.nothing_left().await
-                    } else {
-                        false
-                    };
-                    if done {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    drop(permits);
-                    self.disrupted(&error).await;
-                }
-            }
-        }
-        self.drain().await;
-        Ok(())
-    }
-
-    /// Claims new deliveries and, when it is time, sweeps abandoned ones.
-    async fn claim(&mut self, free: usize) -> Result<Claimed> {
-        // Runs of this worker still going (the slots neither free nor held for this
-        // claim), or whose end is still being written.
-        let in_flight = !self.runs.is_empty()
-            || self.slots.available_permits() + free < self.shared.settings.concurrency
-            || self.finisher.unwritten();
-        let shared = self.shared.clone();
-        let backend = shared.docket.backend();
-        let mut claimed = Claimed::default();
-        if tokio::time::Instant::now() >= self.next_sweep {
-            self.next_sweep = tokio::time::Instant::now() + self.sweep_interval();
-            claimed.deliveries = backend
-                .reclaim(&shared.info.name, shared.settings.redelivery_timeout, free)
-                .await?;
-            for delivery in &claimed.deliveries {
-                tracing::warn!(
-                    docket = %shared.docket.name(),
-                    worker = %shared.info.name,
-                    key = %delivery.message.key,
-                    task = %delivery.message.function,
-                    attempt = delivery.message.attempt,
-                    "redelivering a task whose worker stopped renewing it"
-                );
-            }
-        }
-        let free = free - claimed.deliveries.len();
-        if free == 0 {
-            return Ok(claimed);
-        }
-        if self.consumer.is_none() {
-            self.consumer = Some(backend.consumer(&shared.info.name).await?);
-        }
-        let consumer = self.consumer.as_mut().ok_or(Error::Closed)?;
-        let draining = self.mode != Mode::Forever;
-        let block = if !claimed.deliveries.is_empty() {
-            Duration::ZERO
-        } else if draining && in_flight {
-            // The last runs may end any moment, and then the docket may be empty: look
-            // again soon rather than after a whole check interval.
-            shared.settings.minimum_check_interval.min(SETTLE_WAIT)
-        } else if draining && !self.looked_empty {
-            // Nothing runs here and the last read was not empty: look without waiting,
-            // as the docket may be done (the caller then checks).
-            Duration::ZERO
-        } else {
-            shared.settings.minimum_check_interval
-        };
-        match consumer.claim(free, block).await {
-            Ok(mut fresh) => {
-                for (key, function) in &fresh.superseded {
-                    tracing::debug!(key = %key, task = %function, "skipped a superseded message");
-                }
-                claimed.deliveries.append(&mut fresh.deliveries);
-                Ok(claimed)
-            }
-            Err(error) => {
-                // The reading connection is suspect: open a new one next time.
-                self.consumer = None;
-                if claimed.deliveries.is_empty() {
-                    Err(error)
-                } else {
-                    Ok(claimed)
-                }
-            }
-        }
-    }
-
-    fn start(&mut self, delivery: Delivery, permit: tokio::sync::OwnedSemaphorePermit) {
-        let shared = self.shared.clone();
-        let finisher = self.finisher.sender();
-        let limits = self.limits.clone();
-        self.runs
-            .spawn(run::execute(shared, delivery, finisher, permit, limits));
-    }
-
-    async fn reap_finished(&mut self) {
-        while let Some(ran) = self.runs.try_join_next() {
-            self.account(ran).await;
-        }
-    }
-
-    async fn account(&mut self, ran: std::result::Result<run::Ran, tokio::task::JoinError>) {
-        // A key that used up its runs has its next copy cancelled, so that the docket
-        // empties and the worker returns.
-        if let Ok(run::Ran { used_up: Some(key) }) = ran
-            && let Err(error) = self.shared.docket.cancel(&key).await
-        {
-            tracing::warn!(key = %key, %error, "could not stop a key at its run limit");
-        }
-    }
-
-    /// Waits, briefly, until every slot is free, the last batch of ends is written, and
-    /// every run's task has returned: every run started here has ended and its end is
-    /// written. False when the wait ran out first; claiming then goes on as before (a
-    /// run still going, a child it queued meanwhile, are not held up for long).
-    async fn settled(&mut self) -> bool {
-        let all = u32::try_from(self.shared.settings.concurrency).unwrap_or(u32::MAX);
-        let interval = self.shared.settings.minimum_check_interval.min(SETTLE_WAIT);
-        let slots = self.slots.clone();
-        let all_written = self.finisher.all_written();
-        let runs = &mut self.runs;
-        let mut ended = Vec::new();
-        let settled = tokio::time::timeout(interval, async {
-            // Every permit first: then no end is left to join a batch, and the last
-            // batch is the one being written.
-            let free = slots.acquire_many(all).await.is_ok();
-            all_written.await;
-            // A run hands its slot to the finisher just before its task returns: wait for
-            // those returns too, or the worker would not yet count as finished.
-            while let Some(ran) = runs.join_next().await {
-                ended.push(ran);
-            }
-            free
-        })
-        .await;
-        // Accounted outside the wait, so that running out of time never cuts one short.
-        for ran in ended {
-            self.account(ran).await;
-        }
-        matches!(settled, Ok(true))
-    }
-
-    /// Whether a draining worker is done ([`finished`](Self::finished)); a backend error
-    /// counts as not done, after the usual reconnection pause.
-    async fn nothing_left(&mut self) -> bool {
-        match self.finished().await {
-            Ok(done) => done,
-            Err(error) => {
-                self.disrupted(&error).await;
-                false
-            }
-        }
-    }
-
-    /// Nothing is running here, and nothing is live in the docket.
-    async fn finished(&mut self) -> Result<bool> {
-        self.reap_finished().await;
-        // A permit still taken belongs to a run, or to an end waiting for its batch;
-        // asked first, as an end trades its permit for a writing one (see
-        // `Finisher::unwritten`).
-        let idle = self.slots.available_permits() == self.shared.settings.concurrency
-            && !self.finisher.unwritten();
-        if !self.runs.is_empty() || !idle {
-            return Ok(false);
-        }
-        let counts = self.shared.docket.backend().live_counts().await?;
-        Ok(counts.is_empty())
-    }
-
-    async fn disrupted(&mut self, error: &Error) {
-        self.shared.mark_lost();
-        tracing::warn!(
-            docket = %self.shared.docket.name(),
-            worker = %self.shared.info.name,
-            %error,
-            retry_in = ?self.backoff,
-            "lost the connection to the docket; reconnecting"
-        );
-        let mut stopping = self.shared.stopping.subscribe();
-        tokio::select! {
-            () = tokio::time::sleep(self.backoff) => {}
-            _ = stopping.wait_for(|stop| *stop) => {}
-        }
-        let cap = (self.shared.settings.reconnection_delay * 8).max(Duration::from_secs(1));
-        self.backoff = (self.backoff * 2).min(cap);
-    }
-
-    /// Lets running tasks finish, up to the drain timeout; the rest stay pending for
-    /// redelivery.
-    async fn drain(mut self) {
-        let deadline = tokio::time::Instant::now() + self.shared.settings.drain_timeout;
-        while !self.runs.is_empty() {
-            match tokio::time::timeout_at(deadline, self.runs.join_next()).await {
-                Ok(Some(ran)) => self.account(ran).await,
-                Ok(None) => break,
-                Err(_) => {
-                    tracing::warn!(
-                        worker = %self.shared.info.name,
-                        left = self.runs.len(),
-                        "drain timeout: leaving unfinished tasks for redelivery"
-                    );
-                    self.runs.abort_all();
-                    break;
-                }
-            }
-        }
-        // Finishes already handed over get a moment even when the drain ran out.
-        let grace = tokio::time::Instant::now() + Duration::from_secs(1);
-        self.finisher.close(deadline.max(grace)).await;
     }
 }

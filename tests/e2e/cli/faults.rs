@@ -142,7 +142,7 @@ async fn a_stopped_worker_cannot_complete_a_run_it_lost() {
 
     let taker = cli.worker(&["--name", "taker", "--redelivery-timeout", "1s"]);
     wait_for_state(&docket, "slow", ExecutionState::Completed).await;
-    assert_eq!(execution.result::<String>().await.unwrap(), "taker");
+    assert_eq!(execution.result().await.unwrap(), "taker");
     let before = execution.record().await.unwrap().unwrap();
 
     signal(&stopped, "CONT");
@@ -161,7 +161,7 @@ async fn a_stopped_worker_cannot_complete_a_run_it_lost() {
         Some("taker"),
         "the stale worker recorded nothing"
     );
-    assert_eq!(after.generation, before.generation);
+    assert_eq!(after.message.generation, before.message.generation);
     assert_eq!(after.completed_at, before.completed_at);
 
     sigterm(&stopped);
@@ -284,7 +284,7 @@ async fn a_worker_whose_clock_is_30s_fast_does_not_run_tasks_early() {
         .expect("start a worker under libfaketime");
 
     let clock = docket.add(crate::tasks::AppClock::new()).await.unwrap();
-    let worker_now = tokio::time::timeout(Duration::from_secs(20), clock.result::<u64>())
+    let worker_now = tokio::time::timeout(Duration::from_secs(20), clock.result())
         .await
         .expect("the worker ran app_clock")
         .unwrap();
@@ -309,14 +309,20 @@ async fn a_worker_whose_clock_is_30s_fast_does_not_run_tasks_early() {
         );
     }
     for execution in &executions {
-        tokio::time::timeout(Duration::from_secs(20), execution.result::<u64>())
+        tokio::time::timeout(Duration::from_secs(20), execution.result())
             .await
             .expect("the scheduled task ran")
             .unwrap();
         let record = record_of(&docket, execution.key()).await;
         let started = record.started_at.expect("a started run");
-        let early = record.when.duration_since(started).unwrap_or_default();
-        let late = started.duration_since(record.when).unwrap_or_default();
+        let early = record
+            .message
+            .when
+            .duration_since(started)
+            .unwrap_or_default();
+        let late = started
+            .duration_since(record.message.when)
+            .unwrap_or_default();
         println!("{}: started {late:?} after due", execution.key());
         assert_eq!(early, Duration::ZERO, "started {early:?} before it was due");
         assert!(late < Duration::from_secs(1), "started {late:?} late");

@@ -127,13 +127,13 @@ async fn metrics_count_every_run_with_their_labels() {
     let name = cli.target.name.clone();
     for n in 0..12 {
         docket
-            .add(docket::task::builtin::Trace::new(format!("hello {n}")))
+            .add(docket::worker::builtin::Trace::new(format!("hello {n}")))
             .await
             .unwrap();
     }
     for n in 0..5 {
         docket
-            .add(docket::task::builtin::Fail::new(format!("boom {n}")))
+            .add(docket::worker::builtin::Fail::new(format!("boom {n}")))
             .await
             .unwrap();
     }

@@ -122,7 +122,7 @@ async fn sigterm_leaves_the_rest_for_the_next_worker() {
         assert_eq!(state(key.clone()).await, ExecutionState::Completed, "{key}");
     }
     let record = record_of(&docket, &long).await;
-    assert_eq!(record.attempt, 1, "a redelivery is not a retry");
+    assert_eq!(record.message.attempt, 1, "a redelivery is not a retry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

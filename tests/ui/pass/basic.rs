@@ -47,7 +47,7 @@ fn main() {
     let Tidy {} = Tidy::new();
 
     // Every task registers itself, with its data parameters in order.
-    let registered = |name: &str| docket::task::registered().find(|task| task.name() == name);
+    let registered = |name: &str| docket::__private::registered().find(|task| task.name() == name);
     assert_eq!(
         registered("send_email").unwrap().parameters(),
         ["to", "subject"]

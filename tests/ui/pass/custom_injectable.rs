@@ -35,7 +35,7 @@ fn main() {
     assert_eq!(call.span, Span { start: 1, end: 9 });
     let _: Call = call.into();
     let _: <Reindex as Task>::Output = String::new();
-    let registration = docket::task::registered()
+    let registration = docket::__private::registered()
         .find(|task| task.name() == "reindex")
         .unwrap();
     assert_eq!(registration.parameters(), ["shard", "span"]);

@@ -11,8 +11,8 @@ fn main() {
     assert_eq!(<SendEmail as Task>::NAME, "mail.send");
     let call: Call = SendEmail::new("ada@example.com".to_owned()).into();
     assert_eq!(call.function(), "mail.send");
-    let names: Vec<&str> = docket::task::registered()
-        .map(docket::task::TaskRegistration::name)
+    let names: Vec<&str> = docket::__private::registered()
+        .map(docket::__private::TaskRegistration::name)
         .collect();
     assert!(names.contains(&"mail.send"));
     assert!(!names.contains(&"send_email"));

@@ -1,19 +1,20 @@
-//! Admission control in memory: admission.lua and the prelude's `wake_scope`, each a
-//! critical section over the store.
+//! Admission in memory: admission.lua and the prelude's `wake_scope`, each a critical
+//! section over the store.
 
 use std::time::{Duration, Instant};
 
 use super::MemoryBackend;
 use super::store::{Entry, State};
-use crate::backend::{AdmissionCheck, SLOT_LEASE, Slot};
-use crate::execution::ExecutionState;
+use crate::backend::{AdmissionRule, Slot};
+use crate::model::ExecutionState;
 
 impl MemoryBackend {
-    pub(super) fn check(&self, check: AdmissionCheck) -> Option<Duration> {
+    /// Decides a rule: `None` admits; `Some(wait)` refuses.
+    pub(super) fn decide(&self, rule: AdmissionRule) -> Option<Duration> {
         let now = Instant::now();
         let mut state = self.state();
-        match check {
-            AdmissionCheck::Slot { slot, key, lease } => {
+        match rule {
+            AdmissionRule::Concurrency { slot, key, lease } => {
                 let admitted = state
                     .slots
                     .get(&slot.scope)
@@ -28,7 +29,7 @@ impl MemoryBackend {
                 }
                 (!admitted).then_some(Duration::ZERO)
             }
-            AdmissionCheck::Cooldown { scope, window } => {
+            AdmissionRule::Cooldown { scope, window } => {
                 if state
                     .cooldowns
                     .get(&scope)
@@ -39,7 +40,7 @@ impl MemoryBackend {
                 state.cooldowns.insert(scope, now + window);
                 None
             }
-            AdmissionCheck::Rate {
+            AdmissionRule::RateLimit {
                 scope, limit, per, ..
             } => {
                 let runs = state.rates.entry(scope).or_default();
@@ -63,6 +64,21 @@ impl MemoryBackend {
         }
     }
 
+    /// Extends the slots these runs hold.
+    pub(super) fn extend_slots(&self, held: Vec<(Slot, String)>, lease: Duration) {
+        let until = Instant::now() + lease;
+        let mut state = self.state();
+        for (slot, key) in held {
+            if let Some(expiry) = state
+                .slots
+                .get_mut(&slot.scope)
+                .and_then(|s| s.get_mut(&key))
+            {
+                *expiry = until;
+            }
+        }
+    }
+
     /// Drops expired holders of `slot`; whether one more may hold it.
     pub(super) fn has_free_slot(state: &mut State, slot: &Slot, now: Instant) -> bool {
         let holders = state.slots.entry(slot.scope.clone()).or_default();
@@ -76,8 +92,15 @@ impl MemoryBackend {
         }
     }
 
-    /// Wakes waiters of `slot` into its free slots, oldest first, reserving each a slot.
-    pub(super) fn wake_scope(&self, state: &mut State, slot: &Slot, now: Instant) -> usize {
+    /// Wakes waiters of `slot` into its free slots, oldest first, reserving each a slot
+    /// for `lease`.
+    pub(super) fn wake_scope(
+        &self,
+        state: &mut State,
+        slot: &Slot,
+        lease: Duration,
+        now: Instant,
+    ) -> usize {
         let mut woke = 0;
         while Self::has_free_slot(state, slot, now) {
             let Some(key) = state
@@ -111,7 +134,7 @@ impl MemoryBackend {
                 .slots
                 .entry(slot.scope.clone())
                 .or_default()
-                .insert(key.as_ref().to_owned(), now + SLOT_LEASE);
+                .insert(key.as_ref().to_owned(), now + lease);
             woke += 1;
         }
         if woke > 0 {
@@ -120,8 +143,9 @@ impl MemoryBackend {
         woke
     }
 
-    /// Wakes waiters of every scope (holders that died free their slots by expiring).
-    pub(super) fn wake_all(&self) -> usize {
+    /// Wakes waiters of every scope (holders that died free their slots by expiring),
+    /// reserving each a slot for `lease`.
+    pub(super) fn wake_all(&self, lease: Duration) -> usize {
         let now = Instant::now();
         let mut state = self.state();
         let scopes: Vec<Slot> = state
@@ -135,7 +159,7 @@ impl MemoryBackend {
             .collect();
         scopes
             .iter()
-            .map(|slot| self.wake_scope(&mut state, slot, now))
+            .map(|slot| self.wake_scope(&mut state, slot, lease, now))
             .sum()
     }
 }

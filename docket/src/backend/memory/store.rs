@@ -14,10 +14,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::backend::{Message, WorkerEntry};
-use crate::error::TaskError;
-use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
-use crate::strikes::Instruction;
+use crate::model::{
+    ActiveWorker, DeadLetter, ExecutionRecord, ExecutionState, Instruction, Message, ProgressState,
+    TaskError,
+};
 
 /// The arguments of a call without parameters, shared by every such record.
 const NO_ARGS: &str = "{}";
@@ -32,7 +32,7 @@ pub(super) struct Record {
     /// Deliveries of the current generation (dead-lettered past the limit).
     pub deliveries: u32,
     pub generation: u64,
-    /// The stream entry holding the queued or delivered message (see [`Record::seq`]).
+    /// The stream entry of its message (see [`Record::seq`]).
     stream_seq: Option<NonZeroU64>,
     pub function: Name,
     pub args: Arc<str>,
@@ -64,8 +64,15 @@ impl Rare {
 }
 
 impl Record {
-    /// A new generation's record, placed as `state` (in the stream at `stream_seq`).
-    pub fn new(message: Placed, state: ExecutionState, stream_seq: Option<u64>) -> Self {
+    /// A new record of `message`, placed as `state` (in the stream at `stream_seq`),
+    /// holding its task's interned name and its arguments in the store's form.
+    pub fn new(
+        message: &Message,
+        function: Name,
+        args: Arc<str>,
+        state: ExecutionState,
+        stream_seq: Option<u64>,
+    ) -> Self {
         let mut record = Self {
             state,
             has_result: false,
@@ -73,8 +80,8 @@ impl Record {
             deliveries: 0,
             generation: message.generation,
             stream_seq: stream_seq.and_then(NonZeroU64::new),
-            function: message.function,
-            args: message.args,
+            function,
+            args,
             worker: None,
             when: message.when,
             started_at: None,
@@ -82,11 +89,42 @@ impl Record {
             expires: None,
             rare: None,
         };
-        record.set_traceparent(message.traceparent);
+        record.set_traceparent(message.traceparent.clone());
         record
     }
 
-    /// The stream entry holding the queued or delivered message.
+    /// Moves the record to its next generation, as a fresh record of the same call due
+    /// at `when` (with other arguments when `args` says), placed as `state`.
+    pub fn next_generation(
+        &mut self,
+        when: SystemTime,
+        attempt: u32,
+        args: Option<Arc<str>>,
+        traceparent: Option<String>,
+        state: ExecutionState,
+        stream_seq: Option<u64>,
+    ) {
+        *self = Self {
+            state,
+            has_result: false,
+            attempt,
+            deliveries: 0,
+            generation: self.generation + 1,
+            stream_seq: stream_seq.and_then(NonZeroU64::new),
+            function: self.function.clone(),
+            args: args.unwrap_or_else(|| self.args.clone()),
+            worker: None,
+            when,
+            started_at: None,
+            completed_at: None,
+            expires: None,
+            rare: None,
+        };
+        self.set_traceparent(traceparent);
+    }
+
+    /// The stream entry holding the queued or delivered message; once the record ended,
+    /// the last one (a run cancelled while running is still told apart by it).
     pub fn seq(&self) -> Option<u64> {
         self.stream_seq.map(NonZeroU64::get)
     }
@@ -139,16 +177,14 @@ impl Record {
         self.shrink();
     }
 
-    /// The record as the backend interface hands it out.
+    /// The record as the backend interface hands it out. A record does not keep its
+    /// message's trace context (it travels with the message), as on Redis.
     pub fn to_execution(&self, key: &str) -> ExecutionRecord {
+        let mut message = self.to_message(key);
+        message.traceparent = None;
         ExecutionRecord {
-            key: key.to_owned(),
+            message,
             state: self.state,
-            generation: self.generation,
-            function: self.function.as_str().to_owned(),
-            args: self.args.as_ref().to_owned(),
-            attempt: self.attempt,
-            when: self.when,
             worker: self.worker.as_deref().map(str::to_owned),
             started_at: self.started_at,
             completed_at: self.completed_at,
@@ -157,7 +193,7 @@ impl Record {
         }
     }
 
-    /// The message of its current placement, as the backend interface hands it out.
+    /// The message of its current generation, as the backend interface hands it out.
     pub fn to_message(&self, key: &str) -> Message {
         Message {
             key: key.to_owned(),
@@ -177,16 +213,6 @@ impl Record {
 pub(super) struct At {
     pub now: Instant,
     pub wall: SystemTime,
-}
-
-/// A new generation's message, in the store's form, before it is placed.
-pub(super) struct Placed {
-    pub function: Name,
-    pub args: Arc<str>,
-    pub when: SystemTime,
-    pub attempt: u32,
-    pub generation: u64,
-    pub traceparent: Option<String>,
 }
 
 /// A stream entry: the key whose record holds the message, and the task's name (for
@@ -273,6 +299,13 @@ impl Stream {
         }
     }
 
+    /// The entries waiting for a worker, oldest first.
+    pub fn waiting_entries(&self) -> impl Iterator<Item = (u64, &Entry)> {
+        self.waiting
+            .iter()
+            .filter_map(|(seq, entry)| Some((*seq, entry.as_ref()?)))
+    }
+
     /// Entries waiting for a worker.
     pub fn waiting_len(&self) -> usize {
         self.waiting.len() - self.withdrawn
@@ -281,6 +314,13 @@ impl Stream {
     pub fn is_empty(&self) -> bool {
         self.waiting_len() == 0 && self.delivered.is_empty()
     }
+}
+
+/// A worker's last heartbeat, and when it lapses without another.
+#[derive(Debug)]
+pub(super) struct Beat {
+    pub worker: ActiveWorker,
+    pub lapses: Instant,
 }
 
 /// A task's or a worker's name, stored once however many records hold it, behind a
@@ -333,7 +373,7 @@ impl Names {
     }
 
     /// The arguments of a call, shared with every other call without parameters.
-    pub fn args(&mut self, args: String) -> Arc<str> {
+    pub fn args(&mut self, args: &str) -> Arc<str> {
         if args == NO_ARGS {
             self.no_args
                 .get_or_insert_with(|| Arc::from(NO_ARGS))
@@ -362,7 +402,7 @@ pub(super) struct State {
     pub parked: HashSet<Arc<str>>,
     pub results: HashMap<(Arc<str>, u64), (Box<str>, Instant)>,
     pub progress: HashMap<String, ProgressState>,
-    pub workers: HashMap<String, WorkerEntry>,
+    pub workers: HashMap<String, Beat>,
     pub sweep_lock: Option<(String, Instant)>,
     pub last_purge: Option<Instant>,
     /// Virtual time (`docket::testing`): how far the docket's clock is ahead of the
@@ -383,7 +423,7 @@ pub(super) struct State {
     /// Rate-limit windows: scope → run times.
     pub rates: HashMap<String, VecDeque<Instant>>,
     /// Dead-lettered calls, by key.
-    pub dead_letters: BTreeMap<String, crate::backend::DeadLetter>,
+    pub dead_letters: BTreeMap<String, DeadLetter>,
     /// Leases by name: holder and expiry.
     pub locks: HashMap<String, (String, Instant)>,
 }
@@ -410,21 +450,23 @@ impl State {
             .map_or_else(|| Arc::from(key), |(key, _)| key.clone())
     }
 
-    /// Queues `key`'s message when it is due by `wall`, else parks it until its time.
+    /// Queues `key`'s message (of `function`) when `when` is due by `wall`, else parks
+    /// it until its time.
     pub fn place(
         &mut self,
         key: &Arc<str>,
-        message: &Placed,
+        function: &Name,
+        when: SystemTime,
         wall: SystemTime,
     ) -> (ExecutionState, Option<u64>) {
-        if message.when <= wall {
+        if when <= wall {
             let seq = self.stream.push(Entry {
                 key: key.clone(),
-                function: message.function.clone(),
+                function: function.clone(),
             });
             (ExecutionState::Queued, Some(seq))
         } else {
-            self.queue.insert((message.when, key.clone()));
+            self.queue.insert((when, key.clone()));
             self.parked.insert(key.clone());
             (ExecutionState::Scheduled, None)
         }
@@ -491,7 +533,6 @@ impl State {
         if let Some(record) = self.records.get_mut(key) {
             record.state = state;
             record.completed_at = Some(at.wall);
-            record.stream_seq = None;
             record.expires = Some(at.now + ttl);
             // Its message is gone; a terminal record waits for nothing.
             record.rare = None;
@@ -583,10 +624,10 @@ mod tests {
         let mut names = Names::default();
         let first = names.get("task");
         assert!(Arc::ptr_eq(&first.0, &names.get("task").0));
-        let none = names.args(NO_ARGS.to_owned());
-        assert!(Arc::ptr_eq(&none, &names.args(NO_ARGS.to_owned())));
-        let some = names.args(r#"{"a":1}"#.to_owned());
-        assert!(!Arc::ptr_eq(&some, &names.args(r#"{"a":1}"#.to_owned())));
+        let none = names.args(NO_ARGS);
+        assert!(Arc::ptr_eq(&none, &names.args(NO_ARGS)));
+        let some = names.args(r#"{"a":1}"#);
+        assert!(!Arc::ptr_eq(&some, &names.args(r#"{"a":1}"#)));
         let worker = names.get("worker");
         drop(first);
         names.prune();
@@ -597,15 +638,16 @@ mod tests {
 
     #[test]
     fn a_record_boxes_only_what_it_has() {
-        let placed = Placed {
-            function: Names::default().get("task"),
-            args: Arc::from(NO_ARGS),
-            when: SystemTime::UNIX_EPOCH,
-            attempt: 1,
-            generation: 1,
-            traceparent: None,
-        };
-        let mut record = Record::new(placed, ExecutionState::Queued, Some(1));
+        let mut message = Message::unplaced("k".into(), "task".into(), NO_ARGS.into(), 1);
+        message.generation = 1;
+        let function = Names::default().get("task");
+        let mut record = Record::new(
+            &message,
+            function,
+            Arc::from(NO_ARGS),
+            ExecutionState::Queued,
+            Some(1),
+        );
         assert!(record.rare.is_none());
         assert_eq!(record.seq(), Some(1));
         record.set_waiting(Some("scope".into()));
@@ -617,6 +659,6 @@ mod tests {
             (message.key.as_str(), message.args.as_str()),
             ("k", NO_ARGS)
         );
-        assert_eq!(record.to_execution("k").key, "k");
+        assert_eq!(record.to_execution("k").message.key, "k");
     }
 }

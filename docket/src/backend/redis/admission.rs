@@ -1,31 +1,32 @@
-//! Admission control on Redis: concurrency slots, cooldowns and rate limits
-//! (admission.lua), and waking the waiters of slots whose holders died (wake.lua).
+//! Admission on Redis: concurrency slots, cooldowns and rate limits (admission.lua), and
+//! waking the waiters of slots whose holders died (wake.lua).
 
 use std::time::Duration;
 
 use super::Shared;
 use super::scripts::{SCRIPTS, load_into};
 use super::wire::duration_millis;
-use crate::backend::AdmissionCheck;
+use crate::backend::{AdmissionRule, Slot};
 use crate::error::Result;
 
-pub(super) async fn check(shared: &Shared, check: AdmissionCheck) -> Result<Option<Duration>> {
+/// Decides a rule in one script: `None` admits; `Some(wait)` refuses.
+pub(super) async fn admit(shared: &Shared, rule: AdmissionRule) -> Result<Option<Duration>> {
     let keys = &shared.keys;
     let mut invocation = SCRIPTS.admission.prepare_invoke();
-    match &check {
-        AdmissionCheck::Slot { slot, key, lease } => invocation
+    match &rule {
+        AdmissionRule::Concurrency { slot, key, lease } => invocation
             .key(keys.admission("concurrency", &slot.scope))
             .arg(keys.prefix())
-            .arg("slot")
+            .arg("concurrency")
             .arg(key)
             .arg(slot.max)
             .arg(duration_millis(*lease).max(1)),
-        AdmissionCheck::Cooldown { scope, window } => invocation
+        AdmissionRule::Cooldown { scope, window } => invocation
             .key(keys.admission("cooldown", scope))
             .arg(keys.prefix())
             .arg("cooldown")
             .arg(duration_millis(*window).max(1)),
-        AdmissionCheck::Rate {
+        AdmissionRule::RateLimit {
             scope,
             member,
             limit,
@@ -33,17 +34,17 @@ pub(super) async fn check(shared: &Shared, check: AdmissionCheck) -> Result<Opti
         } => invocation
             .key(keys.admission("rate", scope))
             .arg(keys.prefix())
-            .arg("rate")
+            .arg("rate_limit")
             .arg(member)
             .arg(limit)
             .arg(duration_millis(*per).max(1)),
     };
     let answer: i64 = invocation.invoke_async(&mut shared.connection()).await?;
-    Ok(match check {
-        AdmissionCheck::Slot { .. } | AdmissionCheck::Cooldown { .. } => {
+    Ok(match rule {
+        AdmissionRule::Concurrency { .. } | AdmissionRule::Cooldown { .. } => {
             (answer == 0).then_some(Duration::ZERO)
         }
-        AdmissionCheck::Rate { .. } => {
+        AdmissionRule::RateLimit { .. } => {
             (answer > 0).then(|| Duration::from_millis(u64::try_from(answer).unwrap_or(0)))
         }
     })
@@ -53,7 +54,7 @@ pub(super) async fn check(shared: &Shared, check: AdmissionCheck) -> Result<Opti
 /// round trip).
 pub(super) async fn renew(
     shared: &Shared,
-    held: Vec<(crate::backend::Slot, String)>,
+    held: Vec<(Slot, String)>,
     lease: Duration,
 ) -> Result<()> {
     if held.is_empty() {

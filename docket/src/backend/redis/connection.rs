@@ -20,8 +20,8 @@ use redis::{
 };
 
 use super::keys::{GROUP, Keys};
+use crate::backend::ConnectionOptions;
 use crate::backend::url::RedisUrl;
-use crate::client::ConnectionOptions;
 use crate::error::{Error, Result};
 
 /// Reconnection attempts of a command connection per disruption (the next command

@@ -12,8 +12,9 @@ use super::connection::{Connection, ensure_group, is_missing_group};
 use super::keys::GROUP;
 use super::scripts::SCRIPTS;
 use super::wire::{Malformed, duration_millis, parse_message, stream_entries, text_fields};
-use crate::backend::{BoxFuture, Claimed, Consumer, Delivery, Message, dead_letter_error};
-use crate::error::{Error, Result, TaskError, TaskErrorKind};
+use crate::backend::{BoxFuture, Claimed, Consumer, Delivery, EntryId, dead_letter_error};
+use crate::error::{Error, Result};
+use crate::model::{Message, TaskError, TaskErrorKind};
 
 /// A message as read from the stream: its id and fields.
 type Entry = (String, HashMap<String, String>);
@@ -159,20 +160,20 @@ async fn claim_entries(
             }
         }
     }
-    let verdicts: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
-    if verdicts.len() != parsed.len() {
+    let answers: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
+    if answers.len() != parsed.len() {
         return Err(Error::Protocol(format!(
             "claim.lua answered {} values for {} messages",
-            verdicts.len(),
+            answers.len(),
             parsed.len()
         )));
     }
 
     let mut claimed = Claimed::default();
-    for ((id, _, message), verdict) in parsed.into_iter().zip(verdicts) {
-        match (message, verdict.as_str()) {
+    for ((id, _, message), answer) in parsed.into_iter().zip(answers) {
+        match (message, answer.as_str()) {
             (Ok(message), "run") => claimed.deliveries.push(Delivery {
-                id,
+                id: stream_id(&id)?,
                 message,
                 redelivered,
             }),
@@ -203,10 +204,15 @@ async fn claim_entries(
 
 /// Resets the idle time of the messages `worker` still holds (renew.lua); returns the
 /// ones it lost.
-pub(super) async fn renew(shared: &Shared, worker: &str, ids: Vec<String>) -> Result<Vec<String>> {
+pub(super) async fn renew(
+    shared: &Shared,
+    worker: &str,
+    ids: Vec<EntryId>,
+) -> Result<Vec<EntryId>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let ids: Vec<String> = ids.iter().map(EntryId::to_string).collect();
     let lost: Vec<String> = SCRIPTS
         .renew
         .key(shared.keys.stream())
@@ -215,7 +221,12 @@ pub(super) async fn renew(shared: &Shared, worker: &str, ids: Vec<String>) -> Re
         .arg(ids)
         .invoke_async(&mut shared.connection())
         .await?;
-    Ok(lost)
+    lost.iter().map(|id| stream_id(id)).collect()
+}
+
+/// A stream id Redis gave.
+fn stream_id(id: &str) -> Result<EntryId> {
+    EntryId::parse(id).ok_or_else(|| Error::Protocol(format!("`{id}` is not a stream id")))
 }
 
 /// Sweeps abandoned messages (reclaim.lua) and claims them for `worker` (claim.lua).

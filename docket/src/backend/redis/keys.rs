@@ -1,4 +1,4 @@
-//! The Redis key layout of one docket (SPEC §4), computed in one place.
+//! The Redis key layout of one docket, computed in one place.
 //!
 //! Every key and channel starts with the docket's prefix. On a standalone server the
 //! prefix is the plain docket name; a cluster deployment hash-tags it (`{name}`) so that

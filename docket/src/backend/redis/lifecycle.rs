@@ -1,16 +1,18 @@
 //! The state transitions producers and workers drive: schedule, finish, promote, cancel
-//! and clear, each one script.
+//! and clear, each one script; the dead letters; named leases.
 
 use std::time::Duration;
 
 use super::Shared;
 use super::scripts::SCRIPTS;
+use super::wire;
 use super::wire::{due_args, duration_millis, next_args, parse_time};
-use crate::backend::SLOT_LEASE;
-use crate::backend::{Finish, FinishOutcome, NewTask, Outcome, Promotion, ScheduleOutcome};
+use crate::backend::{
+    DeadLetter, Finish, FinishOutcome, NewTask, Outcome, Promotion, SLOT_LEASE, ScheduleOutcome,
+    SlotChange,
+};
 use crate::error::{Error, Result};
-use crate::execution::Disposition;
-use crate::task::Due;
+use crate::model::{Disposition, When};
 
 /// Schedules a batch in one script: add.lua when every call is [`generated`], else
 /// schedule.lua.
@@ -30,25 +32,26 @@ pub(super) async fn schedule(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<S
         .arg(tasks.len());
     for task in tasks {
         // A generated key is sent short.
+        let message = &task.message;
         if generated(task) {
             invocation
                 .arg(3)
-                .arg(&task.key)
-                .arg(&task.function)
-                .arg(&task.args);
+                .arg(&message.key)
+                .arg(&message.function)
+                .arg(&message.args);
             continue;
         }
-        let (due_kind, due_ms) = due_args(&task.due);
+        let (due_kind, due_ms) = due_args(task.due);
         invocation
             .arg(8)
-            .arg(&task.key)
-            .arg(&task.function)
-            .arg(&task.args)
+            .arg(&message.key)
+            .arg(&message.function)
+            .arg(&message.args)
             .arg(due_kind)
             .arg(due_ms)
-            .arg(task.attempt)
+            .arg(message.attempt)
             .arg(if task.replace { "1" } else { "0" })
-            .arg(task.traceparent.as_deref().unwrap_or(""));
+            .arg(message.traceparent.as_deref().unwrap_or(""));
     }
     let reply: Vec<String> = invocation
         .invoke_async(&mut shared.connection())
@@ -65,8 +68,9 @@ pub(super) async fn schedule(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<S
         .chunks_exact(3)
         .zip(tasks)
         .map(|(answer, task)| {
-            let bad =
-                |what: &str| Error::Protocol(format!("scheduling `{}` answered {what}", task.key));
+            let bad = |what: &str| {
+                Error::Protocol(format!("scheduling `{}` answered {what}", task.message.key))
+            };
             Ok(ScheduleOutcome {
                 disposition: answer[0]
                     .parse::<Disposition>()
@@ -85,10 +89,10 @@ pub(super) async fn schedule(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<S
 /// first attempt, without trace context: queued without looking for a record.
 fn generated(task: &NewTask) -> bool {
     task.fresh
-        && matches!(task.due, Due::Now)
-        && task.attempt == 1
+        && task.due == When::Now
+        && task.message.attempt == 1
         && !task.replace
-        && task.traceparent.is_none()
+        && task.message.traceparent.is_none()
 }
 
 /// Queues a batch of [`generated`] calls (add.lua): each is generation 1, queued now.
@@ -97,9 +101,9 @@ async fn queue_generated(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<Sched
     invocation.arg(shared.keys.prefix()).arg(tasks.len());
     for task in tasks {
         invocation
-            .arg(&task.key)
-            .arg(&task.function)
-            .arg(&task.args);
+            .arg(&task.message.key)
+            .arg(&task.message.function)
+            .arg(&task.message.args);
     }
     let when: String = invocation
         .invoke_async(&mut shared.connection())
@@ -124,7 +128,7 @@ fn refused(shared: &Shared, error: redis::RedisError) -> Error {
             docket: shared.keys.prefix().to_owned(),
         }
     } else {
-        Error::Redis(error)
+        error.into()
     }
 }
 
@@ -164,11 +168,11 @@ pub(super) async fn finish(
             Outcome::Deferred => ("DEFERRED", String::new(), None),
         };
         let next = run.next.as_ref();
-        // A run that neither goes on nor held a slot (most) sends 7 arguments, not 15.
-        let plain = next.is_none() && !run.release;
+        // A run that neither goes on nor used a slot (most) sends 7 arguments, not 15.
+        let plain = next.is_none() && run.slot.is_none();
         invocation
             .arg(if plain { 7 } else { 15 })
-            .arg(&run.delivery_id)
+            .arg(run.delivery.to_string())
             .arg(&run.key)
             .arg(run.generation)
             .arg(state)
@@ -178,16 +182,22 @@ pub(super) async fn finish(
         if plain {
             continue;
         }
-        let (next_kind, next_ms) = next_args(next.map(|n| &n.due));
+        let (release, slot) = match &run.slot {
+            Some(SlotChange::Release(slot)) => ("1", Some(slot)),
+            Some(SlotChange::Await(slot)) => ("0", Some(slot)),
+            None => ("0", None),
+        };
+        let awaited = matches!(run.slot, Some(SlotChange::Await(_)));
+        let (next_kind, next_ms) = next_args(next.map(|n| n.due), awaited);
         invocation
             .arg(next_kind)
             .arg(next_ms)
             .arg(next.map_or(0, |n| n.attempt))
             .arg(next.and_then(|n| n.args.as_deref()).unwrap_or(""))
             .arg(next.and_then(|n| n.traceparent.as_deref()).unwrap_or(""))
-            .arg(if run.release { "1" } else { "0" })
-            .arg(run.slot.as_ref().map_or("", |s| s.scope.as_str()))
-            .arg(run.slot.as_ref().map_or(0, |s| s.max));
+            .arg(release)
+            .arg(slot.map_or("", |s| s.scope.as_str()))
+            .arg(slot.map_or(0, |s| s.max));
     }
     let reply: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
     if reply.len() != runs.len() {
@@ -251,4 +261,44 @@ pub(super) async fn clear(shared: &Shared) -> Result<usize> {
         .invoke_async(&mut shared.connection())
         .await?;
     Ok(removed)
+}
+
+/// The dead letters (a hash of JSON objects by key).
+pub(super) async fn dead_letters(shared: &Shared) -> Result<Vec<DeadLetter>> {
+    let entries: Vec<(String, String)> = redis::cmd("HGETALL")
+        .arg(shared.keys.dead_letters())
+        .query_async(&mut shared.connection())
+        .await?;
+    entries
+        .into_iter()
+        .map(|(key, json)| wire::dead_letter(key, &json))
+        .collect()
+}
+
+/// Forgets one dead letter; false when there was none for `key`.
+pub(super) async fn forget_dead_letter(shared: &Shared, key: &str) -> Result<bool> {
+    let removed: i64 = redis::cmd("HDEL")
+        .arg(shared.keys.dead_letters())
+        .arg(key)
+        .query_async(&mut shared.connection())
+        .await?;
+    Ok(removed > 0)
+}
+
+/// Takes the lease `name` for `holder` for `ttl` unless someone else holds it.
+pub(super) async fn try_lock(
+    shared: &Shared,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    let taken: Option<String> = redis::cmd("SET")
+        .arg(shared.keys.lock(name))
+        .arg(holder)
+        .arg("NX")
+        .arg("PX")
+        .arg(duration_millis(ttl).max(1))
+        .query_async(&mut shared.connection())
+        .await?;
+    Ok(taken.is_some())
 }

@@ -1,11 +1,12 @@
-//! The Redis backend (SPEC §3–§5): every state transition is one Lua script.
+//! The Redis backend: every state transition is one Lua script.
 //!
 //! Layout: [`keys`] names every key and channel; [`scripts`] holds the Lua scripts (one
 //! per transition, in `lua/`, sharing `lua/prelude.lua`); [`wire`] reads what the
 //! scripts write; [`connection`] opens the connections. The operations are grouped by
-//! concern: [`lifecycle`] (schedule, finish, promote, cancel, clear), [`consumer`]
-//! (claim, reclaim, renew) and [`observe`] (records, results, progress, events,
-//! snapshots, heartbeats).
+//! concern, in files named as their `memory://` twins: [`lifecycle`] (schedule, finish,
+//! promote, cancel, clear, dead letters, leases), [`consumer`] (claim, reclaim, renew),
+//! [`observe`] (records, results, progress, events, snapshots, heartbeats), [`strikes`]
+//! and [`admission`].
 
 mod admission;
 mod connection;
@@ -20,8 +21,6 @@ mod strikes;
 mod wire;
 
 #[cfg(test)]
-mod test_server;
-#[cfg(test)]
 mod tests;
 
 use std::pin::Pin;
@@ -33,13 +32,15 @@ use futures::Stream;
 use self::connection::{Connection, Endpoint, Pool};
 use self::keys::Keys;
 use super::{
-    AdmissionCheck, Backend, BackendConfig, BoxFuture, Consumer, DeadLetter, Delivery, EventStream,
+    AdmissionRule, Backend, BackendConfig, BoxFuture, Consumer, Delivery, EntryId, EventStream,
     Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion,
-    ScheduleOutcome, Slot, StrikeReader, WorkerEntry,
+    ScheduleOutcome, Slot, StrikeReader,
 };
-use crate::error::{Error, Result};
-use crate::execution::{ExecutionRecord, ProgressState};
-use crate::strikes::Instruction;
+use crate::error::{Error, Result, StoreError};
+use crate::model::{ActiveWorker, DeadLetter, ExecutionRecord, Instruction, ProgressState};
+
+#[cfg(test)]
+pub(in crate::backend) use self::wire::epoch_millis;
 
 /// A docket stored in Redis (or Valkey).
 pub(crate) struct RedisBackend {
@@ -143,7 +144,23 @@ fn connect_error(shown: &str, tls: bool, error: &redis::RedisError) -> Error {
     Error::Connect {
         url: shown.to_owned(),
         reason,
-        unreachable: super::redis_unreachable(error),
+        unreachable: unreachable(error),
+    }
+}
+
+/// Whether a Redis error means the server is not there (yet): refused, timed out, cut
+/// off, or still loading its data after a restart — worth waiting for.
+fn unreachable(error: &redis::RedisError) -> bool {
+    error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_io_error()
+        || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(error: redis::RedisError) -> Self {
+        let unreachable = unreachable(&error);
+        Error::Redis(StoreError::new(error, unreachable))
     }
 }
 
@@ -173,7 +190,7 @@ impl Backend for RedisBackend {
         Box::pin(lifecycle::promote_due(&self.shared, limit))
     }
 
-    fn renew(&self, worker: &str, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<String>>> {
+    fn renew(&self, worker: &str, ids: Vec<EntryId>) -> BoxFuture<'_, Result<Vec<EntryId>>> {
         let worker = worker.to_owned();
         Box::pin(async move { consumer::renew(&self.shared, &worker, ids).await })
     }
@@ -241,7 +258,7 @@ impl Backend for RedisBackend {
         &self,
         instruction: Instruction,
         compact_above: usize,
-    ) -> BoxFuture<'_, Result<String>> {
+    ) -> BoxFuture<'_, Result<EntryId>> {
         Box::pin(async move { strikes::append(&self.shared, &instruction, compact_above).await })
     }
 
@@ -252,8 +269,8 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn admission(&self, check: AdmissionCheck) -> BoxFuture<'_, Result<Option<Duration>>> {
-        Box::pin(admission::check(&self.shared, check))
+    fn admit(&self, rule: AdmissionRule) -> BoxFuture<'_, Result<Option<Duration>>> {
+        Box::pin(admission::admit(&self.shared, rule))
     }
 
     fn renew_slots(&self, held: Vec<(Slot, String)>, lease: Duration) -> BoxFuture<'_, Result<()>> {
@@ -265,44 +282,17 @@ impl Backend for RedisBackend {
     }
 
     fn dead_letters(&self) -> BoxFuture<'_, Result<Vec<DeadLetter>>> {
-        Box::pin(async move {
-            let entries: Vec<(String, String)> = redis::cmd("HGETALL")
-                .arg(self.shared.keys.dead_letters())
-                .query_async(&mut self.shared.connection())
-                .await?;
-            entries
-                .into_iter()
-                .map(|(key, json)| wire::dead_letter(key, &json))
-                .collect()
-        })
+        Box::pin(lifecycle::dead_letters(&self.shared))
     }
 
     fn forget_dead_letter(&self, key: &str) -> BoxFuture<'_, Result<bool>> {
         let key = key.to_owned();
-        Box::pin(async move {
-            let removed: i64 = redis::cmd("HDEL")
-                .arg(self.shared.keys.dead_letters())
-                .arg(key)
-                .query_async(&mut self.shared.connection())
-                .await?;
-            Ok(removed > 0)
-        })
+        Box::pin(async move { lifecycle::forget_dead_letter(&self.shared, &key).await })
     }
 
     fn try_lock(&self, name: &str, holder: &str, ttl: Duration) -> BoxFuture<'_, Result<bool>> {
-        let key = self.shared.keys.lock(name);
-        let holder = holder.to_owned();
-        Box::pin(async move {
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(key)
-                .arg(holder)
-                .arg("NX")
-                .arg("PX")
-                .arg(wire::duration_millis(ttl).max(1))
-                .query_async(&mut self.shared.connection())
-                .await?;
-            Ok(taken.is_some())
-        })
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        Box::pin(async move { lifecycle::try_lock(&self.shared, &name, &holder, ttl).await })
     }
 
     fn leave(&self, worker: &str, tasks: &[&'static str]) -> BoxFuture<'_, Result<()>> {
@@ -311,7 +301,7 @@ impl Backend for RedisBackend {
         Box::pin(async move { observe::leave(&self.shared, &worker, &tasks).await })
     }
 
-    fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<WorkerEntry>>> {
+    fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<ActiveWorker>>> {
         let task = task.map(str::to_owned);
         Box::pin(async move { observe::workers(&self.shared, task.as_deref()).await })
     }

@@ -11,9 +11,9 @@ use redis::Value;
 use super::Shared;
 use super::scripts::SCRIPTS;
 use super::wire::{duration_millis, from_epoch_millis, parse_progress, parse_record, text_fields};
-use crate::backend::{Cancelled, EventStream, LiveCounts, LiveTasks, ProgressUpdate, WorkerEntry};
+use crate::backend::{Cancelled, EventStream, LiveCounts, LiveTasks, ProgressUpdate};
 use crate::error::Result;
-use crate::execution::{Event, ExecutionRecord, ProgressState};
+use crate::model::{ActiveWorker, Event, ExecutionRecord, ProgressState};
 
 /// The fields of a hash, as text.
 async fn hash(shared: &Shared, key: String) -> Result<std::collections::HashMap<String, String>> {
@@ -245,7 +245,7 @@ pub(super) async fn leave(shared: &Shared, worker: &str, tasks: &[&'static str])
 /// The workers of the registry (or of one task's), with their tasks. A worker whose
 /// task list has expired (it stopped sending heartbeats) is left out even before a
 /// live worker's heartbeat prunes it.
-pub(super) async fn workers(shared: &Shared, task: Option<&str>) -> Result<Vec<WorkerEntry>> {
+pub(super) async fn workers(shared: &Shared, task: Option<&str>) -> Result<Vec<ActiveWorker>> {
     let registry = task.map_or_else(
         || shared.keys.workers(),
         |task| shared.keys.task_workers(task),
@@ -273,7 +273,7 @@ pub(super) async fn workers(shared: &Shared, task: Option<&str>) -> Result<Vec<W
         .filter(|(_, tasks)| !tasks.is_empty())
         .map(|((name, last_seen), mut tasks)| {
             tasks.sort();
-            WorkerEntry {
+            ActiveWorker {
                 name,
                 // Scores are whole milliseconds since the epoch.
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]

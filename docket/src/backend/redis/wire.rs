@@ -10,13 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 
-use crate::backend::{DeadLetter, Message, NextDue};
-use crate::error::{Error, Result, TaskError};
-use crate::execution::{ExecutionRecord, ExecutionState, ProgressState};
-use crate::task::Due;
+use crate::error::{Error, Result};
+use crate::model::{
+    DeadLetter, ExecutionRecord, ExecutionState, Message, ProgressState, TaskError, When,
+};
 
 /// Milliseconds since the Unix epoch, rounded up (0 before it, saturating far after).
-pub(super) fn epoch_millis(time: SystemTime) -> u64 {
+pub(in crate::backend) fn epoch_millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, ceil_millis)
 }
 
@@ -101,23 +101,26 @@ fn ceil_millis(duration: Duration) -> u64 {
 }
 
 /// A due time as schedule.lua takes it: kind and milliseconds, rounded up so that
-/// a task never runs before the instant it was given.
-pub(super) fn due_args(due: &Due) -> (&'static str, u64) {
+/// a task never runs before the instant it was given. A new call has no run to count
+/// from, so [`When::AfterStart`] is due at once.
+pub(super) fn due_args(due: When) -> (&'static str, u64) {
     match due {
-        Due::Now => ("now", 0),
-        Due::After(delay) => ("after", ceil_millis(*delay)),
-        Due::At(when) => ("at", epoch_millis(*when)),
+        When::Now | When::AfterStart(_) => ("now", 0),
+        When::After(delay) => ("after", ceil_millis(delay)),
+        When::At(when) => ("at", epoch_millis(when)),
     }
 }
 
-/// A rescheduled run's due time as finish.lua's `next_kind` and `next_ms`.
-pub(super) fn next_args(next: Option<&NextDue>) -> (&'static str, u64) {
+/// A rescheduled run's due time as finish.lua's `next_kind` and `next_ms`: `wait` for a
+/// call that awaits a concurrency slot.
+pub(super) fn next_args(next: Option<When>, awaited: bool) -> (&'static str, u64) {
     match next {
         None => ("", 0),
-        Some(NextDue::After(delay)) => ("after", ceil_millis(*delay)),
-        Some(NextDue::At(when)) => ("at", epoch_millis(*when)),
-        Some(NextDue::AfterStart(every)) => ("start", ceil_millis(*every)),
-        Some(NextDue::Wait) => ("wait", 0),
+        Some(_) if awaited => ("wait", 0),
+        Some(When::Now) => ("after", 0),
+        Some(When::After(delay)) => ("after", ceil_millis(delay)),
+        Some(When::At(when)) => ("at", epoch_millis(when)),
+        Some(When::AfterStart(every)) => ("start", ceil_millis(every)),
     }
 }
 
@@ -253,7 +256,7 @@ fn parsed<T: std::str::FromStr>(
     })
 }
 
-/// Reads a message from its stream fields (SPEC §4 "Message fields").
+/// Reads a message from its stream fields.
 pub(super) fn parse_message(
     fields: &HashMap<String, String>,
 ) -> std::result::Result<Message, Malformed> {
@@ -300,22 +303,26 @@ pub(super) fn parse_record(
             }),
         }
     };
-    Ok(Some(ExecutionRecord {
+    let message = Message {
         key: key.to_owned(),
-        state,
-        generation: parsed(fields, "generation").map_err(bad)?,
         function: required(fields, "function").map_err(bad)?.to_owned(),
         args: required(fields, "args").map_err(bad)?.to_owned(),
-        attempt: fields
-            .get("attempt")
-            .and_then(|attempt| attempt.parse().ok())
-            .unwrap_or(1),
         when: parse_time(when).ok_or_else(|| {
             bad(Malformed {
                 field: "when",
                 problem: format!("has the unreadable value `{when}`"),
             })
         })?,
+        attempt: fields
+            .get("attempt")
+            .and_then(|attempt| attempt.parse().ok())
+            .unwrap_or(1),
+        generation: parsed(fields, "generation").map_err(bad)?,
+        traceparent: fields.get("traceparent").filter(|t| !t.is_empty()).cloned(),
+    };
+    Ok(Some(ExecutionRecord {
+        message,
+        state,
         worker: fields.get("worker").filter(|w| !w.is_empty()).cloned(),
         started_at: optional_time("started_at")?,
         completed_at: optional_time("completed_at")?,
@@ -424,18 +431,24 @@ mod tests {
 
     #[test]
     fn due_times_become_script_arguments() {
-        assert_eq!(due_args(&Due::Now), ("now", 0));
+        assert_eq!(due_args(When::Now), ("now", 0));
         assert_eq!(
-            due_args(&Due::After(Duration::from_millis(1500))),
+            due_args(When::After(Duration::from_millis(1500))),
             ("after", 1500)
         );
-        assert_eq!(due_args(&Due::At(from_epoch_millis(42))), ("at", 42));
+        assert_eq!(due_args(When::At(from_epoch_millis(42))), ("at", 42));
         // Sub-millisecond instants round up: never run before the time asked for.
         let just_after = from_epoch_millis(42) + Duration::from_micros(1);
-        assert_eq!(due_args(&Due::At(just_after)), ("at", 43));
+        assert_eq!(due_args(When::At(just_after)), ("at", 43));
         assert_eq!(
-            due_args(&Due::After(Duration::from_micros(1500))),
+            due_args(When::After(Duration::from_micros(1500))),
             ("after", 2)
+        );
+        assert_eq!(next_args(None, false), ("", 0));
+        assert_eq!(next_args(Some(When::Now), true), ("wait", 0));
+        assert_eq!(
+            next_args(Some(When::AfterStart(Duration::from_secs(1))), false),
+            ("start", 1000)
         );
     }
 
@@ -513,7 +526,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(record.state, ExecutionState::Failed);
-        assert_eq!((record.generation, record.attempt), (3, 2));
+        assert_eq!((record.message.generation, record.message.attempt), (3, 2));
         assert_eq!(record.worker.as_deref(), Some("w1"));
         assert_eq!(
             record.started_at,

@@ -86,7 +86,7 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
     end
     if state == 'FAILED' and error_json ~= '' then
         redis.call('HSET', record, 'error', error_json)
-    else
+    elseif current['error'] then
         redis.call('HDEL', record, 'error')
     end
     redis.call('PERSIST', record)
@@ -111,7 +111,7 @@ for size, base in sized_entries(6, count) do
 
     local record = record_key(key)
     local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id',
-        'progress')
+        'progress', 'error')
     -- The run is still this worker's when its record says so: claim.lua wrote the
     -- worker, generation and message id when it took the message, and a run taken over
     -- by another worker (reclaim), rescheduled, concluded or replaced changes one of
@@ -143,7 +143,8 @@ for size, base in sized_entries(6, count) do
                 redis.call('HSET', record, 'result_key', stored)
             end
             if next_kind == '' then
-                conclude(key, state, generation, ttl_ms, error_json, now, not current[5])
+                conclude(key, state, generation, ttl_ms, error_json, now, not current[5],
+                    not current[6])
             else
                 reschedule(record, key, generation, next_kind, next_ms, next_attempt,
                     next_args, traceparent, state, error_json, now, slot_scope, slot_max)

@@ -154,15 +154,18 @@ local function drop_message(stream, id)
 end
 
 -- Marks a live record terminal and publishes the state. The record then expires after
--- ttl_ms, or is deleted at once when fire-and-forget (ttl_ms = 0). `no_progress` says
--- the run reported no progress (its record has no `progress` flag), so there is no
--- progress hash to delete.
-local function conclude(key, state, generation, ttl_ms, error_json, now, no_progress)
+-- ttl_ms, or is deleted at once when fire-and-forget (ttl_ms = 0); it keeps the error
+-- of this end only (not that of the attempt a retry followed). `no_progress` says the
+-- run reported no progress (its record has no `progress` flag), so there is no
+-- progress hash to delete; `no_error` that the record holds no error to remove.
+local function conclude(key, state, generation, ttl_ms, error_json, now, no_progress, no_error)
     local record = record_key(key)
     if tonumber(ttl_ms) > 0 then
         redis.call('HSET', record, 'state', state, 'completed_at', rfc3339(now))
         if error_json and error_json ~= '' then
             redis.call('HSET', record, 'error', error_json)
+        elseif not no_error then
+            redis.call('HDEL', record, 'error')
         end
         redis.call('PEXPIRE', record, ttl_ms)
     else

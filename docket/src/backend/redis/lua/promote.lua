@@ -5,7 +5,8 @@
 -- ARGV[1]  prefix
 -- ARGV[2]  limit      at most this many tasks per call
 --
--- Returns: moved, and milliseconds until the next scheduled task is due (-1: none).
+-- Returns: moved, and milliseconds until the next scheduled task is due (-1: none;
+-- waiters for a concurrency slot are never due).
 -- A parked copy whose record no longer expects it (another generation, not SCHEDULED)
 -- is dropped instead of queued.
 
@@ -34,7 +35,8 @@ for _, key in ipairs(due) do
 end
 
 local next_due = -1
-local first = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+local first = redis.call('ZRANGEBYSCORE', queue, '-inf', '(' .. int(PARKED_FOREVER), 'WITHSCORES',
+    'LIMIT', 0, 1)
 if #first > 0 then
     next_due = math.max(0, tonumber(first[2]) - now)
 end

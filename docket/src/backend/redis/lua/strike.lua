@@ -7,8 +7,10 @@
 --
 -- Compaction folds the stream into the strikes in effect (a strike adds its identity —
 -- task, parameter, operator, value — a restore removes it, a reset clears all) and, when
--- that halves it, appends a 'reset' entry followed by those strikes and trims everything
--- before the reset. A follower reading from anywhere ends with the same strikes.
+-- that halves it, appends a 'reset' entry followed by those strikes, in the order they
+-- were made (a strike restored and made again counts from the last time), and trims
+-- everything before the reset. A follower reading from anywhere ends with the same
+-- strikes in the same order.
 --
 -- Returns the id of the appended instruction.
 
@@ -19,16 +21,18 @@ if length <= tonumber(ARGV[2]) then
     return id
 end
 
-local order, live = {}, {}
+-- `order` lists identities as they were struck; `made` is where each was last struck.
+local order, made, live = {}, {}, {}
 for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+')) do
     local f = to_table(entry[2])
     if f.action == 'reset' then
-        order, live = {}, {}
+        order, made, live = {}, {}, {}
     else
         local identity = table.concat({ f.task or '', f.parameter or '', f.operator or '', f.value or '' }, '\0')
         if f.action == 'strike' then
             if not live[identity] then
                 order[#order + 1] = identity
+                made[identity] = #order
             end
             live[identity] = entry[2]
         elseif f.action == 'restore' then
@@ -37,10 +41,9 @@ for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+')) do
     end
 end
 
-local kept, seen = {}, {}
-for _, identity in ipairs(order) do
-    if live[identity] and not seen[identity] then
-        seen[identity] = true
+local kept = {}
+for at, identity in ipairs(order) do
+    if live[identity] and made[identity] == at then
         kept[#kept + 1] = live[identity]
     end
 end

@@ -5,12 +5,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::cron;
 use crate::backend::NewTask;
+use crate::behaviors::cron;
 use crate::client::Docket;
 use crate::error::Result;
-use crate::execution::Disposition;
-use crate::task::{Due, Schedule, TaskRegistration};
+use crate::model::{Disposition, Message, Schedule, When};
+use crate::task::registry::TaskRegistration;
 
 /// Seeds the automatic tasks among `tasks` whose lease this worker wins for `every`.
 /// Returns the keys it scheduled (not those already live).
@@ -36,7 +36,7 @@ pub(crate) async fn seed_automatic(
             continue;
         }
         let due = match schedule {
-            Schedule::Every(_) => Due::Now,
+            Schedule::Every(_) => When::Now,
             Schedule::Cron {
                 expression,
                 time_zone,
@@ -46,7 +46,7 @@ pub(crate) async fn seed_automatic(
                     None => *now.insert(backend.now().await?),
                 };
                 match cron::next_after(expression, time_zone, from) {
-                    Ok(when) => Due::At(when),
+                    Ok(when) => When::At(when),
                     Err(error) => {
                         tracing::error!(task = task.name(), %error, "cannot seed a cron task");
                         continue;
@@ -54,14 +54,16 @@ pub(crate) async fn seed_automatic(
                 }
             }
         };
+        let message = Message::unplaced(
+            task.name().to_owned(),
+            task.name().to_owned(),
+            "{}".to_owned(),
+            1,
+        );
         calls.push(NewTask {
-            key: task.name().to_owned(),
-            function: task.name().to_owned(),
-            args: "{}".to_owned(),
+            message,
             due,
-            attempt: 1,
             replace: false,
-            traceparent: None,
             fresh: false,
         });
         names.push(task.name());

@@ -6,7 +6,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> docket::Result<()> {
-//! use docket::task::builtin::Trace;
+//! use docket::worker::builtin::Trace;
 //!
 //! let docket = docket::Docket::connect("doc-builtin", "memory://doc-builtin").await?;
 //! let execution = docket.add(Trace::new("hello".into())).await?;
@@ -25,7 +25,7 @@ pub const NAMES: [&str; 3] = ["trace", "fail", "sleep"];
 /// Logs `message` at INFO on the worker that runs it.
 #[docket::task(name = "trace")]
 pub async fn trace(message: String, key: TaskKey, worker: WorkerInfo) {
-    tracing::info!(key = %key.as_str(), worker = %worker.name, "trace: {message}");
+    tracing::info!(key = %key.as_str(), worker = %worker.name(), "trace: {message}");
 }
 
 /// Fails with `message`, to check failure handling and alerting.

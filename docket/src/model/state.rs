@@ -6,9 +6,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::TaskError;
+use super::{Message, TaskError};
 
-/// Where an execution is in its life (SPEC §4).
+/// Where an execution is in its life.
 ///
 /// SCHEDULED (parked for later) → QUEUED (ready in the stream) → RUNNING →
 /// COMPLETED | FAILED | CANCELLED.
@@ -150,24 +150,15 @@ pub enum Event {
     Progress(ProgressState),
 }
 
-/// The stored record of an execution (`{docket}:runs:{key}`).
+/// The stored record of an execution (`{docket}:runs:{key}`): the message of the key's
+/// current generation, and where its run is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExecutionRecord {
-    /// The task key.
-    pub key: String,
+    /// The call: key, task, arguments, due time, attempt and generation.
+    pub message: Message,
     /// The current state.
     pub state: ExecutionState,
-    /// Incremented by every schedule of the key.
-    pub generation: u64,
-    /// The task's wire name.
-    pub function: String,
-    /// The arguments as a JSON object.
-    pub args: String,
-    /// The attempt (1 for the first run).
-    pub attempt: u32,
-    /// When the task is or was due.
-    pub when: SystemTime,
     /// The worker that ran or runs it.
     pub worker: Option<String>,
     /// When the current or last run started.
@@ -178,4 +169,16 @@ pub struct ExecutionRecord {
     pub error: Option<TaskError>,
     /// Whether a result is stored for this generation.
     pub has_result: bool,
+}
+
+impl ExecutionRecord {
+    /// The state event this record tells a watcher.
+    pub(crate) fn event(&self) -> Event {
+        Event::State {
+            state: self.state,
+            generation: self.message.generation,
+            worker: self.worker.clone(),
+            error: self.error.clone(),
+        }
+    }
 }

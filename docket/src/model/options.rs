@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-/// How a failed run is retried (SPEC §2.1 `retry = ...`).
+/// How a failed run is retried (`retry = ...`).
 ///
 /// `attempts` counts every run, the first one included; `None` means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,16 +2,18 @@
 //!
 //! Flag and variable names follow the production guide exactly.
 
+mod strike;
+mod worker;
+
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::Value;
+
+pub use strike::StrikeArgs;
+pub use worker::WorkerArgs;
 
 use super::duration::parse_duration;
-use super::values::parse_strike_value;
 use crate::backend::BackendUrl;
-use crate::strikes::Operator;
 
 /// The default of `--url`, as in the production guide.
 pub const DEFAULT_URL: &str = "redis://localhost:6379/0";
@@ -140,221 +142,6 @@ pub enum Command {
     },
 }
 
-/// `docket worker`.
-#[derive(Debug, Args)]
-#[allow(clippy::struct_excessive_bools)]
-pub struct WorkerArgs {
-    /// A unique name for this worker [default: host#pid#n].
-    #[arg(long, env = "DOCKET_WORKER_NAME")]
-    pub name: Option<String>,
-
-    /// How many tasks run at once.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_CONCURRENCY",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub concurrency: u32,
-
-    /// How long a claimed task may go without its worker renewing it before another
-    /// worker takes it over.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_REDELIVERY_TIMEOUT",
-        default_value = "5m",
-        value_parser = parse_positive_duration,
-        value_name = "DURATION"
-    )]
-    pub redelivery_timeout: Duration,
-
-    /// How long to wait before reconnecting after losing Redis.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_RECONNECTION_DELAY",
-        default_value = "5s",
-        value_parser = parse_duration,
-        value_name = "DURATION"
-    )]
-    pub reconnection_delay: Duration,
-
-    /// The shortest pause between checks for work when the queue is empty.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_MINIMUM_CHECK_INTERVAL",
-        default_value = "100ms",
-        value_parser = parse_positive_duration,
-        value_name = "DURATION"
-    )]
-    pub minimum_check_interval: Duration,
-
-    /// How often future tasks are moved to the queue when they fall due.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_SCHEDULING_RESOLUTION",
-        default_value = "250ms",
-        value_parser = parse_positive_duration,
-        value_name = "DURATION"
-    )]
-    pub scheduling_resolution: Duration,
-
-    /// Start automatic perpetual and cron tasks [default: on].
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_SCHEDULE_AUTOMATIC_TASKS",
-        num_args = 0..=1,
-        default_value = "true",
-        default_missing_value = "true",
-        value_parser = BoolishValueParser::new(),
-        overrides_with = "no_schedule_automatic_tasks",
-        value_name = "BOOL",
-        hide_default_value = true
-    )]
-    pub schedule_automatic_tasks: bool,
-
-    /// Do not start automatic perpetual and cron tasks.
-    #[arg(long, overrides_with = "schedule_automatic_tasks")]
-    pub no_schedule_automatic_tasks: bool,
-
-    /// Exit 0 once nothing is queued, scheduled or running.
-    #[arg(long, env = "DOCKET_WORKER_UNTIL_FINISHED")]
-    pub until_finished: bool,
-
-    /// How long a stopping worker lets running tasks finish before leaving them for
-    /// redelivery.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_DRAIN_TIMEOUT",
-        default_value = "30s",
-        value_parser = parse_duration,
-        value_name = "DURATION"
-    )]
-    pub drain_timeout: Duration,
-
-    /// Deliveries of one run (the first, and redeliveries after its worker died) before
-    /// it is dead-lettered: recorded FAILED instead of handed to another worker.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_MAX_DELIVERIES",
-        default_value_t = crate::client::DEFAULT_MAX_DELIVERIES,
-        value_parser = clap::value_parser!(u32).range(1..),
-        value_name = "N"
-    )]
-    pub max_deliveries: u32,
-
-    /// Serve the health check (`GET /`) on this port.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_HEALTHCHECK_PORT",
-        value_parser = clap::value_parser!(u16).range(1..),
-        value_name = "PORT"
-    )]
-    pub healthcheck_port: Option<u16>,
-
-    /// Serve Prometheus metrics (`GET /metrics`) on this port.
-    #[arg(
-        long,
-        env = "DOCKET_WORKER_METRICS_PORT",
-        value_parser = clap::value_parser!(u16).range(1..),
-        value_name = "PORT"
-    )]
-    pub metrics_port: Option<u16>,
-
-    /// Run only these tasks: task names or module paths (`myapp::billing`,
-    /// `myapp.billing`, `myapp.billing:charge`), comma-separated [default: all]. The
-    /// built-in tasks are always included.
-    #[arg(
-        long,
-        env = "DOCKET_TASKS",
-        value_delimiter = ',',
-        value_name = "TASKS"
-    )]
-    pub tasks: Vec<String>,
-}
-
-impl WorkerArgs {
-    /// Whether automatic tasks are scheduled, `--no-...` winning.
-    pub fn automatic_tasks(&self) -> bool {
-        self.schedule_automatic_tasks && !self.no_schedule_automatic_tasks
-    }
-}
-
-/// `docket strike` / `docket restore`:
-/// `TASK`, `TASK PARAMETER OPERATOR VALUE`, or `PARAMETER OPERATOR VALUE` for every task.
-#[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  docket strike process_order
-  docket strike process_order customer_id == problematic-customer
-  docket strike customer_id == int:42          (every task with a customer_id)
-  docket strike charge amount between json:[100,500]
-
-Values: int:7, float:1.5, bool:true, json:[1,10]; plain text is a string.")]
-pub struct StrikeArgs {
-    /// TASK, then optionally PARAMETER OPERATOR VALUE; or only PARAMETER OPERATOR VALUE.
-    #[arg(required = true, num_args = 1..=4, value_name = "TASK | PARAMETER OPERATOR VALUE")]
-    pub words: Vec<String>,
-}
-
-/// A strike instruction as the operator typed it, checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StrikeSpec {
-    /// The task, or every task.
-    pub task: Option<String>,
-    /// The parameter condition, or the whole task.
-    pub condition: Option<(String, Operator, Value)>,
-}
-
-impl StrikeArgs {
-    /// Reads the words as a strike instruction.
-    ///
-    /// # Errors
-    /// A message naming the word that does not fit.
-    pub fn spec(&self) -> Result<StrikeSpec, String> {
-        let condition = |parameter: &str, operator: &str, value: &str| {
-            let operator: Operator = operator.parse()?;
-            let value = parse_strike_value(value)?;
-            super::values::check_strike_value(operator, &value)?;
-            Ok::<_, String>((parameter.to_owned(), operator, value))
-        };
-        let nonempty = |text: &str, what: &str| {
-            if text.trim().is_empty() {
-                Err(format!("the {what} cannot be empty"))
-            } else {
-                Ok(text.to_owned())
-            }
-        };
-        match self.words.as_slice() {
-            [task] => Ok(StrikeSpec {
-                task: Some(nonempty(task, "task name")?),
-                condition: None,
-            }),
-            [parameter, operator, value] => Ok(StrikeSpec {
-                task: None,
-                condition: Some(condition(
-                    &nonempty(parameter, "parameter")?,
-                    operator,
-                    value,
-                )?),
-            }),
-            [task, parameter, operator, value] => Ok(StrikeSpec {
-                task: Some(nonempty(task, "task name")?),
-                condition: Some(condition(
-                    &nonempty(parameter, "parameter")?,
-                    operator,
-                    value,
-                )?),
-            }),
-            words => Err(format!(
-                "expected TASK, TASK PARAMETER OPERATOR VALUE or PARAMETER OPERATOR VALUE, \
-                 got {} words: {}",
-                words.len(),
-                words.join(" ")
-            )),
-        }
-    }
-}
-
 /// `docket dead-letters ...`.
 #[derive(Debug, Subcommand)]
 pub enum DeadLettersCommand {
@@ -424,7 +211,7 @@ fn parse_url(text: &str) -> Result<String, String> {
         .map_err(|error| error.to_string())
 }
 
-fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
     if duration.is_zero() {
         return Err(format!(
@@ -461,11 +248,10 @@ fn parse_level(text: &str) -> Result<tracing::Level, String> {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
-    use serde_json::json;
 
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    pub(super) fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("docket").chain(args.iter().copied()))
     }
 
@@ -570,52 +356,6 @@ mod tests {
             .to_string();
         assert!(error.contains("--scheduling-resolution"), "{error}");
         assert!(error.contains("`hh:mm:ss`"), "{error}");
-    }
-
-    #[test]
-    fn strike_words() {
-        let spec = |words: &[&str]| {
-            let mut all = vec!["strike"];
-            all.extend_from_slice(words);
-            match parse(&all).unwrap().command {
-                Command::Strike(args) => args.spec(),
-                other => panic!("{other:?}"),
-            }
-        };
-        assert_eq!(
-            spec(&["process_order"]).unwrap(),
-            StrikeSpec {
-                task: Some("process_order".into()),
-                condition: None
-            }
-        );
-        assert_eq!(
-            spec(&["process_order", "customer_id", "==", "problematic-customer"]).unwrap(),
-            StrikeSpec {
-                task: Some("process_order".into()),
-                condition: Some((
-                    "customer_id".into(),
-                    Operator::Equal,
-                    json!("problematic-customer")
-                )),
-            }
-        );
-        assert_eq!(
-            spec(&["amount", "between", "json:[1,10]"]).unwrap(),
-            StrikeSpec {
-                task: None,
-                condition: Some(("amount".into(), Operator::Between, json!([1, 10]))),
-            }
-        );
-        let error = spec(&["a", "b"]).unwrap_err();
-        assert!(error.contains("got 2 words: a b"), "{error}");
-        let error = spec(&["task", "n", "~=", "1"]).unwrap_err();
-        assert!(error.contains("`~=`"), "{error}");
-        let error = spec(&["task", "n", "==", "int:x"]).unwrap_err();
-        assert!(error.contains("`int:x`"), "{error}");
-        let error = spec(&["n", "between", "int:3"]).unwrap_err();
-        assert!(error.contains("two-element array"), "{error}");
-        assert!(parse(&["strike", "a", "b", "c", "d", "e"]).is_err());
     }
 
     #[test]

@@ -1,0 +1,188 @@
+//! Watching an in-memory docket: records, results, progress, events, cancellations,
+//! heartbeats and the workers they register, live tasks.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{Stream, StreamExt};
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::MemoryBackend;
+use super::store::{Beat, Record};
+use crate::backend::{Cancelled, EventStream, LiveCounts, LiveTasks, ProgressUpdate};
+use crate::model::{ActiveWorker, Event, ExecutionRecord, ExecutionState, ProgressState};
+
+impl MemoryBackend {
+    pub(super) fn record_of(&self, key: &str) -> Option<ExecutionRecord> {
+        let now = Instant::now();
+        self.state().record(key, now).map(|r| r.to_execution(key))
+    }
+
+    pub(super) fn result_of(&self, key: &str, generation: u64) -> Option<String> {
+        let now = Instant::now();
+        let state = self.state();
+        state
+            .results
+            .get(&(Arc::from(key), generation))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value.as_ref().to_owned())
+    }
+
+    pub(super) fn progress_of(&self, key: &str) -> Option<ProgressState> {
+        self.state().progress.get(key).cloned()
+    }
+
+    /// Applies a progress update of a running key; fire-and-forget dockets keep none.
+    pub(super) fn apply_progress(&self, key: &str, update: ProgressUpdate) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut state = self.state();
+        if !state
+            .live(key)
+            .is_some_and(|record| record.state == ExecutionState::Running)
+        {
+            return;
+        }
+        let progress = state.progress.entry(key.to_owned()).or_default();
+        match update {
+            ProgressUpdate::SetTotal(total) => progress.total = Some(total),
+            ProgressUpdate::Increment(amount) => {
+                progress.current = progress.current.saturating_add(amount);
+            }
+            ProgressUpdate::SetMessage(message) => progress.message = Some(message),
+        }
+        let snapshot = progress.clone();
+        drop(state);
+        self.publish(key, || Event::Progress(snapshot));
+    }
+
+    pub(super) fn events_of(&self, key: &str) -> EventStream {
+        let key = key.to_owned();
+        let events = BroadcastStream::new(self.store.events.subscribe()).filter_map(move |item| {
+            let wanted = match item {
+                Ok((event_key, event)) if event_key == key => Some(event),
+                // Lagging only happens to a subscriber that stopped reading.
+                _ => None,
+            };
+            std::future::ready(wanted)
+        });
+        Box::pin(events)
+    }
+
+    pub(super) fn cancel_requests(&self) -> Pin<Box<dyn Stream<Item = Cancelled> + Send>> {
+        let keys = BroadcastStream::new(self.store.cancels.subscribe())
+            .filter_map(|item| std::future::ready(item.ok()));
+        Box::pin(keys)
+    }
+
+    /// Records a heartbeat: the worker's tasks (sorted, once each) and when it lapses
+    /// without another; forgets the workers not seen for `expire_after`.
+    pub(super) fn beat(&self, worker: &str, tasks: &[&'static str], expire_after: Duration) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut tasks: Vec<String> = tasks.iter().map(|t| (*t).to_owned()).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        let mut state = self.state();
+        state.workers.insert(
+            worker.to_owned(),
+            Beat {
+                worker: ActiveWorker {
+                    name: worker.to_owned(),
+                    last_seen: wall,
+                    tasks,
+                },
+                lapses: now + expire_after,
+            },
+        );
+        state.workers.retain(|_, beat| {
+            wall.duration_since(beat.worker.last_seen)
+                .unwrap_or_default()
+                < expire_after
+        });
+    }
+
+    pub(super) fn forget_worker(&self, worker: &str) {
+        let mut state = self.state();
+        state.workers.remove(worker);
+        if state
+            .sweep_lock
+            .as_ref()
+            .is_some_and(|(holder, _)| holder == worker)
+        {
+            state.sweep_lock = None;
+        }
+    }
+
+    /// The workers whose last heartbeat has not lapsed, oldest heartbeat first.
+    pub(super) fn active_workers(&self, task: Option<&str>) -> Vec<ActiveWorker> {
+        let now = Instant::now();
+        let state = self.state();
+        let mut workers: Vec<ActiveWorker> = state
+            .workers
+            .values()
+            .filter(|beat| beat.lapses > now)
+            .map(|beat| &beat.worker)
+            .filter(|worker| task.is_none_or(|task| worker.tasks.iter().any(|t| t == task)))
+            .cloned()
+            .collect();
+        workers.sort_by(|a, b| (a.last_seen, &a.name).cmp(&(b.last_seen, &b.name)));
+        workers
+    }
+
+    /// Every live task with its record: scheduled ones by due time (waiters for a slot,
+    /// never due, last), queued and running ones in the order they entered the stream.
+    /// A run cancelled while running is listed as running until its worker finishes it.
+    pub(super) fn live_tasks(&self) -> LiveTasks {
+        let now = Instant::now();
+        let state = self.state();
+        let unexpired = |record: &&Record| record.expires.is_none_or(|at| at > now);
+        let entry_of = |seq: u64, key: &Arc<str>| {
+            state
+                .records
+                .get(key)
+                .map(|record| &**record)
+                .filter(unexpired)
+                .filter(|record| record.seq() == Some(seq))
+                .map(|record| record.to_execution(key))
+        };
+        let mut scheduled: Vec<(&Arc<str>, &Record)> = state
+            .records
+            .iter()
+            .map(|(key, record)| (key, &**record))
+            .filter(|(_, record)| record.state == ExecutionState::Scheduled)
+            .collect();
+        scheduled.sort_by_key(|(key, record)| {
+            let waiter = record.waiting().is_some();
+            (waiter, (!waiter).then_some(record.when), *key)
+        });
+        LiveTasks {
+            queued: state
+                .stream
+                .waiting_entries()
+                .filter_map(|(seq, entry)| entry_of(seq, &entry.key))
+                .collect(),
+            scheduled: scheduled
+                .into_iter()
+                .map(|(key, record)| record.to_execution(key))
+                .collect(),
+            running: state
+                .stream
+                .delivered
+                .iter()
+                .filter_map(|(seq, delivered)| entry_of(*seq, &delivered.entry.key))
+                .collect(),
+        }
+    }
+
+    pub(super) fn counts(&self) -> LiveCounts {
+        let state = self.state();
+        LiveCounts {
+            queued: state.stream.waiting_len(),
+            // Parked: due later, or waiting for a concurrency slot.
+            scheduled: state.parked.len(),
+            running: state.stream.delivered.len(),
+        }
+    }
+}
