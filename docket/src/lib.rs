@@ -46,7 +46,7 @@ pub use inject::{
 pub use task::{Call, Task};
 pub use worker::{Worker, WorkerBuilder, WorkerStatus};
 
-pub use cli::run_worker;
+pub use cli::{run_worker, run_worker_with};
 
 /// Declares a docket task. See the [crate documentation](crate) for a tour.
 #[doc(inline)]

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    docket::run_worker().await
+    docket::run_worker_with(docket::tasks!(docket::worker::builtin)).await
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use docket::{Docket, ExecutionState, Worker};
+use docket::{Docket, ExecutionState};
 
 use crate::support::{RedisServer, Target, eventually, on_both_backends, runs, test_worker};
 use crate::tasks::{AddNumbers, Measure, Overruns, Probed, WithProgress};
@@ -88,43 +88,6 @@ async fn cancel_interrupts_a_running_task(target: Target) {
         .unwrap();
     assert_eq!(execution.state().await.unwrap(), ExecutionState::Cancelled);
     assert!(runs(&probe)[0].ended.is_none(), "the task was interrupted");
-}
-
-/// A message for a function no worker knows is recorded FAILED with a clear error, and
-/// a user fallback can take such messages instead.
-async fn unknown_tasks_fail_clearly_or_reach_the_fallback(target: Target) {
-    let docket = target.docket().await;
-    let execution = docket.add(AddNumbers::new(1, 2)).await.unwrap();
-    let without = Worker::builder(docket.clone())
-        .tasks(Vec::<&str>::new())
-        .schedule_automatic_tasks(false)
-        .minimum_check_interval(Duration::from_millis(20))
-        .build()
-        .unwrap();
-    without.run_until_finished().await.unwrap();
-    match execution.result().await {
-        Err(docket::Error::TaskFailed { error, .. }) => {
-            assert!(error.is_unknown_task(), "{error:?}");
-            assert!(error.message().contains("`add_numbers`"), "{error}");
-        }
-        other => panic!("expected an unknown-task failure, got {other:?}"),
-    }
-
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let record = seen.clone();
-    let again = docket.add(AddNumbers::new(5, 5)).await.unwrap();
-    let with_fallback = Worker::builder(docket.clone())
-        .tasks(Vec::<&str>::new())
-        .fallback(move |execution: docket::Execution| {
-            record.lock().unwrap().push(execution.function().to_owned());
-            async { Ok::<(), String>(()) }
-        })
-        .minimum_check_interval(Duration::from_millis(20))
-        .build()
-        .unwrap();
-    with_fallback.run_until_finished().await.unwrap();
-    assert_eq!(*seen.lock().unwrap(), ["add_numbers"]);
-    assert_eq!(again.state().await.unwrap(), ExecutionState::Completed);
 }
 
 /// A run past its timeout fails with a timeout error and is stopped then, not later.
@@ -341,7 +304,6 @@ on_both_backends!(
     a_worker_whose_run_was_dropped_runs_again,
     a_killed_worker_s_task_is_redelivered,
     cancel_interrupts_a_running_task,
-    unknown_tasks_fail_clearly_or_reach_the_fallback,
 );
 
 /// Redis is killed (SIGKILL) and restarted with AOF at `appendfsync always` while a
@@ -574,7 +536,7 @@ async fn a_paused_redis_is_ridden_out() {
 
 /// Corruptions made to parked copies, which the scheduler then queues as they are: the
 /// key, the field, its new value (`None`: removed) and the error expected.
-const CORRUPTIONS: [(&str, &str, Option<&str>, &str); 6] = [
+const CORRUPTIONS: [(&str, &str, Option<&str>, &str); 5] = [
     (
         "no-function",
         "function",
@@ -605,7 +567,6 @@ const CORRUPTIONS: [(&str, &str, Option<&str>, &str); 6] = [
         Some("{\"a\": 1}"),
         "do not fit its parameters: missing field `b`",
     ),
-    ("unknown", "function", Some("no_such_task"), "no_such_task"),
 ];
 
 /// Runs one Redis command given as words.
@@ -618,8 +579,10 @@ fn command(connection: &mut ::redis::Connection, words: &[&str]) -> ::redis::Val
 }
 
 /// Messages a worker cannot run — a field missing or unreadable, arguments that are not
-/// JSON or do not fit the task, an unknown task, entries no docket call wrote — are
-/// acknowledged and recorded FAILED naming what is wrong, and the worker goes on.
+/// JSON or do not fit the task, entries no docket call wrote — are acknowledged and
+/// recorded FAILED naming what is wrong, and the worker goes on. (A call of a task the
+/// worker does not serve is not malformed: it waits for a worker that does; see
+/// `fleets`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_fail_clearly_and_never_block_the_worker() {
     let target = Target::redis();

@@ -7,6 +7,7 @@ mod chaos;
 mod cli;
 mod deployments;
 mod faults;
+mod fleets;
 mod injection;
 mod lifecycle;
 mod strikes;

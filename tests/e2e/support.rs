@@ -99,6 +99,8 @@ pub async fn assert_all_completed<T>(executions: &[docket::Execution<T>]) {
 #[derive(Debug, Clone)]
 pub struct Run {
     pub key: String,
+    /// The worker that ran it.
+    pub worker: Option<String>,
     pub attempt: u32,
     pub redelivered: bool,
     pub started: Instant,
@@ -128,6 +130,7 @@ pub fn probe_start(name: &str, execution: &docket::Execution) -> usize {
         probe.max_running = probe.max_running.max(probe.running);
         probe.runs.push(Run {
             key: execution.key().to_owned(),
+            worker: execution.worker().map(|worker| worker.name().to_owned()),
             attempt: execution.attempt(),
             redelivered: execution.redelivered(),
             started: Instant::now(),

@@ -119,11 +119,13 @@ pub(crate) struct Finish {
     pub key: String,
     pub generation: u64,
     pub outcome: Outcome,
-    /// Run the key again (a retry, a perpetual task's next run, a deferred admission):
-    /// in the same atomic step the record moves to a new generation instead of ending.
+    /// Run the key again (a retry, a perpetual task's next run, a deferred admission, a
+    /// call handed back): in the same atomic step the record moves to a new generation
+    /// instead of ending.
     pub next: Option<Reschedule>,
-    /// What the run does with a concurrency slot.
-    pub slot: Option<SlotChange>,
+    /// The concurrency slot the run held: released, and the oldest waiter of its scope
+    /// woken. (A run whose call waits for a slot held none.)
+    pub release: Option<Slot>,
 }
 
 /// How long a slot reserved for a woken waiter lasts before the waiter must claim it
@@ -138,14 +140,27 @@ pub(crate) struct Slot {
     pub max: u32,
 }
 
-/// What a finished run does with a slot of a concurrency limit.
+/// What a rescheduled call waits for before it is queued, parked as a waiter (it shows
+/// as SCHEDULED), oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SlotChange {
-    /// The run held it: release it and wake the oldest waiter of its scope.
-    Release(Slot),
-    /// The run was not started for want of one: park the call as a waiter of its scope,
-    /// oldest first (or queue it at once if one is free by now).
-    Await(Slot),
+pub(crate) enum Wait {
+    /// A slot of this concurrency limit (queued at once if one is free by now); woken
+    /// when a holder releases one or its lease runs out.
+    Slot(Slot),
+    /// A worker that serves the call's task: the worker that claimed it does not. Woken
+    /// by the heartbeat of a worker that serves it; given up on by
+    /// [`Backend::abandon_unserved`].
+    Server,
+}
+
+/// Calls of one task waiting for a worker that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unserved {
+    pub task: String,
+    /// How many calls wait.
+    pub waiting: usize,
+    /// When the call waiting longest was handed back, by the store's clock.
+    pub since: SystemTime,
 }
 
 /// An admission rule the store decides, atomically for the whole fleet.
@@ -172,7 +187,7 @@ pub(crate) enum AdmissionRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reschedule {
     /// When it is due, by the store's clock ([`When::AfterStart`] counts from this
-    /// run's start; a call awaiting a slot is due at once).
+    /// run's start; a call that waits is due once what it waits for is there).
     pub due: When,
     /// The next run's attempt: this one's + 1 for a retry, 1 for a perpetual run.
     pub attempt: u32,
@@ -180,6 +195,8 @@ pub(crate) struct Reschedule {
     pub args: Option<String>,
     /// The trace context the next message carries.
     pub traceparent: Option<String>,
+    /// What the call waits for before it is queued, if anything.
+    pub wait: Option<Wait>,
 }
 
 /// What recording a finished run did.
@@ -297,13 +314,27 @@ pub(crate) trait Backend: Send + Sync + 'static {
     -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = Cancelled> + Send>>>>;
 
     /// Records a worker heartbeat and the tasks it runs; prunes workers not seen for
-    /// `expire_after`.
+    /// `expire_after`; queues the calls of those tasks that wait for a worker serving
+    /// them ([`Wait::Server`]).
     fn heartbeat(
         &self,
         worker: &str,
         tasks: &[&'static str],
         expire_after: Duration,
     ) -> BoxFuture<'_, Result<()>>;
+
+    /// The tasks with calls waiting for a worker that serves them.
+    fn unserved(&self) -> BoxFuture<'_, Result<Vec<Unserved>>>;
+
+    /// Gives up on the calls of `task` handed back no later than `since` while no live
+    /// worker serves it: each is dead-lettered, its record ends FAILED with `error`.
+    /// Returns how many; none when a worker serving the task is alive.
+    fn abandon_unserved(
+        &self,
+        task: &str,
+        since: SystemTime,
+        error: TaskError,
+    ) -> BoxFuture<'_, Result<usize>>;
 
     /// Forgets a worker that stopped, so that it leaves `workers()` at once.
     fn leave(&self, worker: &str, tasks: &[&'static str]) -> BoxFuture<'_, Result<()>>;

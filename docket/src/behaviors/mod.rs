@@ -313,6 +313,7 @@ impl Plan {
             },
             args: self.args,
             traceparent,
+            wait: None,
         })
     }
 }

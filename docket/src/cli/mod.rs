@@ -33,6 +33,7 @@ pub use args::{DEFAULT_NAME, DEFAULT_URL};
 
 use crate::backend::BackendUrl;
 use crate::client::Docket;
+use crate::worker::TaskModules;
 use args::{Cli, Command, GlobalArgs};
 
 /// The command tree, for embedding in a larger `clap` command line or for generating
@@ -55,6 +56,22 @@ pub async fn run_worker() -> ExitCode {
     run_from(std::env::args_os()).await
 }
 
+/// Like [`run_worker`], serving the tasks declared in the crates and modules
+/// [`tasks!`](crate::tasks) names (and the built-in ones) — and linking those crates
+/// into the binary, which [`run_worker`] alone does not do for a crate `main` never
+/// uses. `myapp worker --help` lists the tasks served.
+///
+/// ```no_run
+/// # mod my_tasks { #[docket::task] pub async fn greet(name: String) {} }
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     docket::run_worker_with(docket::tasks!(my_tasks)).await
+/// }
+/// ```
+pub async fn run_worker_with(tasks: TaskModules) -> ExitCode {
+    serve_from(std::env::args_os(), Some(&tasks)).await
+}
+
 /// Like [`run_worker`], with the arguments given (the first is the program name).
 ///
 /// ```no_run
@@ -67,8 +84,20 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    match command().try_get_matches_from(args) {
-        Ok(matches) => run_matches(&matches).await,
+    serve_from(args, None).await
+}
+
+/// [`run_from`], the worker serving the tasks declared where `serve` says.
+async fn serve_from<I, T>(args: I, serve: Option<&TaskModules>) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let tree = command().mut_subcommand("worker", |worker| {
+        worker.after_help(worker::served_help(serve))
+    });
+    match tree.try_get_matches_from(args) {
+        Ok(matches) => run_serving(&matches, serve).await,
         Err(error) => {
             // Help and version go to stdout with 0; usage errors to stderr with 2.
             let _ = error.print();
@@ -80,6 +109,10 @@ where
 /// Runs already-parsed matches of [`command()`] (for a larger command line that mounted
 /// it as a subcommand).
 pub async fn run_matches(matches: &clap::ArgMatches) -> ExitCode {
+    run_serving(matches, None).await
+}
+
+async fn run_serving(matches: &clap::ArgMatches, serve: Option<&TaskModules>) -> ExitCode {
     let cli = match Cli::from_arg_matches(matches) {
         Ok(cli) => cli,
         Err(error) => {
@@ -87,7 +120,7 @@ pub async fn run_matches(matches: &clap::ArgMatches) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match dispatch(cli).await {
+    match dispatch(cli, serve).await {
         Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
@@ -99,7 +132,7 @@ pub async fn run_matches(matches: &clap::ArgMatches) -> ExitCode {
 /// A command's failure, as the one line printed after `error: `.
 type Outcome = Result<ExitCode, String>;
 
-async fn dispatch(cli: Cli) -> Outcome {
+async fn dispatch(cli: Cli, serve: Option<&TaskModules>) -> Outcome {
     let Cli { global, command } = cli;
     match command {
         Command::Version => {
@@ -121,7 +154,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         }
         Command::Worker(args) => {
             let _telemetry = logging::install(global.logging_level, global.logging_format);
-            worker::run(&global, *args).await
+            worker::run(&global, *args, serve).await
         }
         Command::Strike(args) => {
             let _telemetry = logging::install(global.logging_level, global.logging_format);

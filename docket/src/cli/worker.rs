@@ -1,5 +1,6 @@
 //! `docket worker`: the production worker process.
 
+use std::fmt::Write as _;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,12 +13,67 @@ use super::args::{GlobalArgs, WorkerArgs};
 use crate::backend::redact;
 use crate::client::Docket;
 use crate::observe;
-use crate::task::registry::{self, registered};
-use crate::worker::{Worker, health};
+use crate::task::registry::{self, TaskRegistration, registered};
+use crate::worker::{TaskModules, Worker, builtin, health};
 
-pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
-    let tasks = registry::select(&args.tasks, &registered().collect::<Vec<_>>())
-        .map_err(|reason| format!("--tasks: {reason}"))?;
+/// The tasks a worker of this binary serves: those declared where `serve` names, else
+/// every one linked in; the built-in ones included.
+///
+/// # Errors
+/// A module of `serve` that declares no task.
+pub(super) fn serving(
+    serve: Option<&TaskModules>,
+) -> Result<Vec<&'static TaskRegistration>, String> {
+    let all: Vec<&'static TaskRegistration> = registered().collect();
+    let Some(modules) = serve else {
+        return Ok(all);
+    };
+    let mut tasks = registry::in_modules(modules.modules(), &all)?;
+    for task in all {
+        if builtin::NAMES.contains(&task.name()) && !tasks.iter().any(|t| std::ptr::eq(*t, task)) {
+            tasks.push(task);
+        }
+    }
+    Ok(tasks)
+}
+
+/// What `worker --help` says about the tasks this binary serves.
+pub(super) fn served_help(serve: Option<&TaskModules>) -> String {
+    let mut tasks = match serving(serve) {
+        Ok(tasks) => tasks,
+        Err(reason) => return format!("Tasks: none: {reason}"),
+    };
+    tasks.sort_by_key(|task| (builtin::NAMES.contains(&task.name()), task.name()));
+    let width = tasks
+        .iter()
+        .map(|task| task.name().len())
+        .max()
+        .unwrap_or(0);
+    let mut help = String::from("Tasks this worker serves:\n");
+    for task in &tasks {
+        let origin = if builtin::NAMES.contains(&task.name()) {
+            "built in"
+        } else {
+            task.module_path()
+        };
+        let _ = writeln!(help, "  {:width$}  {origin}", task.name());
+    }
+    help.push_str(
+        "\nA crate's tasks are served only when this binary is linked with it: name the \
+         crates that declare them with `docket::run_worker_with(docket::tasks!(my_tasks))` \
+         in `main`. A call of a task no worker serves waits for one (--unserved-grace).",
+    );
+    help
+}
+
+pub(super) async fn run(
+    global: &GlobalArgs,
+    args: WorkerArgs,
+    serve: Option<&TaskModules>,
+) -> Outcome {
+    let served = serving(serve)?;
+    let tasks =
+        registry::select(&args.tasks, &served).map_err(|reason| format!("--tasks: {reason}"))?;
     // Ports are taken before connecting so that a clash is reported at once.
     let health = bind(args.healthcheck_port, "--healthcheck-port").await?;
     let metrics = bind(args.metrics_port, "--metrics-port").await?;
@@ -40,7 +96,11 @@ pub(super) async fn run(global: &GlobalArgs, args: WorkerArgs) -> Outcome {
         .minimum_check_interval(args.minimum_check_interval)
         .scheduling_resolution(args.scheduling_resolution)
         .schedule_automatic_tasks(args.automatic_tasks())
-        .drain_timeout(args.drain_timeout);
+        .drain_timeout(args.drain_timeout)
+        .unserved_grace(args.unserved_grace);
+    if let Some(modules) = serve {
+        builder = builder.serve(modules.clone());
+    }
     if !tasks.is_empty() {
         builder = builder.registrations(tasks);
     }

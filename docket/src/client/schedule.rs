@@ -45,6 +45,7 @@ const RESERVED_KEYS: &[&str] = &[
     "dead-letters",
     "memory-check",
     "listeners",
+    "unserved",
 ];
 
 /// The metrics of one batch of calls, counted per task and kind and recorded once: an

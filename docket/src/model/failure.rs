@@ -24,7 +24,7 @@ pub(crate) enum TaskErrorKind {
     BadArguments,
     /// An injected parameter could not be resolved.
     Dependency,
-    /// The worker does not know the function.
+    /// No worker served the call's task within the grace period.
     UnknownTask,
     /// Admission refused the run (a strike, a cooldown, a rate limit): it ended
     /// CANCELLED, and this says why.
@@ -83,7 +83,8 @@ impl TaskError {
         self.kind == TaskErrorKind::Refused
     }
 
-    /// No worker-side task is registered under the message's function name.
+    /// No worker served the call's task: it waited for one longer than the grace period
+    /// (`WorkerBuilder::unserved_grace`) and was dead-lettered.
     pub fn is_unknown_task(&self) -> bool {
         self.kind == TaskErrorKind::UnknownTask
     }

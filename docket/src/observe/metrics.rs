@@ -95,6 +95,16 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
         "Runs parked to wait for a concurrency slot, or deferred by a rate limit",
     ),
     (
+        "docket_tasks_handed_back",
+        Kind::Counter,
+        "Calls a worker handed back because it does not serve their task",
+    ),
+    (
+        "docket_tasks_unserved",
+        Kind::Counter,
+        "Calls dead-lettered after no worker served their task for the grace period",
+    ),
+    (
         "docket_redis_disruptions",
         Kind::Counter,
         "Times a worker lost its connection to the docket",

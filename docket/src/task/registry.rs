@@ -51,6 +51,16 @@ impl TaskRegistration {
         self.module_path
     }
 
+    /// Whether the task is declared in `module` (a path such as `myapp::billing`) or in
+    /// a module below it.
+    pub(crate) fn is_in(&self, module: &str) -> bool {
+        self.module_path == module
+            || self
+                .module_path
+                .strip_prefix(module)
+                .is_some_and(|rest| rest.starts_with("::"))
+    }
+
     /// The names of the data parameters, in order.
     pub fn parameters(&self) -> &'static [&'static str] {
         self.parameters
@@ -131,19 +141,44 @@ impl Selector {
     }
 
     fn selects(&self, task: &TaskRegistration) -> bool {
-        let under = |module: &str| {
-            let path = task.module_path();
-            path == module
-                || path
-                    .strip_prefix(module)
-                    .is_some_and(|rest| rest.starts_with("::"))
-        };
+        let under = |module: &str| task.is_in(module);
         match self {
             Self::Word(word) => task.name() == word || under(word),
             Self::Module(module) => under(module),
             Self::Qualified { module, name } => task.name() == name && under(module),
         }
     }
+}
+
+/// The tasks of `all` declared in `modules` (paths such as `my_tasks` or
+/// `myapp::billing`, the modules below them included).
+///
+/// # Errors
+/// A module that declares no task, named, with where the tasks there are come from.
+pub(crate) fn in_modules(
+    modules: &[String],
+    all: &[&'static TaskRegistration],
+) -> Result<Vec<&'static TaskRegistration>, String> {
+    let mut chosen: Vec<&'static TaskRegistration> = Vec::new();
+    for module in modules {
+        let declared: Vec<_> = all.iter().copied().filter(|t| t.is_in(module)).collect();
+        if declared.is_empty() {
+            let mut known: Vec<&str> = all.iter().map(|t| t.module_path()).collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(format!(
+                "`{module}` declares no task linked into this binary: name the crates or \
+                 modules where your `#[docket::task]` functions are; tasks come from {}",
+                known.join(", ")
+            ));
+        }
+        for task in declared {
+            if !chosen.iter().any(|c| std::ptr::eq(*c, task)) {
+                chosen.push(task);
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 /// The tasks of `all` that `entries` select. Each entry is a task name, a module path

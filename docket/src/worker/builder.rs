@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Settings, Shared, Worker, builtin};
+use super::{Settings, Shared, TaskModules, Worker, builtin};
 use crate::behaviors::{Behavior, Behaviors, SharedBehavior};
 use crate::client::Docket;
 use crate::error::{Error, Result};
@@ -49,11 +49,13 @@ impl std::fmt::Debug for Fallback {
 /// | `missed_heartbeats` | 5 |
 /// | `drain_timeout` | 30 seconds |
 /// | `automatic_interval` | 1 minute |
+/// | `unserved_grace` | 10 minutes |
 #[must_use]
 pub struct WorkerBuilder {
     docket: Docket,
     name: Option<String>,
     settings: Settings,
+    serve: Option<TaskModules>,
     tasks: Option<Tasks>,
     fallback: Option<Fallback>,
     behaviors: Vec<SharedBehavior>,
@@ -110,7 +112,9 @@ impl WorkerBuilder {
                 missed_heartbeats: 5,
                 drain_timeout: Duration::from_secs(30),
                 automatic_interval: Duration::from_mins(1),
+                unserved_grace: Duration::from_mins(10),
             },
+            serve: None,
             tasks: None,
             fallback: None,
             behaviors: Vec::new(),
@@ -187,6 +191,21 @@ impl WorkerBuilder {
         self
     }
 
+    /// How long a call may wait for a worker that serves its task before it is given
+    /// up on: dead-lettered, its record FAILED with an error naming the task, the
+    /// workers seen and what they serve.
+    ///
+    /// A worker that claims a call of a task it does not serve (and has no
+    /// [`fallback`](Self::fallback)) hands it back instead of failing it: it waits,
+    /// parked, until a worker that serves the task sends a heartbeat. During a rolling or
+    /// blue-green deploy that is the new workers coming up; a task no worker serves any
+    /// more ends in the dead letters after this grace period, which
+    /// `docket dead-letters retry` undoes once a worker serves it.
+    pub fn unserved_grace(mut self, grace: Duration) -> Self {
+        self.settings.unserved_grace = grace;
+        self
+    }
+
     /// Adds a behaviour around every run, after the built-in retry and perpetual ones
     /// and any added before it.
     pub fn behavior(mut self, behavior: impl Behavior) -> Self {
@@ -231,14 +250,37 @@ impl WorkerBuilder {
         self
     }
 
+    /// Serves the tasks declared in these crates and modules (and the built-in ones),
+    /// instead of every task linked into the binary; [`tasks`](Self::tasks) narrows
+    /// them further. See [`tasks!`](crate::tasks).
+    ///
+    /// ```
+    /// mod mail {
+    ///     #[docket::task]
+    ///     pub async fn send_welcome(user: u64) {}
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> docket::Result<()> {
+    /// let docket = docket::Docket::connect("doc-serve", "memory://doc-serve").await?;
+    /// let worker = docket::Worker::builder(docket).serve(docket::tasks!(self::mail)).build()?;
+    /// assert!(worker.task_names().contains(&"send_welcome"));
+    /// # Ok(()) }
+    /// ```
+    pub fn serve(mut self, modules: TaskModules) -> Self {
+        self.serve = Some(modules);
+        self
+    }
+
     /// Runs only these registrations (and the built-in tasks).
     pub(crate) fn registrations(mut self, tasks: Vec<&'static TaskRegistration>) -> Self {
         self.tasks = Some(Tasks::Registered(tasks));
         self
     }
 
-    /// What to do with messages for functions this worker does not know. The default
-    /// records them FAILED with an error naming the function.
+    /// What to do with messages for functions this worker does not know. Without one,
+    /// such a call is handed back to wait for a worker that serves its task (see
+    /// [`unserved_grace`](Self::unserved_grace)).
     pub fn fallback<F, Fut, E>(mut self, fallback: F) -> Self
     where
         F: Fn(Execution) -> Fut + Send + Sync + 'static,
@@ -261,11 +303,12 @@ impl WorkerBuilder {
     /// Checks the options and builds the worker.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] naming an option out of range, or a task selector that
-    /// selects nothing.
+    /// [`Error::InvalidOption`] naming an option out of range, a task selector that
+    /// selects nothing, or a module given to [`serve`](Self::serve) that declares no task.
     pub fn build(self) -> Result<Worker> {
         check(&self.settings)?;
-        let tasks = served(self.tasks)?;
+        let named = self.serve.is_some() || self.tasks.is_some();
+        let tasks = served(self.serve.as_ref(), self.tasks)?;
         let name = self.name.unwrap_or_else(default_name);
         if name.is_empty() {
             return Err(Error::InvalidOption {
@@ -318,6 +361,8 @@ impl WorkerBuilder {
                 values: self.values,
                 in_flight: Mutex::new(HashMap::new()),
                 unmatched_cancels: Mutex::default(),
+                unserved_seen: Mutex::default(),
+                named_tasks: named,
                 listening: AtomicBool::new(false),
                 stopping: watch::channel(false).0,
                 running: AtomicBool::new(false),
@@ -338,6 +383,7 @@ fn check(s: &Settings) -> Result<()> {
         ("scheduling_resolution", s.scheduling_resolution),
         ("heartbeat_interval", s.heartbeat_interval),
         ("automatic_interval", s.automatic_interval),
+        ("unserved_grace", s.unserved_grace),
     ];
     for (name, value) in positive {
         if value.is_zero() {
@@ -365,14 +411,25 @@ fn check(s: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// The tasks a worker serves: every registered one, or those it was told (the built-in
-/// ones always).
-fn served(told: Option<Tasks>) -> Result<TaskSet> {
+/// The tasks a worker serves: those declared where it was told to serve (every task
+/// linked into the binary unless told), narrowed to those it was told to run; the
+/// built-in ones always.
+fn served(serve: Option<&TaskModules>, told: Option<Tasks>) -> Result<TaskSet> {
     let all: Vec<&'static TaskRegistration> = registered().collect();
+    let pool = match serve {
+        None => all.clone(),
+        Some(modules) => registry::in_modules(modules.modules(), &all).map_err(|reason| {
+            Error::InvalidOption {
+                name: "serve",
+                value: modules.modules().join(", "),
+                reason,
+            }
+        })?,
+    };
     let chosen = match told {
-        None => None,
+        None => serve.map(|_| pool),
         Some(Tasks::Registered(chosen)) => Some(chosen),
-        Some(Tasks::Selected(selectors)) => Some(registry::select(&selectors, &all).map_err(
+        Some(Tasks::Selected(selectors)) => Some(registry::select(&selectors, &pool).map_err(
             |reason| Error::InvalidOption {
                 name: "tasks",
                 value: selectors.join(", "),

@@ -282,7 +282,7 @@ mod tests {
             generation: execution.generation(),
             outcome: Outcome::Completed { result: None },
             next: None,
-            slot: None,
+            release: None,
         };
         let handover = Handover {
             finish,

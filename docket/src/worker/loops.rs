@@ -49,6 +49,7 @@ pub(super) fn spawn_all(shared: Arc<Shared>) -> Background {
     tasks.spawn(renewer(shared.clone()));
     tasks.spawn(heartbeat(shared.clone()));
     tasks.spawn(cancellations(shared.clone()));
+    tasks.spawn(super::unserved::sweep(shared.clone()));
     if shared.settings.schedule_automatic_tasks {
         tasks.spawn(automatic(shared.clone()));
     }
@@ -56,7 +57,7 @@ pub(super) fn spawn_all(shared: Arc<Shared>) -> Background {
 }
 
 /// Sleeps `duration`, or less if the worker is told to stop. Returns false on stop.
-async fn pause(shared: &Shared, duration: Duration) -> bool {
+pub(super) async fn pause(shared: &Shared, duration: Duration) -> bool {
     let mut stopping = shared.stopping.subscribe();
     if *stopping.borrow_and_update() {
         return false;
@@ -67,7 +68,7 @@ async fn pause(shared: &Shared, duration: Duration) -> bool {
     }
 }
 
-fn lost_connection(shared: &Shared, what: &str, error: &crate::Error) {
+pub(super) fn lost_connection(shared: &Shared, what: &str, error: &crate::Error) {
     shared.mark_lost();
     tracing::warn!(
         docket = %shared.docket.name(),

@@ -2,7 +2,8 @@
 //!
 //! [`main_loop`] claims deliveries and starts a [`run`] for each; the [`finisher`] writes
 //! how runs ended in batches; [`loops`] keep the worker's other duties (the scheduler,
-//! lease renewal, heartbeats, cancellations, seeding [`automatic`] tasks).
+//! lease renewal, heartbeats, cancellations, seeding [`automatic`] tasks, giving up on
+//! [`unserved`] calls).
 //!
 //! ```
 //! # #[docket::task] async fn shout(word: String) -> String { word.to_uppercase() }
@@ -32,6 +33,8 @@ pub(crate) mod health;
 mod loops;
 mod main_loop;
 mod run;
+mod serve;
+mod unserved;
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -44,6 +47,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 pub use builder::{Fallback, WorkerBuilder};
+pub use serve::TaskModules;
 
 use crate::backend::{EntryId, Slot};
 use crate::behaviors::Behaviors;
@@ -84,6 +88,10 @@ pub(crate) struct Shared {
     /// Cancellations that found no run here, kept a while for a run claimed just before
     /// and registered just after (only touched with `in_flight` locked).
     pub unmatched_cancels: Mutex<loops::UnmatchedCancels>,
+    /// The tasks this worker handed calls back for (warned about once each).
+    pub unserved_seen: Mutex<std::collections::HashSet<String>>,
+    /// The worker was told which tasks to serve (else it serves every one linked in).
+    pub named_tasks: bool,
     /// Whether the cancellation listener is subscribed: while it is not, a new run
     /// reads its record once to learn of a cancel it could have missed.
     pub listening: AtomicBool,
@@ -162,6 +170,7 @@ pub(crate) struct Settings {
     pub missed_heartbeats: u32,
     pub drain_timeout: Duration,
     pub automatic_interval: Duration,
+    pub unserved_grace: Duration,
 }
 
 /// A worker's state at one moment (see [`Worker::status`]).
@@ -308,11 +317,26 @@ impl Worker {
                 }
             }
         }
+        let served = shared.tasks.names();
+        if !shared.named_tasks && served.iter().all(|task| builtin::NAMES.contains(task)) {
+            tracing::warn!(
+                docket = %shared.docket.name(),
+                worker = %shared.info.name(),
+                "this worker serves only the built-in tasks ({}): no task of yours is linked \
+                 into this binary. A crate is linked only when the binary uses it: name the \
+                 crates that declare your tasks in `main`, with \
+                 `docket::run_worker_with(docket::tasks!(my_tasks))` (or \
+                 `Worker::builder(..).serve(docket::tasks!(my_tasks))`), or add \
+                 `use my_tasks as _;`. Calls of tasks it does not serve wait for a worker \
+                 that does",
+                served.join(", ")
+            );
+        }
         tracing::info!(
             docket = %shared.docket.name(),
             worker = %shared.info.name(),
             concurrency = shared.settings.concurrency,
-            tasks = ?shared.tasks.names(),
+            tasks = ?served,
             "worker starting"
         );
         let background = loops::spawn_all(shared.clone());

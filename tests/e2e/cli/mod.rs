@@ -4,6 +4,7 @@
 
 mod commands;
 mod faults;
+mod fleet;
 mod observability;
 mod stopping;
 
@@ -34,7 +35,12 @@ impl Cli {
 
     /// The app with `--url`/`--docket` given through the guide's variables.
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(APP);
+        self.program(APP, args)
+    }
+
+    /// Another binary of the suite, as [`command`](Self::command) runs the app.
+    fn program(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         command
             .args(args)
             .env_clear()

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::MemoryBackend;
-use super::store::{Entry, State};
+use super::store::State;
 use crate::backend::{AdmissionRule, Slot};
 use crate::model::ExecutionState;
 
@@ -113,23 +113,9 @@ impl MemoryBackend {
             let valid = state.records.get(&key).is_some_and(|r| {
                 r.state == ExecutionState::Scheduled && r.waiting() == Some(slot.scope.as_str())
             });
-            if !valid || !state.parked.remove(&key) {
+            if !valid || !self.queue_waiter(state, &key) {
                 continue;
             }
-            let Some(function) = state.records.get(&key).map(|r| r.function.clone()) else {
-                continue;
-            };
-            let seq = state.stream.push(Entry {
-                key: key.clone(),
-                function,
-            });
-            let Some(record) = state.records.get_mut(&key) else {
-                continue;
-            };
-            record.state = ExecutionState::Queued;
-            record.set_seq(Some(seq));
-            record.set_waiting(None);
-            self.publish_state(&key, record);
             state
                 .slots
                 .entry(slot.scope.clone())

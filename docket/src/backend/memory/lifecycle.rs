@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::MemoryBackend;
 use super::store::{At, Entry, Record, State};
-use super::{MemoryBackend, Slot};
 use crate::backend::{
     Cancelled, DeadLetter, Finish, FinishOutcome, NewTask, Outcome, Promotion, Reschedule,
-    SLOT_LEASE, ScheduleOutcome, SlotChange,
+    SLOT_LEASE, ScheduleOutcome, Wait,
 };
 use crate::model::{Disposition, Event, ExecutionState, TaskError, When};
 
@@ -104,15 +104,10 @@ impl MemoryBackend {
             return FinishOutcome::Fenced;
         }
         state.stream.remove(seq);
-        let awaited = match &run.slot {
-            Some(SlotChange::Release(slot)) => {
-                Self::release_slot(state, slot, &run.key);
-                self.wake_scope(state, slot, SLOT_LEASE, now);
-                None
-            }
-            Some(SlotChange::Await(slot)) => Some(slot),
-            None => None,
-        };
+        if let Some(slot) = &run.release {
+            Self::release_slot(state, slot, &run.key);
+            self.wake_scope(state, slot, SLOT_LEASE, now);
+        }
         // The stream entry fences too: with `execution_ttl = 0` generations restart at 1
         // once a record is deleted, so only the entry tells two runs apart.
         let current = state
@@ -150,7 +145,7 @@ impl MemoryBackend {
             }
         }
         if let Some(next) = run.next {
-            self.reschedule(state, &run.key, next, error, awaited, now);
+            self.reschedule(state, &run.key, next, error, now);
             return FinishOutcome::Recorded;
         }
         let event = (self.store.events.receiver_count() > 0).then(|| error.clone());
@@ -168,24 +163,30 @@ impl MemoryBackend {
 
     /// Moves a finished run's key to its next generation, in the same critical section
     /// that recorded its end (finish.lua's `reschedule`): due as `next` says, or parked
-    /// as a waiter of `awaited` while that slot has no room.
+    /// as a waiter of a slot that has no room, or of a worker serving its task.
     fn reschedule(
         &self,
         state: &mut State,
         key: &str,
         next: Reschedule,
         error: Option<TaskError>,
-        awaited: Option<&Slot>,
         now: Instant,
     ) {
         let wall = state.wall();
-        let waiting = awaited.filter(|slot| !Self::has_free_slot(state, slot, now));
+        let (waiting, unserved) = match &next.wait {
+            Some(Wait::Slot(slot)) => (
+                Some(slot).filter(|slot| !Self::has_free_slot(state, slot, now)),
+                false,
+            ),
+            Some(Wait::Server) => (None, true),
+            None => (None, false),
+        };
         let Some((key, record)) = state.records.get_key_value(key) else {
             return;
         };
         let key = key.clone();
         let when = match next.due {
-            _ if waiting.is_some() => record.when,
+            _ if waiting.is_some() || unserved => record.when,
             When::Now => wall,
             When::After(delay) => wall + delay,
             When::At(at) => at,
@@ -206,6 +207,15 @@ impl MemoryBackend {
                 state.waiting_max.insert(slot.scope.clone(), slot.max);
                 (ExecutionState::Scheduled, None)
             }
+            None if unserved => {
+                state.parked.insert(key.clone());
+                state
+                    .unserved
+                    .entry(function.as_str().to_owned())
+                    .or_default()
+                    .push_back(key.clone());
+                (ExecutionState::Scheduled, None)
+            }
             None => state.place(&key, &function, when, wall),
         };
         state.forget_progress(&key);
@@ -222,7 +232,33 @@ impl MemoryBackend {
         );
         record.set_error(error);
         record.set_waiting(waiting.map(|slot| slot.scope.clone()));
+        record.set_unserved_since(unserved.then_some(wall));
         self.publish_state(&key, record);
+    }
+
+    /// Queues a parked waiter (of a slot, or of a worker serving its task): its message
+    /// enters the stream and its record, QUEUED, no longer says what it waited for.
+    /// False when it was not parked.
+    pub(super) fn queue_waiter(&self, state: &mut State, key: &Arc<str>) -> bool {
+        if !state.parked.remove(key) {
+            return false;
+        }
+        let Some(function) = state.records.get(key).map(|r| r.function.clone()) else {
+            return false;
+        };
+        let seq = state.stream.push(Entry {
+            key: key.clone(),
+            function,
+        });
+        let Some(record) = state.records.get_mut(key) else {
+            return false;
+        };
+        record.state = ExecutionState::Queued;
+        record.set_seq(Some(seq));
+        record.set_waiting(None);
+        record.set_unserved_since(None);
+        self.publish_state(key, record);
+        true
     }
 
     /// Moves due tasks from the schedule to the stream.

@@ -7,7 +7,8 @@
 //! operation lives in the file named as its Redis twin — [`lifecycle`] (schedule, finish,
 //! promote, cancel, clear, dead letters, leases), [`consumer`] (claim, reclaim, renew),
 //! [`observe`] (records, results, progress, events, heartbeats, snapshots),
-//! [`strikes`] and [`admission`]. Every state transition is one critical section over
+//! [`strikes`], [`admission`] and [`unserved`] (calls waiting for a worker that serves
+//! their task). Every state transition is one critical section over
 //! the store, as it is one Lua script on Redis.
 
 mod admission;
@@ -16,6 +17,7 @@ mod lifecycle;
 mod observe;
 mod store;
 mod strikes;
+mod unserved;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -29,10 +31,10 @@ use self::store::{Record, State};
 use super::{
     ActiveWorker, AdmissionRule, Backend, BackendConfig, BoxFuture, Cancelled, Consumer,
     DeadLetter, Delivery, EntryId, EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks,
-    NewTask, ProgressUpdate, Promotion, ScheduleOutcome, Slot, StrikeReader,
+    NewTask, ProgressUpdate, Promotion, ScheduleOutcome, Slot, StrikeReader, Unserved,
 };
 use crate::error::Result;
-use crate::model::{Event, ExecutionRecord, Instruction, ProgressState};
+use crate::model::{Event, ExecutionRecord, Instruction, ProgressState, TaskError};
 
 /// One named in-process store.
 struct Store {
@@ -189,6 +191,19 @@ impl Backend for MemoryBackend {
     fn leave(&self, worker: &str, _tasks: &[&'static str]) -> BoxFuture<'_, Result<()>> {
         self.forget_worker(worker);
         ready(())
+    }
+
+    fn unserved(&self) -> BoxFuture<'_, Result<Vec<Unserved>>> {
+        ready(self.unserved_tasks())
+    }
+
+    fn abandon_unserved(
+        &self,
+        task: &str,
+        since: SystemTime,
+        error: TaskError,
+    ) -> BoxFuture<'_, Result<usize>> {
+        ready(self.abandon(task, since, &error))
     }
 
     fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<ActiveWorker>>> {

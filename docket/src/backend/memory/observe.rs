@@ -78,13 +78,18 @@ impl MemoryBackend {
     }
 
     /// Records a heartbeat: the worker's tasks (sorted, once each) and when it lapses
-    /// without another; forgets the workers not seen for `expire_after`.
+    /// without another; forgets the workers not seen for `expire_after`; queues the calls
+    /// of its tasks that wait for a worker serving them.
     pub(super) fn beat(&self, worker: &str, tasks: &[&'static str], expire_after: Duration) {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let mut tasks: Vec<String> = tasks.iter().map(|t| (*t).to_owned()).collect();
         tasks.sort_unstable();
         tasks.dedup();
         let mut state = self.state();
+        let queued: usize = tasks
+            .iter()
+            .map(|task| self.serve_waiters(&mut state, task))
+            .sum();
         state.workers.insert(
             worker.to_owned(),
             Beat {
@@ -101,6 +106,10 @@ impl MemoryBackend {
                 .unwrap_or_default()
                 < expire_after
         });
+        drop(state);
+        if queued > 0 {
+            self.store.ready.notify_waiters();
+        }
     }
 
     pub(super) fn forget_worker(&self, worker: &str) {

@@ -53,13 +53,19 @@ struct Rare {
     error: Option<TaskError>,
     /// The concurrency scope it waits in, while parked as a waiter.
     waiting: Option<String>,
+    /// When a worker that does not serve its task handed it back, while it waits for
+    /// one that does.
+    unserved_since: Option<SystemTime>,
     /// The trace context its message carries, while it has one.
     traceparent: Option<String>,
 }
 
 impl Rare {
     fn is_empty(&self) -> bool {
-        self.error.is_none() && self.waiting.is_none() && self.traceparent.is_none()
+        self.error.is_none()
+            && self.waiting.is_none()
+            && self.unserved_since.is_none()
+            && self.traceparent.is_none()
     }
 }
 
@@ -166,6 +172,18 @@ impl Record {
     pub fn set_waiting(&mut self, scope: Option<String>) {
         if let Some(rare) = self.rare_mut(scope.is_some()) {
             rare.waiting = scope;
+        }
+        self.shrink();
+    }
+
+    /// When it was handed back, while it waits for a worker that serves its task.
+    pub fn unserved_since(&self) -> Option<SystemTime> {
+        self.rare.as_ref().and_then(|rare| rare.unserved_since)
+    }
+
+    pub fn set_unserved_since(&mut self, since: Option<SystemTime>) {
+        if let Some(rare) = self.rare_mut(since.is_some()) {
+            rare.unserved_since = since;
         }
         self.shrink();
     }
@@ -398,7 +416,7 @@ pub(super) struct State {
     pub names: Names,
     /// Future tasks by due time.
     pub queue: BTreeSet<(SystemTime, Arc<str>)>,
-    /// Keys whose message is parked: due later, or waiting for a concurrency slot.
+    /// Keys whose message is parked: due later, or waiting (for a slot, for a worker).
     pub parked: HashSet<Arc<str>>,
     pub results: HashMap<(Arc<str>, u64), (Box<str>, Instant)>,
     pub progress: HashMap<String, ProgressState>,
@@ -416,6 +434,8 @@ pub(super) struct State {
     pub slots: HashMap<String, HashMap<String, Instant>>,
     /// Waiters for a slot, oldest first: scope → keys.
     pub waiting: HashMap<String, VecDeque<Arc<str>>>,
+    /// Calls waiting for a worker that serves their task, oldest first: task → keys.
+    pub unserved: HashMap<String, VecDeque<Arc<str>>>,
     /// The size of each scope that has had waiters.
     pub waiting_max: HashMap<String, u32>,
     /// Cooldown windows: scope → end.

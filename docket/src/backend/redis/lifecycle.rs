@@ -9,7 +9,7 @@ use super::wire;
 use super::wire::{due_args, duration_millis, next_args, parse_time};
 use crate::backend::{
     DeadLetter, Finish, FinishOutcome, NewTask, Outcome, Promotion, SLOT_LEASE, ScheduleOutcome,
-    SlotChange,
+    Wait,
 };
 use crate::error::{Error, Result};
 use crate::model::{Disposition, When};
@@ -168,8 +168,8 @@ pub(super) async fn finish(
             Outcome::Deferred => ("DEFERRED", String::new(), None),
         };
         let next = run.next.as_ref();
-        // A run that neither goes on nor used a slot (most) sends 7 arguments, not 15.
-        let plain = next.is_none() && run.slot.is_none();
+        // A run that neither goes on nor held a slot (most) sends 7 arguments, not 15.
+        let plain = next.is_none() && run.release.is_none();
         invocation
             .arg(if plain { 7 } else { 15 })
             .arg(run.delivery.to_string())
@@ -182,13 +182,14 @@ pub(super) async fn finish(
         if plain {
             continue;
         }
-        let (release, slot) = match &run.slot {
-            Some(SlotChange::Release(slot)) => ("1", Some(slot)),
-            Some(SlotChange::Await(slot)) => ("0", Some(slot)),
-            None => ("0", None),
-        };
-        let awaited = matches!(run.slot, Some(SlotChange::Await(_)));
-        let (next_kind, next_ms) = next_args(next.map(|n| n.due), awaited);
+        // A run that waits for a slot held none (it did not run): one scope says which.
+        let awaited = next.and_then(|n| match &n.wait {
+            Some(Wait::Slot(slot)) => Some(slot),
+            _ => None,
+        });
+        let release = if run.release.is_some() { "1" } else { "0" };
+        let slot = run.release.as_ref().or(awaited);
+        let (next_kind, next_ms) = next_args(next.map(|n| (n.due, n.wait.as_ref())));
         invocation
             .arg(next_kind)
             .arg(next_ms)

@@ -5,8 +5,8 @@
 //! scripts write; [`connection`] opens the connections. The operations are grouped by
 //! concern, in files named as their `memory://` twins: [`lifecycle`] (schedule, finish,
 //! promote, cancel, clear, dead letters, leases), [`consumer`] (claim, reclaim, renew),
-//! [`observe`] (records, results, progress, events, snapshots, heartbeats), [`strikes`]
-//! and [`admission`].
+//! [`observe`] (records, results, progress, events, snapshots, heartbeats), [`strikes`],
+//! [`admission`] and [`unserved`] (calls waiting for a worker that serves their task).
 
 mod admission;
 mod connection;
@@ -18,6 +18,7 @@ mod prelude;
 mod scripts;
 mod server;
 mod strikes;
+mod unserved;
 mod wire;
 
 #[cfg(test)]
@@ -34,10 +35,12 @@ use self::keys::Keys;
 use super::{
     AdmissionRule, Backend, BackendConfig, BoxFuture, Consumer, Delivery, EntryId, EventStream,
     Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion,
-    ScheduleOutcome, Slot, StrikeReader,
+    ScheduleOutcome, Slot, StrikeReader, Unserved,
 };
 use crate::error::{Error, Result, StoreError};
-use crate::model::{ActiveWorker, DeadLetter, ExecutionRecord, Instruction, ProgressState};
+use crate::model::{
+    ActiveWorker, DeadLetter, ExecutionRecord, Instruction, ProgressState, TaskError,
+};
 
 #[cfg(test)]
 pub(in crate::backend) use self::wire::epoch_millis;
@@ -299,6 +302,20 @@ impl Backend for RedisBackend {
         let worker = worker.to_owned();
         let tasks = tasks.to_vec();
         Box::pin(async move { observe::leave(&self.shared, &worker, &tasks).await })
+    }
+
+    fn unserved(&self) -> BoxFuture<'_, Result<Vec<Unserved>>> {
+        Box::pin(unserved::list(&self.shared))
+    }
+
+    fn abandon_unserved(
+        &self,
+        task: &str,
+        since: SystemTime,
+        error: TaskError,
+    ) -> BoxFuture<'_, Result<usize>> {
+        let task = task.to_owned();
+        Box::pin(async move { unserved::abandon(&self.shared, &task, since, &error).await })
     }
 
     fn workers(&self, task: Option<&str>) -> BoxFuture<'_, Result<Vec<ActiveWorker>>> {

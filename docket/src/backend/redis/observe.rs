@@ -198,6 +198,8 @@ pub(super) async fn heartbeat(
     let _: i64 = SCRIPTS
         .heartbeat
         .key(shared.keys.workers())
+        .key(shared.keys.stream())
+        .key(shared.keys.queue())
         .arg(shared.keys.prefix())
         .arg(worker)
         .arg(duration_millis(expire_after).max(1))

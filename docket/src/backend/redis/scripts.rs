@@ -196,12 +196,13 @@ pub(super) struct Scripts {
     pub counts: Script,
     pub live: Script,
     pub listen: Script,
+    pub unserved: Script,
 }
 
 impl Scripts {
     /// Every one of them.
     #[cfg(test)]
-    pub(super) fn all(&self) -> [&Script; 17] {
+    pub(super) fn all(&self) -> [&Script; 18] {
         [
             &self.add,
             &self.schedule,
@@ -220,6 +221,7 @@ impl Scripts {
             &self.counts,
             &self.live,
             &self.listen,
+            &self.unserved,
         ]
     }
 }
@@ -257,6 +259,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     live: plain(include_str!("lua/live.lua")),
     // A waiter still registers while Redis is out of memory (one small member).
     listen: worker(include_str!("lua/listen.lua")),
+    unserved: worker(include_str!("lua/unserved.lua")),
 });
 
 /// The prelude followed by `body`, for tests that probe the prelude's helpers.

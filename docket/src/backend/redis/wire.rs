@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 
+use crate::backend::Wait;
 use crate::error::{Error, Result};
 use crate::model::{
     DeadLetter, ExecutionRecord, ExecutionState, Message, ProgressState, TaskError, When,
@@ -112,15 +113,24 @@ pub(super) fn due_args(due: When) -> (&'static str, u64) {
 }
 
 /// A rescheduled run's due time as finish.lua's `next_kind` and `next_ms`: `wait` for a
-/// call that awaits a concurrency slot.
-pub(super) fn next_args(next: Option<When>, awaited: bool) -> (&'static str, u64) {
+/// call that awaits a concurrency slot, `unserved` for one that awaits a worker serving
+/// its task.
+pub(super) fn next_args(next: Option<(When, Option<&Wait>)>) -> (&'static str, u64) {
     match next {
         None => ("", 0),
-        Some(_) if awaited => ("wait", 0),
-        Some(When::Now) => ("after", 0),
-        Some(When::After(delay)) => ("after", ceil_millis(delay)),
-        Some(When::At(when)) => ("at", epoch_millis(when)),
-        Some(When::AfterStart(every)) => ("start", ceil_millis(every)),
+        Some((_, Some(Wait::Slot(_)))) => ("wait", 0),
+        Some((_, Some(Wait::Server))) => ("unserved", 0),
+        Some((when, None)) => due_after_run(when),
+    }
+}
+
+/// A run's next due time when it waits for nothing.
+fn due_after_run(when: When) -> (&'static str, u64) {
+    match when {
+        When::Now => ("after", 0),
+        When::After(delay) => ("after", ceil_millis(delay)),
+        When::At(when) => ("at", epoch_millis(when)),
+        When::AfterStart(every) => ("start", ceil_millis(every)),
     }
 }
 
@@ -444,10 +454,18 @@ mod tests {
             due_args(When::After(Duration::from_micros(1500))),
             ("after", 2)
         );
-        assert_eq!(next_args(None, false), ("", 0));
-        assert_eq!(next_args(Some(When::Now), true), ("wait", 0));
+        let slot = Wait::Slot(crate::backend::Slot {
+            scope: "s".into(),
+            max: 1,
+        });
+        assert_eq!(next_args(None), ("", 0));
+        assert_eq!(next_args(Some((When::Now, Some(&slot)))), ("wait", 0));
         assert_eq!(
-            next_args(Some(When::AfterStart(Duration::from_secs(1))), false),
+            next_args(Some((When::Now, Some(&Wait::Server)))),
+            ("unserved", 0)
+        );
+        assert_eq!(
+            next_args(Some((When::AfterStart(Duration::from_secs(1)), None))),
             ("start", 1000)
         );
     }

@@ -1,7 +1,7 @@
 //! Admission rules: concurrency slots and their waiters, cooldowns, rate limits.
 
 use super::*;
-use crate::backend::{FinishOutcome, Reschedule, SlotChange};
+use crate::backend::{FinishOutcome, Reschedule, Wait};
 
 fn exports(max: u32) -> Slot {
     Slot {
@@ -136,8 +136,8 @@ fn awaiting(delivery: &Delivery, slot: &Slot) -> Finish {
             attempt: delivery.message.attempt,
             args: None,
             traceparent: None,
+            wait: Some(Wait::Slot(slot.clone())),
         }),
-        slot: Some(SlotChange::Await(slot.clone())),
         ..completed(delivery, None)
     }
 }
@@ -145,7 +145,7 @@ fn awaiting(delivery: &Delivery, slot: &Slot) -> Finish {
 /// Finishes a run that held a slot of `slot`.
 fn releasing(delivery: &Delivery, slot: &Slot) -> Finish {
     Finish {
-        slot: Some(SlotChange::Release(slot.clone())),
+        release: Some(slot.clone()),
         ..completed(delivery, None)
     }
 }

@@ -13,6 +13,7 @@ mod observe;
 mod runs;
 mod scheduling;
 mod strikes;
+mod unserved;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +97,9 @@ on_both_backends! {
     strikes::strikes_are_read_back_in_the_order_they_were_appended,
     strikes::a_reader_waits_for_the_next_strike,
     strikes::a_long_strikes_stream_is_compacted_to_the_strikes_in_effect,
+    unserved::a_handed_back_call_waits_until_a_worker_serving_its_task_beats,
+    unserved::calls_no_worker_serves_are_abandoned_only_past_their_time,
+    unserved::a_waiting_call_cancelled_or_replaced_no_longer_waits,
 }
 
 /// How long terminal records live in most tests.
@@ -216,7 +220,7 @@ pub(in crate::backend) fn completed(delivery: &Delivery, result: Option<&str>) -
             result: result.map(str::to_owned),
         },
         next: None,
-        slot: None,
+        release: None,
     }
 }
 
@@ -314,6 +318,12 @@ pub(in crate::backend) async fn exercise_everything(backend: &dyn Backend) -> Re
     let first = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
     assert!(matches!(first, Ok(Some(Event::State { .. }))), "{first:?}");
 
+    exercise_the_rest(backend, &mut consumer).await
+}
+
+/// The operations [`exercise_everything`] leaves to this: admission, leases, strikes,
+/// dead letters, the worker registry, calls waiting for a worker.
+async fn exercise_the_rest(backend: &dyn Backend, consumer: &mut Box<dyn Consumer>) -> Result<()> {
     let slot = Slot {
         scope: "exports".to_owned(),
         max: 1,
@@ -354,5 +364,30 @@ pub(in crate::backend) async fn exercise_everything(backend: &dyn Backend) -> Re
     assert!(!backend.forget_dead_letter("k").await?);
     backend.leave("w1", &["send_email"]).await?;
     assert!(backend.workers(None).await?.is_empty());
+
+    // A call handed back by a worker that does not serve it, given up on, and served.
+    backend.schedule(&[call("handed-back", When::Now)]).await?;
+    let claimed = consumer.claim(1, Duration::from_secs(2)).await?;
+    let handed_back = Finish {
+        outcome: Outcome::Deferred,
+        next: Some(crate::backend::Reschedule {
+            due: When::Now,
+            attempt: 1,
+            args: None,
+            traceparent: None,
+            wait: Some(crate::backend::Wait::Server),
+        }),
+        ..completed(&claimed.deliveries[0], None)
+    };
+    backend.finish("w1", vec![handed_back]).await?;
+    assert_eq!(backend.unserved().await?.len(), 1);
+    let error = crate::model::TaskError::new(crate::model::TaskErrorKind::UnknownTask, "gone");
+    let since = backend.now().await? + Duration::from_secs(1);
+    assert_eq!(
+        backend.abandon_unserved("send_email", since, error).await?,
+        1
+    );
+    backend.schedule(&[call("served", When::Now)]).await?;
+    backend.heartbeat("w1", &["send_email"], TTL).await?;
     Ok(())
 }

@@ -244,6 +244,7 @@ pub(super) async fn a_retry_waits_with_its_last_error_and_ends_without_it(store:
             attempt: 2,
             args: None,
             traceparent: None,
+            wait: None,
         }),
         ..completed(&first, None)
     };
@@ -320,6 +321,7 @@ pub(super) async fn a_next_run_counts_its_interval_from_this_run_s_start(store: 
         attempt: 1,
         args: args.map(str::to_owned),
         traceparent: None,
+        wait: None,
     };
     let outcomes = backend
         .finish(

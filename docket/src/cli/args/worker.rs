@@ -129,8 +129,8 @@ pub struct WorkerArgs {
     pub metrics_port: Option<u16>,
 
     /// Run only these tasks: task names or module paths (`myapp::billing`,
-    /// `myapp.billing`, `myapp.billing:charge`), comma-separated [default: all]. The
-    /// built-in tasks are always included.
+    /// `myapp.billing`, `myapp.billing:charge`), comma-separated [default: every task
+    /// this binary serves, listed below]. The built-in tasks are always included.
     #[arg(
         long,
         env = "DOCKET_TASKS",
@@ -138,6 +138,17 @@ pub struct WorkerArgs {
         value_name = "TASKS"
     )]
     pub tasks: Vec<String>,
+
+    /// How long a call may wait for a worker that serves its task (this one hands such
+    /// calls back) before it is dead-lettered, while no live worker serves it.
+    #[arg(
+        long,
+        env = "DOCKET_WORKER_UNSERVED_GRACE",
+        default_value = "10m",
+        value_parser = parse_positive_duration,
+        value_name = "DURATION"
+    )]
+    pub unserved_grace: Duration,
 }
 
 impl WorkerArgs {

@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::Shared;
 use super::finisher::{FinishSender, Handover};
-use crate::backend::{Delivery, EntryId, Finish, Outcome, Reschedule, SlotChange};
+use crate::backend::{Delivery, EntryId, Finish, Outcome, Reschedule, Wait};
 use crate::behaviors::{Admission, Plan};
 use crate::execution::{Execution, Run, RunControl, SlotUse};
 use crate::model::{Disposition, TaskError, TaskErrorKind, TaskOptions, When};
@@ -44,6 +44,15 @@ pub(super) async fn execute(
     limits: Option<Arc<RunLimits>>,
 ) -> Ran {
     let (delivered, execution, registration, control) = prepare(&shared, delivery);
+    let runner = match (registration, &shared.fallback) {
+        (Some(registration), _) => task::Runner::Task(registration),
+        (None, Some(fallback)) => task::Runner::Fallback(fallback),
+        (None, None) => {
+            let finish = hand_back(&shared, delivered, &execution);
+            hand_over(&shared, &finisher, finish, execution, permit, None);
+            return Ran { used_up: None };
+        }
+    };
     let options = *execution.options().unwrap_or(&TaskOptions::new());
     let attempt = execution.attempt();
     let (admission, last) = admit::admit(&shared, &execution, limits.as_deref()).await;
@@ -57,7 +66,7 @@ pub(super) async fn execute(
             let outcome = task::run(
                 &shared,
                 &delivered,
-                registration,
+                runner,
                 execution.clone(),
                 &control,
                 slot,
@@ -83,11 +92,16 @@ pub(super) async fn execute(
                 let (key, function) = (execution.key(), execution.function());
                 tracing::info!(key = %key, task = %function, delay = ?delay, "run deferred");
             }
+            let wait = match control.slot() {
+                SlotUse::Awaited(slot) => Some(Wait::Slot(slot)),
+                _ => None,
+            };
             let next = Reschedule {
                 due: When::After(delay),
                 attempt,
                 args: None,
                 traceparent: delivered.traceparent.clone(),
+                wait,
             };
             (Outcome::Deferred, Some(next))
         }
@@ -96,10 +110,9 @@ pub(super) async fn execute(
             (Outcome::Refused { error }, None)
         }
     };
-    let slot = match control.slot() {
-        SlotUse::Held(slot) => Some(SlotChange::Release(slot)),
-        SlotUse::Awaited(slot) => Some(SlotChange::Await(slot)),
-        SlotUse::None => None,
+    let release = match control.slot() {
+        SlotUse::Held(slot) => Some(slot),
+        SlotUse::Awaited(_) | SlotUse::None => None,
     };
     let finish = Finish {
         delivery: delivered.id,
@@ -107,7 +120,7 @@ pub(super) async fn execute(
         generation: execution.generation(),
         outcome,
         next,
-        slot,
+        release,
     };
     if !last {
         hand_over(&shared, &finisher, finish, execution, permit, None);
@@ -157,6 +170,47 @@ fn prepare(
         Some(run),
     );
     (delivered, execution, registration, control)
+}
+
+/// A call of a task this worker does not serve, handed back to wait for a worker that
+/// does: not run, not an attempt, parked until a serving worker's heartbeat queues it.
+fn hand_back(shared: &Shared, delivered: Delivered, execution: &Execution) -> Finish {
+    let task = execution.function();
+    metrics::count(
+        "docket_tasks_handed_back",
+        shared.task_labels(task).into_owned(),
+        1,
+    );
+    let first = shared
+        .unserved_seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(task.to_owned());
+    if first {
+        tracing::warn!(
+            docket = %shared.docket.name(), worker = %shared.info.name(), task,
+            serves = ?shared.tasks.names(),
+            "this worker does not serve `{task}`: its calls wait for a worker that does \
+             (is the crate that declares it linked into this binary? does a --tasks \
+             filter leave it out?)"
+        );
+    } else {
+        tracing::debug!(key = %execution.key(), task, "handed back a call of a task this worker does not serve");
+    }
+    Finish {
+        delivery: delivered.id,
+        key: execution.key().to_owned(),
+        generation: execution.generation(),
+        outcome: Outcome::Deferred,
+        next: Some(Reschedule {
+            due: When::Now,
+            attempt: execution.attempt(),
+            args: None,
+            traceparent: delivered.traceparent,
+            wait: Some(Wait::Server),
+        }),
+        release: None,
+    }
 }
 
 /// Hands how the delivery ended (and what follows it) to the finisher, which frees the

@@ -16,7 +16,7 @@ use crate::model::{ExecutionState, TaskError, TaskErrorKind};
 use crate::observe::metrics::Change;
 use crate::observe::{metrics, trace};
 use crate::task::registry::{RunFuture, TaskRegistration};
-use crate::worker::{InFlight, Shared};
+use crate::worker::{Fallback, InFlight, Shared};
 
 /// A run's place in the worker's in-flight table. Dropping it (the run ended, or was
 /// abandoned by a drain timeout) aborts the task and removes the entry, so nothing is
@@ -74,11 +74,18 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
+/// What runs a call: its task, or the worker's fallback for tasks it does not know.
+#[derive(Clone, Copy)]
+pub(super) enum Runner<'a> {
+    Task(&'static TaskRegistration),
+    Fallback(&'a Fallback),
+}
+
 /// Runs the task itself, within its (extendable) timeout.
 pub(super) async fn run(
     shared: &Shared,
     delivered: &Delivered,
-    registration: Option<&'static TaskRegistration>,
+    runner: Runner<'_>,
     execution: Execution,
     control: &RunControl,
     slot: Option<Slot>,
@@ -120,19 +127,9 @@ pub(super) async fn run(
         docket.attempt = execution.attempt(),
     );
     trace::continue_trace(&span, delivered.traceparent.as_deref());
-    let future: RunFuture = match (registration, &shared.fallback) {
-        (Some(registration), _) => (registration.runner())(execution.clone()),
-        (None, Some(fallback)) => fallback.call(execution.clone()),
-        (None, None) => {
-            let function = execution.function().to_owned();
-            Box::pin(async move {
-                tracing::warn!(task = %function, "no task is registered under this name");
-                Err(TaskError::new(
-                    TaskErrorKind::UnknownTask,
-                    format!("no task named `{function}` is registered in this worker"),
-                ))
-            })
-        }
+    let future: RunFuture = match runner {
+        Runner::Task(registration) => (registration.runner())(execution.clone()),
+        Runner::Fallback(fallback) => fallback.call(execution.clone()),
     };
     // Polled here, in the run's own task: a cancellation aborts it, a panic is caught,
     // and a timeout drops it. (A task of its own cost a spawn and a wake per run.)

@@ -10,13 +10,16 @@
 --   id, key, generation, state ('COMPLETED' | 'FAILED' | 'CANCELLED' | 'DEFERRED'),
 --   error_json (''), has_result ('1' | '0'), result,
 --   and, for a run of size 15 (one that goes on or held a slot):
---   next_kind ('' | 'after' | 'at' | 'start'), next_ms, next_attempt,
+--   next_kind ('' | 'after' | 'at' | 'start' | 'wait' | 'unserved'), next_ms,
+--   next_attempt,
 --   next_args ('' keeps the current arguments), traceparent,
 --   release ('1': the run held a concurrency slot), slot_scope, slot_max
 --
 -- A run that held a slot releases it and wakes the oldest waiter of its scope.
 -- next_kind 'wait' parks the call as a waiter of slot_scope (FIFO) unless a slot is
--- free by now, in which case it is queued again at once.
+-- free by now, in which case it is queued again at once. 'unserved' parks it until a
+-- worker that serves its task is alive (the worker that claimed it does not): such a
+-- worker's heartbeat queues it (heartbeat.lua).
 --
 -- With a next_kind, the run is not concluded: in the same step the key is rescheduled
 -- (a retry, a perpetual task's next run) as a new generation, due after next_ms, at
@@ -49,6 +52,7 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
     if kind == 'wait' then
         waiting = live_holders(slot_key(slot_scope), now) >= tonumber(slot_max)
     end
+    local unserved = kind == 'unserved'
     local due = due_ms(kind, ms, now)
     if kind == 'start' then
         due = math.max(now, (tonumber(current['started_ms']) or now) + ms)
@@ -58,13 +62,15 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
     end
     local new_generation = int(tonumber(generation) + 1)
     local when = rfc3339(due)
-    if waiting then
+    if waiting or unserved then
         when = current['when']
     end
     local fields = message_fields(key, when, current['function'], args, attempt,
         new_generation, traceparent)
     local new_state, id = 'SCHEDULED', ''
-    if waiting then
+    if unserved then
+        park_unserved(queue, key, fields, current['function'], now)
+    elseif waiting then
         local parked = parked_key(key)
         redis.call('DEL', parked)
         redis.call('HSET', parked, unpack(fields))
@@ -76,6 +82,9 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
     end
     redis.call('HDEL', record, 'worker', 'started_at', 'started_ms', 'completed_at',
         'deliveries', 'stream_id', 'result_key', 'waiting', 'progress')
+    if not unserved and current['unserved_ms'] then
+        redis.call('HDEL', record, 'unserved_ms')
+    end
     if waiting then
         redis.call('HSET', record, 'waiting', slot_scope)
     end

@@ -1,6 +1,9 @@
--- heartbeat.lua: records a worker's heartbeat and the tasks it runs.
+-- heartbeat.lua: records a worker's heartbeat and the tasks it runs, and queues the
+-- calls of those tasks that wait for a worker serving them.
 --
 -- KEYS[1]  workers    {p}:workers
+-- KEYS[2]  stream     {p}:stream
+-- KEYS[3]  queue      {p}:queue
 -- ARGV[1]  prefix
 -- ARGV[2]  worker
 -- ARGV[3]  expire_ms  workers not seen for this long are pruned
@@ -10,8 +13,10 @@
 -- entries are pruned. {p}:worker-tasks:{worker} lists its tasks and expires with it,
 -- as do the task-workers sets no live worker refreshes. A worker counts as alive while
 -- its task list exists.
+--
+-- Returns how many waiting calls were queued.
 
-local workers = KEYS[1]
+local workers, stream, queue = KEYS[1], KEYS[2], KEYS[3]
 local worker, expire_ms = ARGV[2], ARGV[3]
 local now = now_ms()
 local stale = '(' .. int(now - tonumber(expire_ms))
@@ -32,4 +37,13 @@ for i = 4, #ARGV do
     end
 end
 redis.call('PEXPIRE', tasks, expire_ms)
-return 1
+
+local queued = 0
+if redis.call('EXISTS', UNSERVED_TASKS) == 1 then
+    for i = 4, #ARGV do
+        if redis.call('SISMEMBER', UNSERVED_TASKS, ARGV[i]) == 1 then
+            queued = queued + serve_waiters(stream, queue, ARGV[i])
+        end
+    end
+end
+return queued

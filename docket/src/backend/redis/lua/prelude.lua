@@ -260,6 +260,57 @@ local function live_holders(slots, now)
     return redis.call('ZCARD', slots)
 end
 
+-- Queues a parked waiter of `generation`: its message goes from its parked hash to the
+-- stream, its record says QUEUED and no longer names what it waited for (`field`).
+local function queue_waiter(stream, queue, key, generation, field)
+    local parked = parked_key(key)
+    local fields = redis.call('HGETALL', parked)
+    redis.call('DEL', parked)
+    redis.call('ZREM', queue, key)
+    local id = redis.call('XADD', stream, '*', unpack(fields))
+    local record = record_key(key)
+    redis.call('HSET', record, 'state', 'QUEUED', 'stream_id', id)
+    redis.call('HDEL', record, field)
+    publish_state(key, 'QUEUED', generation)
+end
+
+-- Calls waiting for a worker that serves their task: a list of keys per task, and the
+-- set of tasks that have one.
+local function unserved_key(task) return PREFIX .. ':unserved:' .. task end
+local UNSERVED_TASKS = PREFIX .. ':unserved'
+
+-- Parks a call of `task` until a worker that serves the task is alive: its message in
+-- the parked hash, never due in the queue, its key in the task's list; its record says
+-- since when (`unserved_ms`).
+local function park_unserved(queue, key, fields, task, now)
+    local parked = parked_key(key)
+    redis.call('DEL', parked)
+    redis.call('HSET', parked, unpack(fields))
+    redis.call('ZADD', queue, PARKED_FOREVER, key)
+    redis.call('RPUSH', unserved_key(task), key)
+    redis.call('SADD', UNSERVED_TASKS, task)
+    redis.call('HSET', record_key(key), 'unserved_ms', int(now))
+end
+
+-- Queues every call of `task` waiting for a worker that serves it, oldest first; stale
+-- entries (cancelled or replaced calls) are dropped. Returns how many were queued.
+local function serve_waiters(stream, queue, task)
+    local list = unserved_key(task)
+    local queued = 0
+    local key = redis.call('LPOP', list)
+    while key do
+        local record = record_key(key)
+        local current = redis.call('HMGET', record, 'state', 'unserved_ms', 'generation')
+        if current[1] == 'SCHEDULED' and current[2] then
+            queue_waiter(stream, queue, key, current[3], 'unserved_ms')
+            queued = queued + 1
+        end
+        key = redis.call('LPOP', list)
+    end
+    redis.call('SREM', UNSERVED_TASKS, task)
+    return queued
+end
+
 -- Wakes waiters of `scope` into its free slots (holders whose lease ran out are dropped
 -- first), oldest first: each woken waiter's message goes to the stream with a slot
 -- reserved for it, so no newcomer takes its place. Stale entries (cancelled or replaced
@@ -277,15 +328,8 @@ local function wake_scope(stream, queue, scope, max, lease_ms, now)
         local record = record_key(key)
         local current = redis.call('HMGET', record, 'state', 'waiting', 'generation')
         if current[1] == 'SCHEDULED' and current[2] == scope then
-            local parked = parked_key(key)
-            local fields = redis.call('HGETALL', parked)
-            redis.call('DEL', parked)
-            redis.call('ZREM', queue, key)
-            local id = redis.call('XADD', stream, '*', unpack(fields))
-            redis.call('HSET', record, 'state', 'QUEUED', 'stream_id', id)
-            redis.call('HDEL', record, 'waiting')
             redis.call('ZADD', slots, int(now + tonumber(lease_ms)), key)
-            publish_state(key, 'QUEUED', current[3])
+            queue_waiter(stream, queue, key, current[3], 'waiting')
             free = free - 1
             woke = woke + 1
         end
