@@ -24,4 +24,4 @@ pub use cluster::Cluster;
 pub use names::{free_port, unique};
 pub use process::signal;
 pub use server::{Builder, RedisServer, StartError, installed_server, parse_info};
-pub use wait::{Deadline, LogWatch, eventually, wait_for};
+pub use wait::{Deadline, LogWatch, TimedOut, eventually, try_wait_for, wait_for};

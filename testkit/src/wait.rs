@@ -43,33 +43,87 @@ impl Deadline {
     /// When the deadline has passed.
     #[track_caller]
     pub fn check(&self, last: &impl fmt::Debug) {
-        assert!(
-            !self.passed(),
-            "timed out after {:?} waiting for {}; last seen: {last:?}",
-            self.within,
-            self.what
-        );
+        if let Err(timed_out) = self.try_check(last) {
+            panic!("{timed_out}");
+        }
+    }
+
+    /// [`Deadline::check`], with an error instead of a panic.
+    ///
+    /// # Errors
+    /// [`TimedOut`] once the deadline has passed, naming the event and `last`.
+    pub fn try_check(&self, last: &impl fmt::Debug) -> Result<(), TimedOut> {
+        if self.passed() {
+            Err(TimedOut {
+                what: self.what.clone(),
+                within: self.within,
+                last: format!("{last:?}"),
+            })
+        } else {
+            Ok(())
+        }
     }
 }
+
+/// A wait that gave up: what it waited for, for how long, and what it saw last.
+#[derive(Debug, Clone)]
+pub struct TimedOut {
+    what: String,
+    within: Duration,
+    last: String,
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "timed out after {:?} waiting for {}; last seen: {}",
+            self.within, self.what, self.last
+        )
+    }
+}
+
+impl std::error::Error for TimedOut {}
 
 /// Polls `poll` until it answers `Ok`, and returns what it answered. `Err` means "not
 /// yet" and carries what was seen, for the panic message.
 ///
 /// # Panics
 /// When `poll` has not answered `Ok` within `within`, naming `what` and the last `Err`.
-pub async fn wait_for<T, E, F, Fut>(within: Duration, what: &str, mut poll: F) -> T
+pub async fn wait_for<T, E, F, Fut>(within: Duration, what: &str, poll: F) -> T
 where
     E: fmt::Debug,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let deadline = Deadline::after(within, what);
+    try_wait_for(&Deadline::after(within, what), POLL_EVERY, poll)
+        .await
+        .unwrap_or_else(|timed_out| panic!("{timed_out}"))
+}
+
+/// Polls `poll` every `every` until it answers `Ok`, and returns what it answered:
+/// [`wait_for`] at a pace of the caller's choice (a poll that opens connections need not
+/// run a hundred times a second), giving up with an error the caller can add to (say,
+/// with a server's log).
+///
+/// # Errors
+/// [`TimedOut`] when `poll` has not answered `Ok` by `deadline`, with the last `Err`.
+pub async fn try_wait_for<T, E, F, Fut>(
+    deadline: &Deadline,
+    every: Duration,
+    mut poll: F,
+) -> Result<T, TimedOut>
+where
+    E: fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
     loop {
         match poll().await {
-            Ok(value) => return value,
-            Err(last) => deadline.check(&last),
+            Ok(value) => return Ok(value),
+            Err(last) => deadline.try_check(&last)?,
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -166,6 +220,28 @@ mod tests {
         })
         .await;
         assert_eq!(value, 3);
+    }
+
+    #[tokio::test]
+    async fn try_wait_for_polls_at_its_pace_and_gives_up_with_the_last_answer() {
+        let deadline = Deadline::after(Duration::from_millis(220), "a poll that never holds");
+        let mut polls = 0;
+        let timed_out = try_wait_for(&deadline, Duration::from_millis(50), || {
+            polls += 1;
+            std::future::ready(Err::<(), _>(polls))
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            polls <= 6,
+            "polled {polls} times in 220 ms at one poll per 50 ms"
+        );
+        assert_eq!(
+            timed_out.to_string(),
+            format!(
+                "timed out after 220ms waiting for a poll that never holds; last seen: {polls}"
+            )
+        );
     }
 
     #[tokio::test]
