@@ -54,6 +54,7 @@ pub struct Builder {
     args: Vec<String>,
     dir: Option<PathBuf>,
     log: Option<PathBuf>,
+    config: Option<String>,
     ready_within: Duration,
 }
 
@@ -110,6 +111,17 @@ impl Builder {
         self
     }
 
+    /// Starts the server from a configuration file with the lines `text`, written as
+    /// `redis.conf` in its directory on the first start and left there for the server
+    /// to rewrite (`CONFIG REWRITE`; a Sentinel records what it learns there): a
+    /// [`RedisServer::restart`] reads back what was rewritten. The command line (port,
+    /// bind address, directory, persistence, [`Builder::args`]) overrides the file.
+    #[must_use]
+    pub fn config(mut self, text: impl Into<String>) -> Self {
+        self.config = Some(text.into());
+        self
+    }
+
     /// How long the server has to answer PING on each start (10 s unless told).
     #[must_use]
     pub fn ready_within(mut self, within: Duration) -> Self {
@@ -142,6 +154,17 @@ impl Builder {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|error| StartError(format!("cannot create `{}`: {error}", dir.display())))?;
+        let config = self
+            .config
+            .map(|text| {
+                let path = dir.join("redis.conf");
+                std::fs::write(&path, text)
+                    .map(|()| path.clone())
+                    .map_err(|error| {
+                        StartError(format!("cannot write `{}`: {error}", path.display()))
+                    })
+            })
+            .transpose()?;
         let mut args: Vec<String> = self.persistence.iter().map(|&a| a.to_owned()).collect();
         args.extend(self.args);
         let mut server = RedisServer {
@@ -149,6 +172,7 @@ impl Builder {
             port,
             args,
             log: self.log.unwrap_or_else(|| dir.join("server.log")),
+            config,
             dir,
             keep_dir,
             ready_within: self.ready_within,
@@ -173,6 +197,8 @@ pub struct RedisServer {
     /// The directory was given ([`Builder::dir`]), so it outlives the server.
     keep_dir: bool,
     log: PathBuf,
+    /// The configuration file, which goes first on the command line.
+    config: Option<PathBuf>,
     ready_within: Duration,
     child: Option<Child>,
 }
@@ -197,6 +223,7 @@ impl RedisServer {
             args: Vec::new(),
             dir: None,
             log: None,
+            config: None,
             ready_within: READY_WITHIN,
         }
     }
@@ -204,6 +231,11 @@ impl RedisServer {
     /// `redis://127.0.0.1:{port}/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `127.0.0.1:{port}`, the address as Sentinels and replicas give it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// The port the server listens on.
@@ -219,6 +251,11 @@ impl RedisServer {
     /// The server's data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The last lines of the server's log, for a failure message.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
     }
 
     /// A plain synchronous connection for inspecting the server.
@@ -288,7 +325,7 @@ impl RedisServer {
                     self.binary.display(),
                     self.port,
                     self.log.display(),
-                    log_tail(&self.log)
+                    self.log_tail()
                 )));
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()?) {
@@ -321,6 +358,7 @@ impl RedisServer {
                 .map_err(|error| StartError(format!("cannot open `{}`: {error}", path.display())))
         };
         let child = Command::new(&self.binary)
+            .args(&self.config)
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
@@ -452,6 +490,36 @@ mod tests {
         let dir = server.dir().to_owned();
         drop(server);
         assert!(!dir.exists(), "{}", dir.display());
+    }
+
+    #[test]
+    fn a_server_reads_its_config_file_and_a_restart_reads_what_it_rewrote() {
+        let mut server = RedisServer::builder()
+            .config("maxmemory-policy allkeys-lru\n")
+            .start();
+        let policy = |server: &RedisServer| -> Vec<String> {
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory-policy")
+                .query(&mut server.connection())
+                .unwrap()
+        };
+        assert_eq!(policy(&server), ["maxmemory-policy", "allkeys-lru"]);
+        let mut connection = server.connection();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg("volatile-lru")
+            .exec(&mut connection)
+            .unwrap();
+        redis::cmd("CONFIG")
+            .arg("REWRITE")
+            .exec(&mut connection)
+            .unwrap();
+        server.restart();
+        assert_eq!(policy(&server), ["maxmemory-policy", "volatile-lru"]);
+        assert_eq!(server.address(), format!("127.0.0.1:{}", server.port()));
+        assert!(server.log_tail().contains("Ready to accept connections"));
     }
 
     #[test]
