@@ -1,7 +1,8 @@
 //! docket's test infrastructure, shared by its unit tests, the end-to-end suite, the
-//! bench and the chaos bed: one `redis-server` launcher ([`RedisServer`], and a
-//! six-node [`Cluster`]), free loopback ports, unique names, process signals, and the
-//! waits that stand in for sleeps ([`wait_for`], [`eventually`], [`LogWatch`]).
+//! bench and the chaos bed: one `redis-server` launcher ([`RedisServer`], a six-node
+//! [`Cluster`], and a [`SentinelBed`] of a master, replicas and Sentinels to fail over),
+//! free loopback ports, unique names, process signals, and the waits that stand in for
+//! sleeps ([`wait_for`], [`eventually`], [`LogWatch`]).
 //!
 //! It depends on no part of docket, so docket's own unit tests can use it.
 //!
@@ -17,11 +18,13 @@
 mod cluster;
 mod names;
 mod process;
+mod sentinel;
 mod server;
 mod wait;
 
 pub use cluster::Cluster;
 pub use names::{free_port, unique};
 pub use process::signal;
+pub use sentinel::{SentinelBed, SentinelBedBuilder};
 pub use server::{Builder, RedisServer, StartError, installed_server, parse_info};
 pub use wait::{Deadline, LogWatch, TimedOut, eventually, try_wait_for, wait_for};
