@@ -25,6 +25,6 @@ mod wait;
 pub use cluster::Cluster;
 pub use names::{free_port, unique};
 pub use process::signal;
-pub use sentinel::{SentinelBed, SentinelBedBuilder};
+pub use sentinel::{Failover, SentinelBed, SentinelBedBuilder};
 pub use server::{Builder, RedisServer, StartError, installed_server, parse_info};
 pub use wait::{Deadline, LogWatch, TimedOut, eventually, try_wait_for, wait_for};

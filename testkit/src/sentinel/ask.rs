@@ -203,6 +203,42 @@ pub(super) async fn sees_everything(
     }
 }
 
+/// Asks the Sentinel at `sentinel` to fail `name` over (`SENTINEL FAILOVER`). A
+/// failover already in progress counts as started: it may be this one, whose answer
+/// was lost.
+pub(super) async fn start_failover(sentinel: &str, name: &str) -> Result<(), String> {
+    match ask::<()>(sentinel, redis::cmd("SENTINEL").arg("FAILOVER").arg(name)).await {
+        Err(error) if !error.contains("INPROG") => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the data node at `address` a replica of `master` the way a Sentinel turns a
+/// master that outlived its failover into one: in one transaction, `REPLICAOF` and the
+/// end of every normal and Pub/Sub client connection (but this one), so that clients
+/// reconnect and ask the Sentinels again.
+pub(super) async fn make_replica(address: &str, master: &str) -> Result<(), String> {
+    let (host, port) = master
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{master}` is not `host:port`"))?;
+    let mut asking = Asking::open(address).await?;
+    redis::pipe()
+        .atomic()
+        .cmd("REPLICAOF")
+        .arg(host)
+        .arg(port)
+        .ignore()
+        .cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal"])
+        .ignore()
+        .cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .ignore()
+        .query_async::<()>(&mut asking.connection)
+        .await
+        .map_err(|error| format!("{address}: {error}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

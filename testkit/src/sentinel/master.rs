@@ -1,5 +1,5 @@
 //! Who the master is, as the Sentinels tell clients, and the waits for it to be a
-//! given node or another one.
+//! given node or another one, and for a node to replicate it.
 
 use super::SentinelBed;
 use super::ask;
@@ -58,6 +58,25 @@ impl SentinelBed {
             },
         )
         .await
+    }
+
+    /// Waits until the data node at `address` replicates the master over a link that
+    /// is up. A node that comes back as a master after its replicas were failed over
+    /// (a restart, or a [`SentinelBed::failover`] that left it running) is turned into
+    /// one by the Sentinels, but only after they have seen it be a master for 8 s, at
+    /// their next look at it, which comes every 10 s: up to about 20 s.
+    ///
+    /// # Panics
+    /// When it does not within 30 s.
+    pub async fn wait_for_replica(&self, address: &str) {
+        self.wait(
+            &format!("{address} to replicate the master"),
+            move || async move {
+                let master = self.settled_master().await?;
+                ask::says_replica_of(address, &master).await
+            },
+        )
+        .await;
     }
 
     /// The master every running Sentinel names, once they all name the same node,

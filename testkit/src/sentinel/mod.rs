@@ -3,6 +3,7 @@
 //! kills when the bed is dropped.
 
 mod ask;
+mod failover;
 mod master;
 #[cfg(test)]
 mod tests;
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::server::RedisServer;
 use crate::wait::{Deadline, try_wait_for};
+
+pub use failover::Failover;
 
 /// How often the bed asks the Sentinels and nodes while it waits: each poll opens a
 /// connection to every Sentinel.
@@ -170,10 +173,11 @@ impl SentinelBedBuilder {
 /// # async fn demo() {
 /// use docket_testkit::SentinelBed;
 ///
-/// let bed = SentinelBed::start().await;
+/// let mut bed = SentinelBed::start().await;
 /// let url = bed.url(); // redis+sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/mymaster/0
-/// // ... connect to `url` ...
-/// assert_eq!(bed.master().await, bed.nodes()[0].address());
+/// // ... connect to `url`, start work ...
+/// let failover = bed.kill_master().await;
+/// println!("{} took over from {} in {:?}", failover.new, failover.old, failover.took);
 /// # }
 /// ```
 #[derive(Debug)]
@@ -253,7 +257,7 @@ impl SentinelBed {
     /// The data node at `address`, to kill or restart. A restarted node runs with the
     /// arguments it started with, as a master (the first master) or a replica of the
     /// first master, whatever they are now: the Sentinels make it a replica of the
-    /// current master within about 20 s.
+    /// current master within about 20 s ([`SentinelBed::wait_for_replica`]).
     ///
     /// # Panics
     /// When no data node of the bed has that address.

@@ -77,6 +77,51 @@ async fn a_started_bed_is_a_replicated_master_that_every_sentinel_sees_whole() {
 }
 
 #[tokio::test]
+async fn a_failover_moves_the_master_and_the_demoted_one_replicates_it() {
+    let bed = SentinelBed::start().await;
+    let first = bed.nodes()[0].address();
+    let failover = bed.demote_master().await;
+    assert_eq!(failover.old, first);
+    assert_ne!(failover.new, first);
+    assert_eq!(bed.master().await, failover.new);
+    for sentinel in bed.sentinel_addresses() {
+        let view = sentinel_view(&bed, &sentinel);
+        assert_eq!(
+            format!("{}:{}", view["ip"], view["port"]),
+            failover.new,
+            "{sentinel}"
+        );
+    }
+    let (old, new) = (bed.node(&failover.old), bed.node(&failover.new));
+    assert!(old.pid().is_some(), "the old master keeps running");
+    assert_eq!(new.info("replication")["role"], "master");
+    let replication = old.info("replication");
+    assert_eq!(replication["role"], "slave");
+    assert_eq!(replication["master_port"], new.port().to_string());
+    let refused = set(old, "demoted", "no").unwrap_err();
+    assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+    replicated(new, old, "failed-over").await;
+}
+
+#[tokio::test]
+async fn a_killed_master_is_replaced_by_a_replica_the_other_follows() {
+    let mut bed = SentinelBed::start().await;
+    let first = bed.nodes()[0].address();
+    let failover = bed.kill_master().await;
+    assert_eq!(failover.old, first);
+    assert_eq!(bed.node(&first).pid(), None);
+    let replicas: Vec<String> = bed.nodes()[1..].iter().map(RedisServer::address).collect();
+    assert!(replicas.contains(&failover.new), "{failover}");
+    assert_eq!(bed.master().await, failover.new);
+    let other = replicas
+        .iter()
+        .find(|replica| **replica != failover.new)
+        .unwrap();
+    bed.wait_for_replica(other).await;
+    replicated(bed.node(&failover.new), bed.node(other), "after-the-kill").await;
+}
+
+#[tokio::test]
 async fn dropping_the_bed_kills_every_process_it_started() {
     let bed = SentinelBed::builder()
         .master_name("short-lived")
