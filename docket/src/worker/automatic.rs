@@ -1,7 +1,8 @@
 //! Seeding automatic tasks: every worker, at startup and then periodically, schedules
 //! each automatic perpetual or cron task it runs under the task's name as key. `add`
 //! leaves a live key alone, so a chain that is running, queued or scheduled is never
-//! doubled; a per-task lease keeps a fleet of workers from all doing it at once.
+//! doubled; a per-task lease keeps a fleet of workers from all doing it at once. A task
+//! struck as a whole is not seeded while the strike lasts.
 
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +30,10 @@ pub(crate) async fn seed_automatic(
         let Some(schedule) = options.schedule.filter(|_| options.automatic) else {
             continue;
         };
+        // Seeding it would only have each run refused when claimed.
+        if docket.blocking_strike(task.name(), "{}").is_some() {
+            continue;
+        }
         if !backend
             .try_lock(&format!("seed:{}", task.name()), worker, every)
             .await?
