@@ -50,7 +50,7 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Only these scenarios (comma-separated: enqueue, drain, commands, latency,
-    /// lateness, memory, scale), for development; the ceilings always run.
+    /// lateness, memory, scale, durable), for development; the ceilings always run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Spawn this build of docket-bench-worker as the worker process, instead of
@@ -133,6 +133,10 @@ async fn scenarios_wanted(
     if wants("scale") {
         let scale = step("8 scale", scale::scale(bench, add_many_rate)).await?;
         outcomes.push(("scale", scale));
+    }
+    if wants("durable") {
+        let durable = step("10 durable", scenarios::durable(bench)).await?;
+        outcomes.push(("durable", durable));
     }
 
     Ok(outcomes)

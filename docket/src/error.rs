@@ -81,17 +81,39 @@ pub enum Error {
         /// The server's name and version as it reports them.
         server: String,
     },
-    /// Redis is out of memory (`maxmemory` reached under `maxmemory-policy noeviction`)
-    /// and refused to take new work; nothing of the call was written. Workers keep
-    /// running and finishing tasks meanwhile, which frees memory.
+    /// Redis refused to write: out of memory, unable to persist, short of replicas, or a
+    /// read-only replica. Nothing of the call was written; the refusal is weather, not a
+    /// fault of the call, and the same call succeeds once it clears. Workers stay up
+    /// meanwhile, report the refusal on their health check, and resume by themselves.
     #[error(
-        "Redis is out of memory (its `maxmemory` is reached and `maxmemory-policy` is \
-         `noeviction`): docket `{docket}` refused the call and wrote nothing; workers keep \
-         draining the queue, which frees memory, so retry later or raise `maxmemory`"
+        "Redis refused the write with {code} ({meaning}), so nothing of the call was written; \
+         {advice}. Redis said: {message}",
+        code = refusal.code(),
+        meaning = refusal.meaning(),
+        advice = refusal.advice()
     )]
-    OutOfMemory {
-        /// The docket's name.
-        docket: String,
+    WriteRefused {
+        /// Which refusal.
+        refusal: WriteRefusal,
+        /// What the server said.
+        message: String,
+    },
+    /// With [`ConnectionOptions::wait_for_replicas`](crate::ConnectionOptions::wait_for_replicas),
+    /// fewer replicas than asked confirmed a write in time. The write was made on the
+    /// master and stands (an added call will run), but a failover before the replicas
+    /// catch up could lose it.
+    #[error(
+        "the write was made, but only {confirmed} of the {wanted} replicas asked for \
+         confirmed it within {timeout:?}; it stands unless the master fails before its \
+         replicas catch up"
+    )]
+    NotReplicated {
+        /// Replicas that confirmed the write.
+        confirmed: usize,
+        /// Replicas asked for.
+        wanted: usize,
+        /// How long docket waited for them.
+        timeout: Duration,
     },
     /// Redis returned an error or the connection failed.
     #[error("redis error: {0}")]
@@ -150,6 +172,94 @@ impl Error {
             Self::Redis(error) => error.unreachable,
             _ => false,
         }
+    }
+}
+
+/// Why Redis refused a write ([`Error::WriteRefused`]), by the code it answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WriteRefusal {
+    /// `OOM`: `maxmemory` is reached under `maxmemory-policy noeviction`.
+    OutOfMemory,
+    /// `MISCONF`: a background save failed and `stop-writes-on-bgsave-error` is on.
+    PersistenceFailing,
+    /// `NOREPLICAS`: fewer good replicas are connected than `min-replicas-to-write`.
+    NotEnoughReplicas,
+    /// `READONLY`: the server is a replica (the URL names one, or a failover demoted it).
+    ReadOnlyReplica,
+}
+
+impl WriteRefusal {
+    /// Every refusal, in the order of [`code`](Self::code)s Redis answers with.
+    pub const ALL: [Self; 4] = [
+        Self::OutOfMemory,
+        Self::PersistenceFailing,
+        Self::NotEnoughReplicas,
+        Self::ReadOnlyReplica,
+    ];
+
+    /// The error code Redis answers with: `OOM`, `MISCONF`, `NOREPLICAS` or `READONLY`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::OutOfMemory => "OOM",
+            Self::PersistenceFailing => "MISCONF",
+            Self::NotEnoughReplicas => "NOREPLICAS",
+            Self::ReadOnlyReplica => "READONLY",
+        }
+    }
+
+    /// The refusal named by an error code, if the code is one.
+    ///
+    /// ```
+    /// use docket::WriteRefusal;
+    ///
+    /// assert_eq!(WriteRefusal::from_code("MISCONF"), Some(WriteRefusal::PersistenceFailing));
+    /// assert_eq!(WriteRefusal::from_code("ERR"), None);
+    /// ```
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|refusal| refusal.code() == code)
+    }
+
+    /// What the refusal means, in a phrase.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::OutOfMemory => {
+                "Redis is out of memory: its `maxmemory` is reached and `maxmemory-policy` is \
+                 `noeviction`"
+            }
+            Self::PersistenceFailing => {
+                "Redis cannot persist: a background save failed and \
+                 `stop-writes-on-bgsave-error` is on"
+            }
+            Self::NotEnoughReplicas => {
+                "too few replicas are connected for the server's `min-replicas-to-write`"
+            }
+            Self::ReadOnlyReplica => "the server is a read-only replica, not the master",
+        }
+    }
+
+    /// What clears it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Self::OutOfMemory => {
+                "workers keep draining the queue, which frees memory, so retry later or raise \
+                 `maxmemory`"
+            }
+            Self::PersistenceFailing => {
+                "writes resume once a save succeeds: check the server's disk and its log"
+            }
+            Self::NotEnoughReplicas => "writes resume once enough replicas are back",
+            Self::ReadOnlyReplica => {
+                "point the URL at the master, or use `redis+sentinel://` to follow it through \
+                 failovers"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for WriteRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.code(), self.meaning())
     }
 }
 

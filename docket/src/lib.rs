@@ -28,12 +28,12 @@ pub mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use crate::backend::ConnectionOptions;
+pub use crate::backend::{ConnectionOptions, Credentials};
 pub use crate::client::{
     Add, DEFAULT_EXECUTION_TTL, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_PAYLOAD_SIZE, Docket,
     DocketBuilder, Snapshot,
 };
-pub use crate::error::{Error, Result, StoreError};
+pub use crate::error::{Error, Result, StoreError, WriteRefusal};
 pub use crate::execution::Execution;
 pub use crate::model::{
     ActiveWorker, DeadLetter, Disposition, Event, ExecutionRecord, ExecutionState, Message,

@@ -53,6 +53,10 @@ impl Cluster {
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "3000",
+                        // A replica's first full copy comes at once, not after the
+                        // five seconds a primary waits by default for more to ask.
+                        "--repl-diskless-sync-delay",
+                        "0",
                     ])
                     .start()
             })
@@ -82,7 +86,8 @@ impl Cluster {
         cluster
     }
 
-    /// Waits until every node reports `cluster_state:ok` and knows all six nodes.
+    /// Waits until every node reports `cluster_state:ok` and knows all six nodes, and
+    /// every replica's link to its primary is up.
     fn wait_until_ok(&self) {
         let deadline = Deadline::after(Duration::from_secs(30), "the cluster to be ok");
         for node in &self.nodes {
@@ -92,7 +97,16 @@ impl Cluster {
                     .arg("INFO")
                     .query(&mut connection)
                     .unwrap();
-                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6") {
+                let replication: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut connection)
+                    .unwrap();
+                let linked = replication.contains("role:master")
+                    || replication.contains("master_link_status:up");
+                if info.contains("cluster_state:ok")
+                    && info.contains("cluster_known_nodes:6")
+                    && linked
+                {
                     break;
                 }
                 deadline.check(&info);

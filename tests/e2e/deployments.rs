@@ -1,13 +1,14 @@
 //! The lifecycle suite on the ways teams run Redis — a Redis Cluster of six processes
 //! (three primaries, three replicas) as an ACL user, TLS, a user made with the README's
-//! ACL line, Redis 6.2 and Valkey — a slot moving under a busy worker, and the errors of
+//! ACL line, a master found through Sentinels, acknowledgements that wait for a replica,
+//! Redis 6.2 and Valkey — a slot moving under a busy worker, and the errors of
 //! connections that cannot work.
 
 use std::time::{Duration, Instant};
 
 use docket::ExecutionState;
 
-use docket_testkit::Cluster;
+use docket_testkit::{Cluster, SentinelBed};
 
 use crate::support::{
     RedisServer, Scenario, Target, free_port, installed_server, test_worker, unique, wait_for,
@@ -419,11 +420,39 @@ async fn the_lifecycle_suite_passes_on_redis_6_2() {
 }
 
 /// Out of memory on Redis 6.2 (which wraps the refusal in a script error), producers
-/// get the same `OutOfMemory` error and write nothing, and workers still drain.
+/// get the same `OOM` refusal and write nothing, and workers still drain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_memory_is_told_apart_on_redis_6_2() {
     // `noeviction` is the default policy.
     crate::faults::out_of_memory_on(installed("redis-6.2", "redis-server")).await;
+}
+
+/// Every lifecycle scenario passes on a master found through three Sentinels, with
+/// every add and every run's end acknowledged only once a replica holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_suite_passes_through_sentinels_with_acknowledgements_from_a_replica() {
+    let bed = SentinelBed::start().await;
+    let url = format!("{}?wait_replicas=1&wait_timeout=2s", bed.url_with_db(3));
+    run_suite(&url, crate::lifecycle::scenarios()).await;
+}
+
+/// On a cluster, the wait for a replica goes to the primary that took the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_wait_for_a_replica_on_a_cluster() {
+    let cluster = Cluster::start();
+    let url = format!("{}?wait_replicas=1&wait_timeout=2s", cluster.url());
+    let docket = docket::Docket::connect(unique("waited"), &url)
+        .await
+        .unwrap();
+    let executions = futures::future::join_all((0..20).map(|i| {
+        let docket = docket.clone();
+        async move { docket.add(AddNumbers::new(i, 1)).await.unwrap() }
+    }))
+    .await;
+    crate::support::drain(&docket).await;
+    for (i, execution) in (0..20).zip(&executions) {
+        assert_eq!(execution.result().await.unwrap(), i + 1);
+    }
 }
 
 /// Every lifecycle scenario passes on Valkey through `valkey://`, recognised by its

@@ -2,6 +2,7 @@
 //! `redis-server` the test starts itself.
 
 mod admission;
+mod availability;
 mod behaviors;
 mod chaos;
 mod cli;

@@ -1,10 +1,12 @@
 //! The bench's context, worker processes, and the throughput scenarios: ceilings (`L`,
-//! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS) and 5 Redis commands per task.
+//! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS), 5 Redis commands per task and 10
+//! durable acknowledgements.
 
 mod ceilings;
 mod commands;
 mod context;
 mod drain;
+mod durable;
 mod enqueue;
 
 use std::time::Duration;
@@ -13,6 +15,7 @@ pub(crate) use ceilings::ceilings;
 pub(crate) use commands::commands;
 pub(crate) use context::{Bench, Ceilings, WorkerProcess, ttl_label};
 pub(crate) use drain::drain;
+pub(crate) use durable::durable;
 pub(crate) use enqueue::enqueue;
 
 /// `execution_ttl` of the state-tracking runs: docket's default.

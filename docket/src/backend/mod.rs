@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use futures::Stream;
 
 pub(crate) use self::ids::EntryId;
-pub use self::options::ConnectionOptions;
+pub use self::options::{ConnectionOptions, Credentials};
 pub(crate) use self::url::{BackendUrl, redact};
 use crate::error::{Error, Result};
 use crate::model::{

@@ -1,6 +1,11 @@
-//! How a docket connects to Redis: pool size, timeouts, keepalive, reconnection, TLS.
+//! How a docket connects to Redis: pool size, timeouts, keepalive, reconnection, TLS,
+//! credentials, and how many replicas must hold a write before it counts.
 
+use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Connection settings for a Redis-backed docket ([`DocketBuilder::connections`]);
@@ -9,6 +14,11 @@ use std::time::Duration;
 /// docket's connections are multiplexed: one connection carries any number of
 /// concurrent commands, so the defaults suit most workers. Raise [`pool_size`] for a
 /// process that issues very many commands at once (the guide's `max_connections`).
+///
+/// Every setting here can also ride in the URL's query string
+/// (`redis://host/0?max_connections=4&response_timeout=5s`), so a deployment configured
+/// only by `DOCKET_URL` can tune it; a setting in the URL takes precedence over the same
+/// setting given here.
 ///
 /// [`DocketBuilder::connections`]: crate::DocketBuilder::connections
 /// [`pool_size`]: Self::pool_size
@@ -31,11 +41,22 @@ pub struct ConnectionOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) tcp_keepalive: Option<Duration>,
+    /// Keepalive was chosen (here or in the URL) rather than left at its default.
+    pub(crate) tcp_keepalive_set: bool,
     pub(crate) reconnect_min_delay: Duration,
     pub(crate) reconnect_max_delay: Duration,
     pub(crate) tls_ca: Option<PathBuf>,
     pub(crate) tls_client: Option<(PathBuf, PathBuf)>,
+    pub(crate) password_file: Option<PathBuf>,
+    pub(crate) credentials: Option<CredentialsProvider>,
+    /// Replicas that must hold an add or a run's end before it is acknowledged; 0 waits
+    /// for none.
+    pub(crate) wait_replicas: usize,
+    pub(crate) wait_timeout: Duration,
 }
+
+/// How long an acknowledgement waits for replicas unless told otherwise.
+pub(crate) const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
@@ -44,10 +65,15 @@ impl Default for ConnectionOptions {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
             tcp_keepalive: Some(Duration::from_mins(1)),
+            tcp_keepalive_set: false,
             reconnect_min_delay: Duration::from_millis(100),
             reconnect_max_delay: Duration::from_secs(5),
             tls_ca: None,
             tls_client: None,
+            password_file: None,
+            credentials: None,
+            wait_replicas: 0,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
         }
     }
 }
@@ -76,8 +102,12 @@ impl ConnectionOptions {
 
     /// TCP keepalive probes after this much idle time (default 60 s; `None` turns them
     /// off), so a connection through a dead peer or a dropped NAT entry is noticed.
+    /// Connections to a master found through Sentinels probe after 5 s (then every
+    /// second, three times) unless this is set, so that a master that dies silently is
+    /// noticed in seconds.
     pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
         self.tcp_keepalive = idle;
+        self.tcp_keepalive_set = true;
         self
     }
 
@@ -107,8 +137,142 @@ impl ConnectionOptions {
         self
     }
 
+    /// Read the password from this file on every connection and reconnection (also
+    /// `?password_file=PATH` in the URL), so a rotated secret is picked up without a
+    /// restart. The user name, if any, comes from the URL. Surrounding whitespace,
+    /// such as a trailing newline, is not part of the password.
+    ///
+    /// ```
+    /// let options = docket::ConnectionOptions::default().password_file("/run/secrets/redis");
+    /// # let _ = options;
+    /// ```
+    pub fn password_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.password_file = Some(path.into());
+        self
+    }
+
+    /// Ask `provider` for the data nodes' credentials on every connection and
+    /// reconnection: for secrets that rotate (a vault, a cloud token). It takes
+    /// precedence over the URL's user and password and over a password file.
+    ///
+    /// ```
+    /// use docket::{ConnectionOptions, Credentials};
+    ///
+    /// let options = ConnectionOptions::default().credentials_provider(|| async {
+    ///     let password = std::env::var("REDIS_PASSWORD")?;
+    ///     Ok(Credentials::new("worker", password))
+    /// });
+    /// # let _ = options;
+    /// ```
+    pub fn credentials_provider<F, Fut>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Credentials, BoxError>> + Send + 'static,
+    {
+        self.credentials = Some(CredentialsProvider(Arc::new(move || {
+            Box::pin(provider()) as CredentialsFuture
+        })));
+        self
+    }
+
+    /// Acknowledge an `add` (and record a run's end) only once `replicas` replicas hold
+    /// it, waiting at most `timeout` for them (Redis `WAIT`; also
+    /// `?wait_replicas=1&wait_timeout=500ms` in the URL). An acknowledged add then
+    /// survives the master's sudden death and a failover to one of those replicas.
+    ///
+    /// Each such write costs one more round trip plus the replicas' catching up. When
+    /// fewer replicas confirm in time, the producer gets [`Error::NotReplicated`]: the
+    /// write stands on the master but is not known to be safe. `0` turns waiting off
+    /// (the default).
+    ///
+    /// [`Error::NotReplicated`]: crate::Error::NotReplicated
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let options =
+    ///     docket::ConnectionOptions::default().wait_for_replicas(1, Duration::from_millis(500));
+    /// assert_eq!(options.get_wait_replicas(), 1);
+    /// ```
+    pub fn wait_for_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.wait_replicas = replicas;
+        self.wait_timeout = timeout;
+        self
+    }
+
     /// The number of command connections.
     pub fn get_pool_size(&self) -> usize {
         self.pool_size
     }
+
+    /// Replicas an add or a run's end waits for (0: none).
+    pub fn get_wait_replicas(&self) -> usize {
+        self.wait_replicas
+    }
 }
+
+/// A boxed error a credentials provider may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+type CredentialsFuture = Pin<Box<dyn Future<Output = Result<Credentials, BoxError>> + Send>>;
+
+/// A user name (optional) and a password for the data nodes, as a
+/// [credentials provider](ConnectionOptions::credentials_provider) gives them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub(crate) username: Option<String>,
+    pub(crate) password: String,
+}
+
+impl Credentials {
+    /// An ACL user and its password.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: Some(username.into()),
+            password: password.into(),
+        }
+    }
+
+    /// A password for the default user (`requirepass`).
+    pub fn password(password: impl Into<String>) -> Self {
+        Self {
+            username: None,
+            password: password.into(),
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// The provider given to [`ConnectionOptions::credentials_provider`].
+#[derive(Clone)]
+pub(crate) struct CredentialsProvider(Arc<dyn Fn() -> CredentialsFuture + Send + Sync>);
+
+impl CredentialsProvider {
+    /// Asks the provider for the current credentials.
+    pub(crate) async fn get(&self) -> Result<Credentials, BoxError> {
+        (self.0)().await
+    }
+}
+
+impl fmt::Debug for CredentialsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CredentialsProvider")
+    }
+}
+
+/// Two options are equal when they hold the same provider.
+impl PartialEq for CredentialsProvider {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CredentialsProvider {}

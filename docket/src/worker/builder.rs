@@ -368,6 +368,7 @@ impl WorkerBuilder {
                 running: AtomicBool::new(false),
                 disruptions: AtomicU64::new(0),
                 connected: AtomicBool::new(false),
+                trouble: Mutex::new(None),
                 progress_ms: AtomicU64::new(0),
                 epoch: std::time::Instant::now(),
             }),

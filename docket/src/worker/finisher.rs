@@ -11,7 +11,6 @@
 //! for it, and the finish script wakes it.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use std::future::Future;
@@ -248,8 +247,7 @@ async fn write(shared: &Shared, runs: Vec<Finish>) -> Result<Vec<FinishOutcome>>
                 )));
             }
             Err(error) if tokio::time::Instant::now() + delay < give_up => {
-                shared.disruptions.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, retry_in = ?delay, "could not record finished runs; retrying");
+                shared.mark_lost("recording finished runs", &error);
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(
                     shared

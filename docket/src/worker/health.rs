@@ -7,18 +7,24 @@ use crate::observe::Response;
 /// the reason otherwise.
 pub(crate) fn health(docket: &str, worker: &str, status: WorkerStatus) -> Response {
     let problem = if !status.running {
-        Some("not running")
+        Some("not running".to_owned())
     } else if status.draining {
-        Some("draining: no longer taking tasks")
+        Some("draining: no longer taking tasks".to_owned())
+    } else if let Some(refusal) = status.refused {
+        Some(format!(
+            "Redis refuses writes with {}: {}; backing off until it clears",
+            refusal.code(),
+            refusal.meaning()
+        ))
     } else if !status.connected {
-        Some("lost the connection to the docket")
+        Some("lost the connection to the docket".to_owned())
     } else if status.since_progress > status.stall_limit {
-        Some("the worker loop has stalled")
+        Some("the worker loop has stalled".to_owned())
     } else {
         None
     };
     let body = serde_json::json!({
-        "status": problem.map_or("healthy", |_| "unhealthy"),
+        "status": if problem.is_some() { "unhealthy" } else { "healthy" },
         "reason": problem,
         "docket": docket,
         "worker": worker,
@@ -47,6 +53,7 @@ mod tests {
             tasks_running: 2,
             disruptions: 1,
             connected: true,
+            refused: None,
             since_progress: std::time::Duration::from_millis(10),
             stall_limit: std::time::Duration::from_secs(5),
         }
@@ -74,6 +81,14 @@ mod tests {
             "{}",
             answer.body
         );
+        let refused = WorkerStatus {
+            connected: false,
+            refused: Some(crate::WriteRefusal::NotEnoughReplicas),
+            ..status(true, false)
+        };
+        let answer = health("d", "w", refused);
+        assert_eq!(answer.code, 503);
+        assert!(answer.body.contains("NOREPLICAS"), "{}", answer.body);
         let stalled = WorkerStatus {
             since_progress: std::time::Duration::from_mins(1),
             ..status(true, false)

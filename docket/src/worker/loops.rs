@@ -68,14 +68,35 @@ pub(super) async fn pause(shared: &Shared, duration: Duration) -> bool {
     }
 }
 
-pub(super) fn lost_connection(shared: &Shared, what: &str, error: &crate::Error) {
-    shared.mark_lost();
-    tracing::warn!(
-        docket = %shared.docket.name(),
-        worker = %shared.info.name(),
-        %error,
-        "{what} failed; retrying"
-    );
+/// Pauses between tries of a call that keeps failing: the reconnection delay, doubling
+/// up to eight times it (at least a second), back to the start after a success. Redis
+/// refusing writes or out of reach is then tried a few times a second at most.
+pub(super) struct Backoff {
+    first: Duration,
+    next: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new(shared: &Shared) -> Self {
+        let first = shared.settings.reconnection_delay;
+        Self {
+            first,
+            next: first,
+            cap: (first * 8).max(Duration::from_secs(1)),
+        }
+    }
+
+    /// The pause before the next try; the one after is twice as long.
+    pub(super) fn failed(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (self.next * 2).min(self.cap);
+        pause
+    }
+
+    pub(super) fn succeeded(&mut self) {
+        self.next = self.first;
+    }
 }
 
 /// Moves due tasks to the stream, waking at the next due time or every
@@ -87,6 +108,7 @@ async fn scheduler(shared: Arc<Shared>) {
         .registrations()
         .iter()
         .any(|t| t.options().concurrency.is_some());
+    let mut backoff = Backoff::new(&shared);
     loop {
         // Slots whose holders died free up by expiring: wake their waiters.
         if limited
@@ -96,16 +118,22 @@ async fn scheduler(shared: Arc<Shared>) {
                 .wake_waiters(shared.settings.redelivery_timeout)
                 .await
         {
-            lost_connection(&shared, "waking tasks waiting for a slot", &error);
+            shared.mark_lost("waking tasks waiting for a slot", &error);
         }
         let wait = match shared.docket.backend().promote_due(PROMOTE_BATCH).await {
-            Ok(promotion) if promotion.moved >= PROMOTE_BATCH => Duration::ZERO,
-            Ok(promotion) => promotion
-                .next_due_in
-                .map_or(resolution, |next| next.min(resolution)),
+            Ok(promotion) => {
+                backoff.succeeded();
+                if promotion.moved >= PROMOTE_BATCH {
+                    Duration::ZERO
+                } else {
+                    promotion
+                        .next_due_in
+                        .map_or(resolution, |next| next.min(resolution))
+                }
+            }
             Err(error) => {
-                lost_connection(&shared, "moving due tasks", &error);
-                shared.settings.reconnection_delay
+                shared.mark_lost("moving due tasks", &error);
+                backoff.failed()
             }
         };
         if !pause(&shared, wait).await {
@@ -134,7 +162,7 @@ async fn renewer(shared: Arc<Shared>) {
         }
         let lease = shared.settings.redelivery_timeout;
         if let Err(error) = shared.docket.backend().renew_slots(slots, lease).await {
-            lost_connection(&shared, "renewing concurrency slots", &error);
+            shared.mark_lost("renewing concurrency slots", &error);
         }
         match shared.docket.backend().renew(shared.info.name(), ids).await {
             Ok(lost) => {
@@ -157,7 +185,7 @@ async fn renewer(shared: Arc<Shared>) {
                     );
                 }
             }
-            Err(error) => lost_connection(&shared, "renewing in-flight tasks", &error),
+            Err(error) => shared.mark_lost("renewing in-flight tasks", &error),
         }
     }
 }
@@ -175,10 +203,10 @@ async fn heartbeat(shared: Arc<Shared>) {
             .await
         {
             Ok(()) => {
-                shared.mark_ok();
+                shared.mark_written();
                 refresh_gauges(&shared).await;
             }
-            Err(error) => lost_connection(&shared, "the heartbeat", &error),
+            Err(error) => shared.mark_lost("the heartbeat", &error),
         }
         if !pause(&shared, every).await {
             return;
@@ -233,9 +261,11 @@ impl UnmatchedCancels {
 
 /// Interrupts running tasks whose keys are cancelled.
 async fn cancellations(shared: Arc<Shared>) {
+    let mut backoff = Backoff::new(&shared);
     loop {
-        match shared.docket.backend().cancellations().await {
+        let wait = match shared.docket.backend().cancellations().await {
             Ok(mut cancellations) => {
+                backoff.succeeded();
                 shared.listening.store(true, Ordering::Release);
                 while let Some(cancelled) = cancellations.next().await {
                     let in_flight = shared
@@ -260,10 +290,14 @@ async fn cancellations(shared: Arc<Shared>) {
                     }
                 }
                 shared.listening.store(false, Ordering::Release);
+                backoff.failed()
             }
-            Err(error) => lost_connection(&shared, "listening for cancellations", &error),
-        }
-        if !pause(&shared, shared.settings.reconnection_delay).await {
+            Err(error) => {
+                shared.mark_lost("listening for cancellations", &error);
+                backoff.failed()
+            }
+        };
+        if !pause(&shared, wait).await {
             return;
         }
     }
@@ -283,7 +317,7 @@ async fn automatic(shared: Arc<Shared>) {
                 "seeded automatic tasks"
             ),
             Ok(_) => {}
-            Err(error) => lost_connection(&shared, "seeding automatic tasks", &error),
+            Err(error) => shared.mark_lost("seeding automatic tasks", &error),
         }
         if !pause(&shared, every).await {
             return;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{Mode, Shared, finisher, run};
+use super::{Mode, Shared, finisher, loops, run};
 use crate::backend::{Claimed, Consumer, Delivery};
 use crate::error::{Error, Result};
 
@@ -25,7 +25,7 @@ pub(super) struct MainLoop {
     consumer: Option<Box<dyn Consumer>>,
     /// `run_at_most`: runs started per limited key, shared with the runs.
     limits: Option<Arc<run::RunLimits>>,
-    backoff: Duration,
+    backoff: loops::Backoff,
     next_sweep: tokio::time::Instant,
     /// The last claim got nothing at all.
     looked_empty: bool,
@@ -39,7 +39,7 @@ impl MainLoop {
         };
         let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
         let finisher = finisher::Finisher::spawn(shared.clone());
-        let backoff = shared.settings.reconnection_delay;
+        let backoff = loops::Backoff::new(&shared);
         Self {
             shared,
             mode,
@@ -79,7 +79,7 @@ impl MainLoop {
             match self.claim(permits.len()).await {
                 Ok(claimed) => {
                     self.shared.mark_ok();
-                    self.backoff = self.shared.settings.reconnection_delay;
+                    self.backoff.succeeded();
                     let idle = claimed.deliveries.is_empty();
                     let ran_dry = !idle && claimed.deliveries.len() < permits.len();
                     self.looked_empty = idle;
@@ -265,21 +265,8 @@ impl MainLoop {
     }
 
     async fn disrupted(&mut self, error: &Error) {
-        self.shared.mark_lost();
-        tracing::warn!(
-            docket = %self.shared.docket.name(),
-            worker = %self.shared.info.name(),
-            %error,
-            retry_in = ?self.backoff,
-            "lost the connection to the docket; reconnecting"
-        );
-        let mut stopping = self.shared.stopping.subscribe();
-        tokio::select! {
-            () = tokio::time::sleep(self.backoff) => {}
-            _ = stopping.wait_for(|stop| *stop) => {}
-        }
-        let cap = (self.shared.settings.reconnection_delay * 8).max(Duration::from_secs(1));
-        self.backoff = (self.backoff * 2).min(cap);
+        self.shared.mark_lost("claiming tasks", error);
+        loops::pause(&self.shared, self.backoff.failed()).await;
     }
 
     /// Lets running tasks finish, up to the drain timeout; the rest stay pending for

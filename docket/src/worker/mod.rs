@@ -40,7 +40,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -52,7 +52,7 @@ pub use serve::TaskModules;
 use crate::backend::{EntryId, Slot};
 use crate::behaviors::Behaviors;
 use crate::client::Docket;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WriteRefusal};
 use crate::inject::WorkerValues;
 use crate::model::WorkerInfo;
 use crate::observe::metrics::Labels;
@@ -102,31 +102,86 @@ pub(crate) struct Shared {
     /// Health: the last backend call succeeded, and when the worker last made progress
     /// (milliseconds since `epoch`).
     pub connected: AtomicBool,
+    /// What is wrong while calls fail (`None` while they work).
+    pub trouble: Mutex<Option<Trouble>>,
     pub progress_ms: AtomicU64,
     pub epoch: std::time::Instant,
 }
 
 impl Shared {
-    /// A backend call succeeded: the worker is connected and making progress.
+    /// A backend call succeeded: the worker is connected and making progress. It ends a
+    /// lost connection, but not a refusal to write, which only a write ends (see
+    /// [`mark_written`](Self::mark_written)): reads go on while Redis refuses writes
+    /// for want of memory.
     pub(crate) fn mark_ok(&self) {
-        if !self.connected.swap(true, Ordering::Relaxed)
-            && self.disruptions.load(Ordering::Relaxed) > 0
-        {
+        self.recovered(false);
+    }
+
+    /// A write succeeded (the heartbeat): whatever the trouble was, it is over.
+    pub(crate) fn mark_written(&self) {
+        self.recovered(true);
+    }
+
+    fn recovered(&self, wrote: bool) {
+        let since = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress_ms.store(since, Ordering::Relaxed);
+        if self.connected.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        if !wrote && trouble.as_ref().is_some_and(|t| t.refusal.is_some()) {
+            return;
+        }
+        self.connected.store(true, Ordering::Relaxed);
+        if let Some(ended) = trouble.take() {
             tracing::info!(
                 docket.name = %self.docket.name(),
                 docket.worker = %self.info.name(),
-                "connection to the docket restored"
+                after = ?ended.since.elapsed(),
+                "{}; resuming",
+                ended.describe_end()
             );
         }
-        let since = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.progress_ms.store(since, Ordering::Relaxed);
     }
 
-    /// A backend call failed: count a disruption, and report unhealthy until one works.
-    pub(crate) fn mark_lost(&self) {
+    /// A backend call failed: the worker reports unhealthy, saying why, until calls work
+    /// again. One trouble (the connection lost, or one refusal to write) is logged and
+    /// counted once however long it lasts, each failure after the first at debug level.
+    pub(crate) fn mark_lost(&self, what: &str, error: &Error) {
+        let refusal = match error {
+            Error::WriteRefused { refusal, .. } => Some(*refusal),
+            _ => None,
+        };
+        let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        // Under the lock, so that a success at the same moment cannot leave the worker
+        // reported connected with a trouble recorded.
         self.connected.store(false, Ordering::Relaxed);
+        if trouble.as_ref().is_some_and(|t| t.refusal == refusal) {
+            tracing::debug!(worker = %self.info.name(), %error, "{what} failed again");
+            return;
+        }
+        *trouble = Some(Trouble {
+            refusal,
+            since: std::time::Instant::now(),
+        });
         self.disruptions.fetch_add(1, Ordering::Relaxed);
         crate::observe::metrics::count("docket_redis_disruptions", self.labels(None), 1);
+        if let Some(refusal) = refusal {
+            tracing::warn!(
+                docket = %self.docket.name(),
+                worker = %self.info.name(),
+                %error,
+                "Redis refuses writes with {}: {what} failed; backing off until it clears",
+                refusal.code()
+            );
+        } else {
+            tracing::warn!(
+                docket = %self.docket.name(),
+                worker = %self.info.name(),
+                %error,
+                "{what} failed: lost the connection to the docket; reconnecting"
+            );
+        }
     }
 
     /// Metric labels of this worker (and a task).
@@ -173,6 +228,25 @@ pub(crate) struct Settings {
     pub unserved_grace: Duration,
 }
 
+/// Why a worker's calls to the docket fail, since when.
+pub(crate) struct Trouble {
+    /// Redis refuses writes (else the connection is lost).
+    pub refusal: Option<WriteRefusal>,
+    pub since: std::time::Instant,
+}
+
+impl Trouble {
+    fn describe_end(&self) -> String {
+        match self.refusal {
+            Some(refusal) => format!(
+                "Redis takes writes again (it refused with {})",
+                refusal.code()
+            ),
+            None => "connection to the docket restored".to_owned(),
+        }
+    }
+}
+
 /// A worker's state at one moment (see [`Worker::status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -187,6 +261,9 @@ pub struct WorkerStatus {
     pub disruptions: u64,
     /// The last call to the docket succeeded.
     pub connected: bool,
+    /// Redis refuses the worker's writes, with this refusal (the worker backs off and
+    /// resumes by itself once it clears).
+    pub refused: Option<WriteRefusal>,
     /// How long since the worker last made progress (a claim, a heartbeat).
     pub since_progress: Duration,
     /// Past this without progress, the worker counts as stalled.
@@ -248,6 +325,12 @@ impl Worker {
                 .len(),
             disruptions: shared.disruptions.load(Ordering::Relaxed),
             connected: shared.connected.load(Ordering::Relaxed),
+            refused: shared
+                .trouble
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .and_then(|trouble| trouble.refusal),
             since_progress: shared.epoch.elapsed().saturating_sub(Duration::from_millis(
                 shared.progress_ms.load(Ordering::Relaxed),
             )),

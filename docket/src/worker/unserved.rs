@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shared;
-use super::loops::{lost_connection, pause};
+use super::loops::pause;
 use crate::error::Result;
 use crate::model::{ActiveWorker, TaskError, TaskErrorKind};
 use crate::observe::metrics;
@@ -22,7 +22,7 @@ pub(super) async fn sweep(shared: Arc<Shared>) {
     let every = (grace / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
     while pause(&shared, every).await {
         if let Err(error) = abandon_overdue(&shared, grace).await {
-            lost_connection(&shared, "looking at calls no worker serves", &error);
+            shared.mark_lost("looking at calls no worker serves", &error);
         }
     }
 }

@@ -54,35 +54,18 @@ async fn health_turns_503_without_redis_and_200_when_it_returns() {
         "--reconnection-delay",
         "100ms",
     ]);
-    let status = |answer: &Option<String>| {
-        answer
-            .as_deref()
-            .and_then(|a| a.split_whitespace().nth(1))
-            .and_then(|code| code.parse::<u16>().ok())
-    };
-    let answering = |code: u16, within: Duration| async move {
-        let what = format!("health to answer {code}");
-        wait_for(within, &what, || async {
-            let answer = http_get(port, "/").await;
-            match answer {
-                Some(answer) if status(&Some(answer.clone())) == Some(code) => Ok(answer),
-                other => Err(other),
-            }
-        })
-        .await
-    };
-    answering(200, Duration::from_secs(20)).await;
+    health_answers(port, 200, Duration::from_secs(20)).await;
     let ready = http_get(port, "/ready").await.unwrap();
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     cli.target.redis.as_mut().unwrap().kill();
     let down = Instant::now();
-    let answer = answering(503, Duration::from_secs(5)).await;
+    let answer = health_answers(port, 503, Duration::from_secs(5)).await;
     println!("health 503 {:?} after Redis stopped", down.elapsed());
     assert!(answer.contains("lost the connection"), "{answer}");
 
     cli.target.redis.as_mut().unwrap().restart();
-    answering(200, Duration::from_secs(20)).await;
+    health_answers(port, 200, Duration::from_secs(20)).await;
     sigterm(&worker);
     let output = tokio::time::timeout(Duration::from_secs(20), worker.wait_with_output())
         .await
@@ -91,6 +74,65 @@ async fn health_turns_503_without_redis_and_200_when_it_returns() {
     let logs = text(&output.stderr);
     assert!(logs.contains("lost the connection to the docket"), "{logs}");
     assert!(logs.contains("connection to the docket restored"), "{logs}");
+}
+
+/// Redis refusing writes turns health 503 naming the refusal; the worker logs the
+/// refusal once however long it lasts, and once that it is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_names_a_write_refusal_and_the_worker_logs_it_once() {
+    let cli = Cli::new();
+    let port = free_port();
+    let worker = cli.worker(&[
+        "--healthcheck-port",
+        &port.to_string(),
+        "--reconnection-delay",
+        "100ms",
+    ]);
+    health_answers(port, 200, Duration::from_secs(20)).await;
+    let server = cli.target.redis.as_ref().unwrap();
+    let min_replicas = |count: &str| {
+        let _: () = ::redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("min-replicas-to-write")
+            .arg(count)
+            .query(&mut server.connection())
+            .unwrap();
+    };
+    min_replicas("1");
+    let answer = health_answers(port, 503, Duration::from_secs(10)).await;
+    assert!(answer.contains("NOREPLICAS"), "{answer}");
+    assert!(answer.contains("min-replicas-to-write"), "{answer}");
+    // The refusal lasts a while: the worker keeps trying, and keeps quiet about it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    min_replicas("0");
+    health_answers(port, 200, Duration::from_secs(20)).await;
+    sigterm(&worker);
+    let output = tokio::time::timeout(Duration::from_secs(20), worker.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = text(&output.stderr);
+    let told = logs.matches("Redis refuses writes with NOREPLICAS").count();
+    assert_eq!(told, 1, "one line for the whole refusal:\n{logs}");
+    assert_eq!(
+        logs.matches("Redis takes writes again").count(),
+        1,
+        "{logs}"
+    );
+}
+
+/// Waits until the health port answers `code`; the whole answer.
+async fn health_answers(port: u16, code: u16, within: Duration) -> String {
+    let what = format!("health to answer {code}");
+    wait_for(within, &what, || async {
+        match http_get(port, "/").await {
+            Some(answer) if answer.split_whitespace().nth(1) == Some(&code.to_string()) => {
+                Ok(answer)
+            }
+            other => Err(other),
+        }
+    })
+    .await
 }
 
 /// GET `path` on a loopback port; the whole answer, or `None` when nothing listens.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::Shared;
-use super::connection::{Connection, ensure_group, is_missing_group};
+use super::connection::{Blocking, ensure_group, is_missing_group};
 use super::keys::GROUP;
 use super::scripts::SCRIPTS;
 use super::wire::{Malformed, duration_millis, parse_message, stream_entries, text_fields};
@@ -27,7 +27,7 @@ pub(super) struct RedisConsumer {
     shared: Arc<Shared>,
     worker: String,
     /// Dropped after an error or a cancelled claim, and re-opened by the next claim.
-    blocking: Option<Connection>,
+    blocking: Option<Blocking>,
 }
 
 impl RedisConsumer {
@@ -66,7 +66,7 @@ impl RedisConsumer {
                 Some(connection) => connection,
                 None => self.shared.endpoint.blocking().await?,
             };
-            match command.query_async::<redis::Value>(&mut connection).await {
+            match connection.read::<redis::Value>(&command, block).await {
                 Ok(reply) => {
                     self.blocking = Some(connection);
                     return stream_entries(&reply);

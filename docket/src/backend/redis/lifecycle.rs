@@ -53,10 +53,7 @@ pub(super) async fn schedule(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<S
             .arg(if task.replace { "1" } else { "0" })
             .arg(message.traceparent.as_deref().unwrap_or(""));
     }
-    let reply: Vec<String> = invocation
-        .invoke_async(&mut shared.connection())
-        .await
-        .map_err(|error| refused(shared, error))?;
+    let reply: Vec<String> = shared.write(&invocation).await?.acknowledged()?;
     if reply.len() != tasks.len() * 3 {
         return Err(Error::Protocol(format!(
             "schedule.lua answered {} values for {} calls",
@@ -105,10 +102,7 @@ async fn queue_generated(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<Sched
             .arg(&task.message.function)
             .arg(&task.message.args);
     }
-    let when: String = invocation
-        .invoke_async(&mut shared.connection())
-        .await
-        .map_err(|error| refused(shared, error))?;
+    let when: String = shared.write(&invocation).await?.acknowledged()?;
     let when = parse_time(&when)
         .ok_or_else(|| Error::Protocol(format!("add.lua answered the due time `{when}`")))?;
     Ok(tasks
@@ -119,26 +113,6 @@ async fn queue_generated(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<Sched
             when,
         })
         .collect())
-}
-
-/// A producer's script refused: out of memory, told apart, or what Redis said.
-fn refused(shared: &Shared, error: redis::RedisError) -> Error {
-    if out_of_memory(&error) {
-        Error::OutOfMemory {
-            docket: shared.keys.prefix().to_owned(),
-        }
-    } else {
-        error.into()
-    }
-}
-
-/// Whether Redis refused a script for want of memory: an `OOM` error on Redis 7, a
-/// script error quoting `-OOM` on Redis 6.2.
-fn out_of_memory(error: &redis::RedisError) -> bool {
-    error.code() == Some("OOM")
-        || error
-            .detail()
-            .is_some_and(|detail| detail.contains("-OOM "))
 }
 
 /// Records a batch of finished runs in one script (finish.lua).
@@ -200,7 +174,7 @@ pub(super) async fn finish(
             .arg(slot.map_or("", |s| s.scope.as_str()))
             .arg(slot.map_or(0, |s| s.max));
     }
-    let reply: Vec<String> = invocation.invoke_async(&mut shared.connection()).await?;
+    let reply: Vec<String> = shared.write(&invocation).await?.recorded(worker);
     if reply.len() != runs.len() {
         return Err(Error::Protocol(format!(
             "finish.lua answered {} values for {} runs",

@@ -37,7 +37,7 @@ use super::{
     Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion,
     ScheduleOutcome, Slot, StrikeReader, Unserved,
 };
-use crate::error::{Error, Result, StoreError};
+use crate::error::{Error, Result, StoreError, WriteRefusal};
 use crate::model::{
     ActiveWorker, DeadLetter, ExecutionRecord, Instruction, ProgressState, TaskError,
 };
@@ -63,12 +63,65 @@ struct Shared {
     max_deliveries: u32,
     /// What the server said it is (`Redis 7.0.15`), when it said.
     server: Option<String>,
+    /// Replicas an add or a run's end waits for, and for how long (none: 0).
+    wait_replicas: usize,
+    wait_timeout: Duration,
 }
 
 impl Shared {
     /// A handle on a command connection (cheap: it is shared).
     fn connection(&self) -> Connection {
         self.pool.get()
+    }
+
+    /// Runs a script that writes what must be acknowledged (an add, a run's end): when
+    /// replicas are to hold it first, `WAIT`s for them over the same socket.
+    async fn write<T: redis::FromRedisValue>(
+        &self,
+        invocation: &scripts::Invocation<'_>,
+    ) -> Result<Written<T>> {
+        if self.wait_replicas == 0 {
+            let reply = invocation.invoke_async(&mut self.connection()).await?;
+            return Ok(Written { reply, short: None });
+        }
+        let mut pinned = self.connection().pinned().await?;
+        let reply = invocation.invoke_async(&mut pinned).await?;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.wait_replicas)
+            .arg(wire::duration_millis(self.wait_timeout).max(1));
+        let confirmed: usize = pinned.query_at_key(self.keys.stream(), &wait).await?;
+        let short = (confirmed < self.wait_replicas).then_some(Error::NotReplicated {
+            confirmed,
+            wanted: self.wait_replicas,
+            timeout: self.wait_timeout,
+        });
+        Ok(Written { reply, short })
+    }
+}
+
+/// A write's reply, and whether fewer replicas than asked for confirmed it.
+struct Written<T> {
+    reply: T,
+    short: Option<Error>,
+}
+
+impl<T> Written<T> {
+    /// The reply of a write whose producer is told when too few replicas hold it.
+    fn acknowledged(self) -> Result<T> {
+        match self.short {
+            Some(error) => Err(error),
+            None => Ok(self.reply),
+        }
+    }
+
+    /// The reply of a write that stands on the master however many replicas hold it
+    /// (a run's end: saying otherwise would have it recorded twice); a shortfall is
+    /// logged.
+    fn recorded(self, worker: &str) -> T {
+        if let Some(error) = self.short {
+            tracing::warn!(%worker, %error, "recorded the end of runs on the master only");
+        }
+        self.reply
     }
 }
 
@@ -85,11 +138,11 @@ impl RedisBackend {
         target: &super::url::RedisUrl,
         config: BackendConfig,
     ) -> Result<Self> {
-        let endpoint = Endpoint::new(target, &config.connections, &config.shown_url)?;
-        let failed =
-            |error: redis::RedisError| connect_error(endpoint.shown(), target.is_tls(), &error);
+        let mut endpoint = Endpoint::new(target, &config.connections, &config.shown_url)?;
+        let shown = endpoint.shown().to_owned();
+        let failed = |error: redis::RedisError| connect_error(&shown, target.is_tls(), &error);
         let mut node = endpoint.node().await.map_err(failed)?;
-        let server = server::check(&mut node, endpoint.shown()).await?;
+        let server = server::check(&mut node, &shown).await?;
         drop(node);
         let pool = endpoint.pool().await.map_err(failed)?;
         let keys = if endpoint.is_cluster() {
@@ -97,9 +150,17 @@ impl RedisBackend {
         } else {
             Keys::new(&config.name)
         };
-        connection::ensure_group(&mut pool.get(), &keys)
-            .await
-            .map_err(failed)?;
+        match connection::ensure_group(&mut pool.get(), &keys).await {
+            Ok(()) => {}
+            // A server refusing writes now is weather: the handle works once it clears
+            // (a worker re-creates a missing group when it reads).
+            Err(error) if write_refusal(&error).is_some() => {
+                tracing::warn!(url = %shown, %error, "the server refuses writes for now");
+            }
+            Err(error) => return Err(failed(error)),
+        }
+        let options = endpoint.options();
+        let (wait_replicas, wait_timeout) = (options.wait_replicas, options.wait_timeout);
         Ok(Self {
             shared: Arc::new(Shared {
                 endpoint,
@@ -108,6 +169,8 @@ impl RedisBackend {
                 ttl_ms: wire::duration_millis(config.execution_ttl),
                 max_deliveries: config.max_deliveries.max(1),
                 server: server.map(|server| server.describe()),
+                wait_replicas,
+                wait_timeout,
             }),
         })
     }
@@ -160,8 +223,26 @@ fn unreachable(error: &redis::RedisError) -> bool {
         || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
 }
 
+/// The refusal to write an error is, if it is one: the server's own code, or (on Redis
+/// 6.2, which wraps a refusal inside a script in a script error) the code it quotes.
+fn write_refusal(error: &redis::RedisError) -> Option<WriteRefusal> {
+    if let Some(refusal) = error.code().and_then(WriteRefusal::from_code) {
+        return Some(refusal);
+    }
+    let detail = error.detail()?;
+    WriteRefusal::ALL
+        .into_iter()
+        .find(|refusal| detail.contains(&format!("-{} ", refusal.code())))
+}
+
 impl From<redis::RedisError> for Error {
     fn from(error: redis::RedisError) -> Self {
+        if let Some(refusal) = write_refusal(&error) {
+            return Error::WriteRefused {
+                refusal,
+                message: error.to_string(),
+            };
+        }
         let unreachable = unreachable(&error);
         Error::Redis(StoreError::new(error, unreachable))
     }

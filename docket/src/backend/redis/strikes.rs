@@ -87,7 +87,7 @@ fn from_fields(fields: &HashMap<String, String>) -> std::result::Result<Instruct
 }
 
 pub(super) struct RedisStrikeReader {
-    connection: connection::Connection,
+    connection: connection::Blocking,
     stream: String,
 }
 
@@ -117,7 +117,10 @@ impl StrikeReader for RedisStrikeReader {
                 .arg("STREAMS")
                 .arg(&self.stream)
                 .arg(after.map_or_else(|| "0".to_owned(), |id| id.to_string()));
-            let reply: Value = command.query_async(&mut self.connection).await?;
+            let reply: Value = self
+                .connection
+                .read(&command, block.unwrap_or_default())
+                .await?;
             stream_entries(&reply)?
                 .into_iter()
                 .map(|(id, fields)| Ok((entry_id(&id)?, from_fields(&fields))))

@@ -166,7 +166,7 @@ pub(in crate::backend) fn config(name: &str, ttl: Duration) -> BackendConfig {
 /// A Redis URL, parsed.
 pub(in crate::backend) fn redis_url(url: &str) -> RedisUrl {
     match BackendUrl::parse(url).unwrap() {
-        BackendUrl::Redis(target) => target,
+        BackendUrl::Redis(target) => *target,
         BackendUrl::Memory { .. } => unreachable!("{url} is a Redis URL"),
     }
 }
