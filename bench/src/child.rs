@@ -111,11 +111,15 @@ pub enum Mode {
     Serve,
     /// Add `--tasks` no-ops to an in-process `memory://` docket and drain them.
     Memory,
+    /// Add `--tasks` no-ops and await every one's result on the one handle: ready
+    /// once every waiter is subscribed; the clock for the last result starts when
+    /// standard input closes.
+    Wait,
 }
 
 impl Mode {
     /// Every mode, in `--help`'s order.
-    const ALL: [Self; 3] = [Self::Drain, Self::Serve, Self::Memory];
+    const ALL: [Self; 4] = [Self::Drain, Self::Serve, Self::Memory, Self::Wait];
 
     /// Its `--mode` value.
     #[must_use]
@@ -124,6 +128,7 @@ impl Mode {
             Self::Drain => "drain",
             Self::Serve => "serve",
             Self::Memory => "memory",
+            Self::Wait => "wait",
         }
     }
 }
@@ -141,7 +146,7 @@ pub struct WorkerArgs {
     pub concurrency: usize,
     /// `execution_ttl` in milliseconds (0: fire-and-forget).
     pub ttl_ms: u64,
-    /// Tasks to add first (`memory` mode).
+    /// Tasks to add first (`memory` and `wait` modes).
     pub tasks: usize,
 }
 
@@ -155,17 +160,19 @@ fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
 
 /// The worker program's `--help`.
 pub const WORKER_USAGE: &str = "\
-Usage: docket-bench-worker --mode <drain|serve|memory> --url <URL> --name <NAME> \
+Usage: docket-bench-worker --mode <drain|serve|memory|wait> --url <URL> --name <NAME> \
 --concurrency <N> --ttl-ms <MS> [--tasks <N>]
 
   --mode         drain: run_until_finished on what is queued, then exit;
                  serve: run_forever until standard input closes;
                  memory: add --tasks no-ops to an in-process memory:// docket, drain them
+                 wait: add --tasks no-ops and await each one's result (no worker;
+                 docket-bench-waiter only)
   --url          the docket's URL
   --name         the docket's name
   --concurrency  the worker's concurrency
   --ttl-ms       execution_ttl in milliseconds (0: fire-and-forget)
-  --tasks        tasks to add first (memory mode; default 0)
+  --tasks        tasks to add first (memory and wait modes; default 0)
 ";
 
 impl WorkerArgs {
@@ -204,7 +211,7 @@ impl WorkerArgs {
         let mode = Mode::ALL
             .into_iter()
             .find(|known| known.name() == mode)
-            .with_context(|| format!("`--mode {mode}`: expected drain, serve or memory"))?;
+            .with_context(|| format!("`--mode {mode}`: expected drain, serve, memory or wait"))?;
         let (url, name) = (take("url")?, take("name")?);
         let concurrency = number("concurrency", &take("concurrency")?)?;
         let ttl_ms = number("ttl-ms", &take("ttl-ms")?)?;
@@ -275,6 +282,17 @@ pub struct ChildReport {
     pub rss_file_kib: u64,
     /// CPU time (user + system) the run used, in milliseconds.
     pub cpu_ms: f64,
+    /// `wait` mode: heap growth from before the waiters were spawned to all of them
+    /// subscribed, in bytes.
+    #[serde(default)]
+    pub waiters_heap_bytes: u64,
+    /// `wait` mode: the same in RSS (with what the allocator keeps after the waiters'
+    /// first reads).
+    #[serde(default)]
+    pub waiters_rss_kib: u64,
+    /// `wait` mode: the handle's connections to the Redis server, all waiters subscribed.
+    #[serde(default)]
+    pub connections: u64,
 }
 
 /// Runs the worker role and prints its report.
@@ -292,6 +310,10 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         connect_ms: millis(connecting.elapsed()),
         ..ChildReport::default()
     };
+    anyhow::ensure!(
+        args.mode != Mode::Wait,
+        "the wait role is docket-bench-waiter's"
+    );
     if args.mode == Mode::Memory {
         report.hwm_start_kib = memory_kib().0;
         let adding = Instant::now();
@@ -310,7 +332,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     let origin = *ORIGIN.get_or_init(Instant::now);
     let cpu_before = cpu_ms();
     match args.mode {
-        Mode::Drain | Mode::Memory => worker.run_until_finished().await?,
+        Mode::Drain | Mode::Memory | Mode::Wait => worker.run_until_finished().await?,
         Mode::Serve => {
             let stop = worker.shutdown_handle();
             // Standard input closing is the signal to stop (a plain thread: reading it
@@ -331,6 +353,141 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     (report.hwm_kib, report.rss_kib) = memory_kib();
     (report.rss_anon_kib, report.rss_file_kib) = rss_split_kib();
     say(&serde_json::to_string(&report)?)
+}
+
+/// The `wait` role (`docket-bench-waiter`): adds the tasks, awaits each one's result
+/// on the one handle, and reports what the waiting cost this process (`heap` gives the
+/// bytes it holds on the heap now) and how long the last result took.
+///
+/// # Errors
+/// When connecting, adding or a waiter fails, or the waiters do not subscribe.
+pub async fn wait(args: WorkerArgs, heap: fn() -> u64) -> Result<()> {
+    let docket = Docket::builder(args.name.clone(), args.url.clone())
+        .execution_ttl(Duration::from_millis(args.ttl_ms))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", args.url))?;
+    let mut report = ChildReport::default();
+    let port = redis_port(&args.url)?;
+    let mut admin = redis::Client::open(args.url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let adding = Instant::now();
+    let mut executions = Vec::with_capacity(args.tasks);
+    while executions.len() < args.tasks {
+        let batch = (args.tasks - executions.len()).min(1000);
+        executions.extend(docket.add_many((0..batch).map(|_| Noop::new())).await?);
+    }
+    report.add_ms = millis(adding.elapsed());
+    let (heap_before, (_, rss_before)) = (heap(), memory_kib());
+    let waiters: Vec<_> = executions
+        .into_iter()
+        .map(|execution| tokio::spawn(async move { execution.result().await }))
+        .collect();
+    subscribed(&mut admin, 2 * args.tasks).await?;
+    // Then each reads its record once: what they hold is measured once that is done
+    // and the heap stands still.
+    let mut held = heap();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = heap();
+        if now.abs_diff(held) < held / 1000 {
+            break;
+        }
+        held = now;
+    }
+    report.waiters_heap_bytes = heap().saturating_sub(heap_before);
+    report.waiters_rss_kib = memory_kib().1.saturating_sub(rss_before);
+    // All but the one just opened to watch the subscriptions.
+    report.connections = connections_to(port).saturating_sub(1);
+    drop(admin);
+    say("ready")?;
+    // The bench starts a worker, then closes standard input: the clock starts.
+    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+        .await??;
+    let origin = Instant::now();
+    for waiter in waiters {
+        waiter.await??;
+    }
+    report.run_ms = millis(origin.elapsed());
+    (report.hwm_kib, report.rss_kib) = memory_kib();
+    say(&serde_json::to_string(&report)?)
+}
+
+/// The port of a `redis://host:port/db` URL.
+fn redis_port(url: &str) -> Result<u16> {
+    let address = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let address = address.rsplit_once('@').map_or(address, |(_, host)| host);
+    match address.rsplit_once(':') {
+        Some((_, port)) => number("port", port),
+        None => Ok(6379),
+    }
+}
+
+/// This process's established TCP connections to `port` (its sockets in
+/// `/proc/self/fd`, their peers in `/proc/self/net/tcp` and `tcp6`).
+fn connections_to(port: u16) -> u64 {
+    let sockets: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let peer_port = format!(":{port:04X}");
+    let mut count = 0;
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // remote address, state (01: established), inode
+            if let [_, _, remote, "01", _, _, _, _, _, inode, ..] = fields.as_slice()
+                && remote.ends_with(&peer_port)
+                && sockets.contains(*inode)
+            {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// Waits until the server's subscribers hold at least `channels` channels.
+async fn subscribed(admin: &mut redis::aio::MultiplexedConnection, channels: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_mins(2);
+    loop {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(admin)
+            .await?;
+        let held: usize = list
+            .split_whitespace()
+            .filter_map(|field| field.strip_prefix("sub="))
+            .map(|n| n.parse::<usize>().unwrap_or(0))
+            .sum();
+        if held >= channels {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the waiters subscribed {held} channels of {channels} in 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Prints one line to standard output and flushes it.

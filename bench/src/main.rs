@@ -50,7 +50,7 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Only these scenarios (comma-separated: enqueue, drain, commands, latency,
-    /// lateness, memory, scale, durable), for development; the ceilings always run.
+    /// lateness, memory, scale, durable, waiting), for development; the ceilings always run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Spawn this build of docket-bench-worker as the worker process, instead of
@@ -137,6 +137,10 @@ async fn scenarios_wanted(
     if wants("durable") {
         let durable = step("10 durable", scenarios::durable(bench)).await?;
         outcomes.push(("durable", durable));
+    }
+    if wants("waiting") {
+        let waiting = step("11 waiting", scenarios::waiting(bench)).await?;
+        outcomes.push(("waiting", waiting));
     }
 
     Ok(outcomes)

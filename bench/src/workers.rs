@@ -14,6 +14,9 @@ use serde_json::Value;
 /// The worker program.
 const WORKER_BIN: &str = "docket-bench-worker";
 
+/// The waiting scenario's producer program, built beside the worker.
+pub(crate) const WAITER_BIN: &str = "docket-bench-waiter";
+
 /// The lean build's compiler flags; with an explicit `--target`, so that they stay off
 /// build scripts and procedural macros.
 pub(crate) const LEAN_RUSTFLAGS: &str = "-C relocation-model=static -C target-feature=+crt-static";
@@ -55,7 +58,7 @@ pub(crate) fn checked(exe: &Path) -> Result<PathBuf> {
 /// # Errors
 /// When cargo cannot be run or the build fails.
 pub(crate) async fn plain() -> Result<PathBuf> {
-    cargo_build(&[], &[]).await
+    cargo_build(&[WAITER_BIN], &[], &[]).await
 }
 
 /// Builds the lean worker into `lean-worker` under the target directory (the
@@ -84,7 +87,7 @@ pub(crate) async fn lean() -> std::result::Result<PathBuf, String> {
             .iter()
             .map(|(name, value)| (*name, value.into())),
     );
-    cargo_build(&["--target", &host], &env)
+    cargo_build(&[], &["--target", &host], &env)
         .await
         .map_err(|error| format!("{error:#} (the lean build needs glibc's static libraries)"))
 }
@@ -110,9 +113,10 @@ fn host_triple() -> Result<String> {
         .context("rustc -vV named no host")
 }
 
-/// `cargo build --release --bin docket-bench-worker ARGS` with `env`; the program's path
-/// from cargo's JSON messages. Cargo's progress goes to standard error.
-async fn cargo_build(args: &[&str], env: &[(&str, OsString)]) -> Result<PathBuf> {
+/// `cargo build --release --bin docket-bench-worker ARGS` with `env`, and the programs
+/// `also` beside it; the worker's path from cargo's JSON messages. Cargo's progress goes
+/// to standard error.
+async fn cargo_build(also: &[&str], args: &[&str], env: &[(&str, OsString)]) -> Result<PathBuf> {
     // `cargo run` says which cargo it is; the bench's manifest is where it was built.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
@@ -127,6 +131,7 @@ async fn cargo_build(args: &[&str], env: &[(&str, OsString)]) -> Result<PathBuf>
     }
     let output = command
         .args(["build", "--release", "--bin", WORKER_BIN])
+        .args(also.iter().flat_map(|bin| ["--bin", bin]))
         .args([
             "--message-format",
             "json-render-diagnostics",

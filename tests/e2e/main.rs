@@ -15,3 +15,4 @@ mod strikes;
 mod support;
 mod tasks;
 mod traces;
+mod waiting;

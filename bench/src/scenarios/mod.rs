@@ -1,6 +1,6 @@
 //! The bench's context, worker processes, and the throughput scenarios: ceilings (`L`,
-//! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS), 5 Redis commands per task and 10
-//! durable acknowledgements.
+//! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS), 5 Redis commands per task, 10
+//! durable acknowledgements and 11 waiting at scale.
 
 mod ceilings;
 mod commands;
@@ -8,6 +8,7 @@ mod context;
 mod drain;
 mod durable;
 mod enqueue;
+mod waiting;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub(crate) use context::{Bench, Ceilings, WorkerProcess, ttl_label};
 pub(crate) use drain::drain;
 pub(crate) use durable::durable;
 pub(crate) use enqueue::enqueue;
+pub(crate) use waiting::waiting;
 
 /// `execution_ttl` of the state-tracking runs: docket's default.
 pub(crate) const TRACKED: Duration = docket::DEFAULT_EXECUTION_TTL;

@@ -13,6 +13,7 @@ mod ids;
 pub(crate) mod memory;
 mod options;
 pub(crate) mod redis;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
 mod url;

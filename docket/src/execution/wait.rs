@@ -1,5 +1,6 @@
 //! Waiting on an execution: results and event subscriptions.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,11 +9,18 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::Core;
+use crate::backend::{Backend, EventStream};
 use crate::error::{Error, Result};
 use crate::model::{Event, ExecutionRecord, ExecutionState, TaskError, TaskErrorKind};
 
-/// How often a waiter re-reads the record in case an event was missed (a reconnect).
-const RECHECK: Duration = Duration::from_secs(1);
+/// How long a waiter goes at least without reading its record again, plus a random
+/// stretch up to as long again so that many waiters spread their reads. Only a safety
+/// net: a subscription that may have missed events ends, and the record is read then.
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// How long a waiter waits before trying again when subscribing again or reading the
+/// record failed.
+const RETRY: Duration = Duration::from_secs(1);
 
 pub(super) async fn result<T: DeserializeOwned>(
     core: &Core,
@@ -24,37 +32,114 @@ pub(super) async fn result<T: DeserializeOwned>(
     }
     let deadline = timeout.map(|t| Instant::now() + t);
     let backend = &core.backend;
-    let mut events = backend.subscribe(key).await?;
+    let mut watch = Watch::start(backend, key).await?;
+    // The record, when there is a fresh one to look at. None is kept while waiting:
+    // a waiter holds its subscription and little else.
+    let mut read = Some(backend.record(key).await?);
     loop {
-        let Some(record) = backend.record(key).await? else {
-            return Err(Error::NotFound(key.to_owned()));
-        };
-        if record.state.is_terminal() {
-            return finished(core, record).await;
-        }
-        let wait = match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::WaitTimeout {
-                        key: key.to_owned(),
-                        timeout: timeout.unwrap_or_default(),
-                    });
-                }
-                left.min(RECHECK)
-            }
-            None => RECHECK,
-        };
-        // Any event (or none within `wait`) sends us back to read the record. A
-        // subscription that ended (its connection dropped) is renewed after a pause.
-        if let Ok(None) = tokio::time::timeout(wait, events.next()).await {
-            tokio::time::sleep(wait).await;
-            events = match backend.subscribe(key).await {
-                Ok(events) => events,
-                Err(_) => Box::pin(futures::stream::empty()),
+        if let Some(record) = read.take() {
+            let Some(record) = record else {
+                return Err(Error::NotFound(key.to_owned()));
             };
+            if record.state.is_terminal() {
+                // Boxed: reading the result is no part of what a waiter holds.
+                return Box::pin(finished(core, record)).await;
+            }
         }
+        let heard = match deadline {
+            Some(deadline) if Instant::now() >= deadline => {
+                return Err(Error::WaitTimeout {
+                    key: key.to_owned(),
+                    timeout: timeout.unwrap_or_default(),
+                });
+            }
+            Some(deadline) => tokio::time::timeout_at(deadline, watch.next()).await.ok(),
+            None => Some(watch.next().await),
+        };
+        read = match heard {
+            Some(Heard::Event(event)) if !ends_a_run(&event) => None,
+            Some(Heard::Record(record)) => Some(record?),
+            // A run ended, or time is up: the record says which run and how.
+            Some(Heard::Event(_)) | None => Some(backend.record(key).await?),
+        };
     }
+}
+
+/// Whether `event` is a terminal state.
+fn ends_a_run(event: &Event) -> bool {
+    matches!(event, Event::State { state, .. } if state.is_terminal())
+}
+
+/// What a [`Watch`] heard.
+enum Heard {
+    /// A live event.
+    Event(Event),
+    /// The record, read again: the subscription may have missed events, or it was
+    /// time for the safety net.
+    Record(Result<Option<ExecutionRecord>>),
+}
+
+/// One key followed for a waiter: its live events, and its record read again whenever
+/// they may have missed something. Events are published only while a subscription is
+/// registered, and the backend ends a subscription when it may have missed some (its
+/// connection was lost, its registration vanished): the watch then subscribes again
+/// and reads the record, so that no waiter waits for an end it did not hear.
+struct Watch {
+    backend: Arc<dyn Backend>,
+    key: String,
+    /// `None` while subscribing again failed.
+    events: Option<EventStream>,
+    recheck_at: Instant,
+}
+
+impl Watch {
+    async fn start(backend: &Arc<dyn Backend>, key: &str) -> Result<Self> {
+        let events = backend.subscribe(key).await?;
+        Ok(Self {
+            backend: Arc::clone(backend),
+            key: key.to_owned(),
+            events: Some(events),
+            recheck_at: after_recheck(),
+        })
+    }
+
+    /// The next live event, or the record read again.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a subscription left ended is renewed by the next call.
+    async fn next(&mut self) -> Heard {
+        if let Some(events) = &mut self.events {
+            match tokio::time::timeout_at(self.recheck_at, events.next()).await {
+                Ok(Some(event)) => return Heard::Event(event),
+                Ok(None) => self.subscribe_again().await,
+                Err(_) => {}
+            }
+        } else {
+            tokio::time::sleep(RETRY).await;
+            self.subscribe_again().await;
+        }
+        let read = self.backend.record(&self.key).await;
+        self.recheck_at = if read.is_ok() {
+            after_recheck()
+        } else {
+            Instant::now() + RETRY
+        };
+        Heard::Record(read)
+    }
+
+    /// Subscribes anew before the old subscription is dropped, so the key stays
+    /// subscribed throughout.
+    async fn subscribe_again(&mut self) {
+        self.events = self.backend.subscribe(&self.key).await.ok();
+    }
+}
+
+/// When the safety net reads the record next: [`RECHECK`] from now plus up to as long
+/// again, at random.
+fn after_recheck() -> Instant {
+    let random = std::hash::RandomState::new().hash_one(0_u8);
+    let per_mille = u32::try_from(random % 1000).unwrap_or(0);
+    Instant::now() + RECHECK + RECHECK * per_mille / 1000
 }
 
 async fn finished<T: DeserializeOwned>(core: &Core, record: ExecutionRecord) -> Result<T> {
@@ -93,7 +178,7 @@ pub(super) async fn subscribe(
     key: &str,
 ) -> Result<impl Stream<Item = Event> + Send + Unpin + 'static> {
     let backend = &core.backend;
-    let live = backend.subscribe(key).await?;
+    let watch = Watch::start(backend, key).await?;
     let mut first = Vec::new();
     if let Some(record) = backend.record(key).await? {
         first.push(record.event());
@@ -104,59 +189,45 @@ pub(super) async fn subscribe(
         }
     }
     // No record (fire-and-forget, or expired): nothing more will ever be said of it.
-    let already_done = first.is_empty()
-        || first
-            .iter()
-            .any(|event| matches!(event, Event::State { state, .. } if state.is_terminal()));
-    let live = if already_done {
-        futures::stream::empty().boxed()
-    } else {
-        live.boxed()
-    };
-    // End right after the first terminal state event, without waiting for another.
-    let events = futures::stream::iter(first).chain(live).boxed();
+    let already_done = first.is_empty() || first.iter().any(ends_a_run);
     let follow = Follow {
-        events,
-        core: core.clone(),
-        key: key.to_owned(),
+        first: first.into_iter(),
+        watch: (!already_done).then_some(watch),
         last: None,
     };
+    // End right after the first terminal state event, without waiting for another.
     let stream = futures::stream::unfold(Some(follow), |follow| async move {
         let mut follow = follow?;
         let event = follow.next().await?;
-        let terminal = matches!(&event, Event::State { state, .. } if state.is_terminal());
+        let terminal = ends_a_run(&event);
         Some((event, (!terminal).then_some(follow)))
     });
     Ok(stream.boxed())
 }
 
-/// A subscription's events, with the record read again whenever a second passes without
-/// one: events are published only while a subscription is registered, and one missed
-/// (a lapsed registration, a flushed listeners key) must not leave a follower waiting
-/// for ever. A state is told once: one read that way, or published twice, is not told
-/// again.
+/// What a subscriber is told: the events read from the record first, then what the
+/// watch hears. A state is told once: one read from the record, or published twice,
+/// is not told again.
 struct Follow {
-    events: futures::stream::BoxStream<'static, Event>,
-    core: Arc<Core>,
-    key: String,
+    first: std::vec::IntoIter<Event>,
+    watch: Option<Watch>,
     last: Option<(ExecutionState, u64, Option<String>)>,
 }
 
 impl Follow {
     async fn next(&mut self) -> Option<Event> {
         loop {
-            let event = if let Ok(event) = tokio::time::timeout(RECHECK, self.events.next()).await {
-                event?
-            } else {
-                let record = match self.core.backend.record(&self.key).await {
-                    Ok(Some(record)) => record,
+            let event = match self.first.next() {
+                Some(event) => event,
+                None => match self.watch.as_mut()?.next().await {
+                    Heard::Event(event) => event,
+                    Heard::Record(Ok(Some(record))) => record.event(),
                     // No record any more (fire-and-forget, expired): nothing more will
                     // be said of it.
-                    Ok(None) => return None,
-                    // Unreachable for now: the next second tries again.
-                    Err(_) => continue,
-                };
-                record.event()
+                    Heard::Record(Ok(None)) => return None,
+                    // Unreachable for now: the watch reads it again soon.
+                    Heard::Record(Err(_)) => continue,
+                },
             };
             if let Event::State {
                 state,

@@ -148,7 +148,11 @@ impl MemoryBackend {
             self.reschedule(state, &run.key, next, error, now);
             return FinishOutcome::Recorded;
         }
-        let event = (self.store.events.receiver_count() > 0).then(|| error.clone());
+        let event = self
+            .store
+            .subscriptions
+            .is_followed(&run.key)
+            .then(|| error.clone());
         state.end(&run.key, end_state, error, self.ttl, at);
         if let Some(error) = event {
             self.publish(&run.key, || Event::State {

@@ -28,6 +28,7 @@ use futures::Stream;
 use tokio::sync::{Notify, broadcast};
 
 use self::store::{Record, State};
+use super::subscriptions::Subscriptions;
 use super::{
     ActiveWorker, AdmissionRule, Backend, BackendConfig, BoxFuture, Cancelled, Consumer,
     DeadLetter, Delivery, EntryId, EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks,
@@ -41,7 +42,8 @@ struct Store {
     state: Mutex<State>,
     /// Woken when messages enter the stream.
     ready: Notify,
-    events: broadcast::Sender<(String, Event)>,
+    /// Who follows which key's events.
+    subscriptions: Arc<Subscriptions>,
     cancels: broadcast::Sender<Cancelled>,
     /// Woken when a strike instruction is appended.
     strikes_changed: Notify,
@@ -70,7 +72,7 @@ impl MemoryBackend {
                 Arc::new(Store {
                     state: Mutex::default(),
                     ready: Notify::new(),
-                    events: broadcast::channel(4096).0,
+                    subscriptions: Subscriptions::local(),
                     cancels: broadcast::channel(1024).0,
                     strikes_changed: Notify::new(),
                 })
@@ -90,13 +92,9 @@ impl MemoryBackend {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Publishes the event `event` builds, unless nobody is listening.
+    /// Publishes the event `event` builds to the followers of `key`, if it has any.
     fn publish(&self, key: &str, event: impl FnOnce() -> Event) {
-        if self.store.events.receiver_count() == 0 {
-            return;
-        }
-        // A subscriber that left since is fine.
-        let _ = self.store.events.send((key.to_owned(), event()));
+        self.store.subscriptions.publish(key, event);
     }
 
     /// Publishes the state a live record moved to: the worker while it runs, and no

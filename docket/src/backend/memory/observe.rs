@@ -58,17 +58,10 @@ impl MemoryBackend {
         self.publish(key, || Event::Progress(snapshot));
     }
 
+    /// A follower of `key`'s events; its stream ends only if it stops reading for so
+    /// long that its inbox overflows.
     pub(super) fn events_of(&self, key: &str) -> EventStream {
-        let key = key.to_owned();
-        let events = BroadcastStream::new(self.store.events.subscribe()).filter_map(move |item| {
-            let wanted = match item {
-                Ok((event_key, event)) if event_key == key => Some(event),
-                // Lagging only happens to a subscriber that stopped reading.
-                _ => None,
-            };
-            std::future::ready(wanted)
-        });
-        Box::pin(events)
+        Box::pin(self.store.subscriptions.follow(key))
     }
 
     pub(super) fn cancel_requests(&self) -> Pin<Box<dyn Stream<Item = Cancelled> + Send>> {

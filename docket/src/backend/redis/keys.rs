@@ -148,6 +148,14 @@ impl Keys {
         escaped
     }
 
+    /// The task key a `{p}:state:{key}` or `{p}:progress:{key}` channel names, if it is
+    /// one of ours.
+    pub(super) fn key_of_event_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        let rest = channel.strip_prefix(self.prefix.as_str())?;
+        rest.strip_prefix(":state:")
+            .or_else(|| rest.strip_prefix(":progress:"))
+    }
+
     /// The task key a `{p}:cancel:{key}` channel names, if it is one of ours.
     pub(super) fn key_of_cancel_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel
@@ -199,5 +207,22 @@ mod tests {
         );
         assert_eq!(keys.key_of_cancel_channel("other:cancel:k"), None);
         assert_eq!(keys.key_of_cancel_channel("orders:state:k"), None);
+    }
+
+    #[test]
+    fn event_channels_name_their_key() {
+        let keys = Keys::new("orders");
+        for key in ["k", "k:with:colons", "state:k", "progress:k"] {
+            assert_eq!(
+                keys.key_of_event_channel(&keys.state_channel(key)),
+                Some(key)
+            );
+            assert_eq!(
+                keys.key_of_event_channel(&keys.progress_channel(key)),
+                Some(key)
+            );
+        }
+        assert_eq!(keys.key_of_event_channel("orders:cancel:k"), None);
+        assert_eq!(keys.key_of_event_channel("other:state:k"), None);
     }
 }

@@ -5,8 +5,10 @@
 //! scripts write; [`connection`] opens the connections. The operations are grouped by
 //! concern, in files named as their `memory://` twins: [`lifecycle`] (schedule, finish,
 //! promote, cancel, clear, dead letters, leases), [`consumer`] (claim, reclaim, renew),
-//! [`observe`] (records, results, progress, events, snapshots, heartbeats), [`strikes`],
-//! [`admission`] and [`unserved`] (calls waiting for a worker that serves their task).
+//! [`observe`] (records, results, progress, snapshots, heartbeats), [`strikes`],
+//! [`admission`] and [`unserved`] (calls waiting for a worker that serves their task);
+//! [`subscriber`] follows events and cancellations on the handle's one pub/sub
+//! connection.
 
 mod admission;
 mod connection;
@@ -18,6 +20,7 @@ mod prelude;
 mod scripts;
 mod server;
 mod strikes;
+mod subscriber;
 mod unserved;
 mod wire;
 
@@ -32,6 +35,7 @@ use futures::Stream;
 
 use self::connection::{Connection, Endpoint, Pool};
 use self::keys::Keys;
+use super::subscriptions::Subscriptions;
 use super::{
     AdmissionRule, Backend, BackendConfig, BoxFuture, Consumer, Delivery, EntryId, EventStream,
     Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion,
@@ -56,6 +60,8 @@ struct Shared {
     endpoint: Endpoint,
     /// Commands and scripts; each connection reconnects by itself.
     pool: Pool,
+    /// Who follows which key, served on one pub/sub connection ([`subscriber`]).
+    subscriptions: Arc<Subscriptions>,
     keys: Keys,
     /// `execution_ttl` in milliseconds; 0 is fire-and-forget.
     ttl_ms: u64,
@@ -165,6 +171,7 @@ impl RedisBackend {
             shared: Arc::new(Shared {
                 endpoint,
                 pool,
+                subscriptions: Subscriptions::served(),
                 keys,
                 ttl_ms: wire::duration_millis(config.execution_ttl),
                 max_deliveries: config.max_deliveries.max(1),
@@ -316,13 +323,13 @@ impl Backend for RedisBackend {
 
     fn subscribe(&self, key: &str) -> BoxFuture<'_, Result<EventStream>> {
         let key = key.to_owned();
-        Box::pin(async move { observe::subscribe(&self.shared, &key).await })
+        Box::pin(async move { subscriber::subscribe(&self.shared, &key).await })
     }
 
     fn cancellations(
         &self,
     ) -> BoxFuture<'_, Result<Pin<Box<dyn Stream<Item = super::Cancelled> + Send>>>> {
-        Box::pin(observe::cancellations(&self.shared))
+        Box::pin(subscriber::cancellations(&self.shared))
     }
 
     fn heartbeat(

@@ -1,19 +1,16 @@
-//! Reading the docket: records, results, progress, events, snapshots, the clock, and
-//! the worker registry fed by heartbeats.
+//! Reading the docket: records, results, progress, snapshots, the clock, and the worker
+//! registry fed by heartbeats. (Events are followed in [`super::subscriber`].)
 
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::{Stream, StreamExt};
 use redis::Value;
 
 use super::Shared;
 use super::scripts::SCRIPTS;
 use super::wire::{duration_millis, from_epoch_millis, parse_progress, parse_record, text_fields};
-use crate::backend::{Cancelled, EventStream, LiveCounts, LiveTasks, ProgressUpdate};
+use crate::backend::{LiveCounts, LiveTasks, ProgressUpdate};
 use crate::error::Result;
-use crate::model::{ActiveWorker, Event, ExecutionRecord, ProgressState};
+use crate::model::{ActiveWorker, ExecutionRecord, ProgressState};
 
 /// The fields of a hash, as text.
 async fn hash(shared: &Shared, key: String) -> Result<std::collections::HashMap<String, String>> {
@@ -67,125 +64,6 @@ pub(super) async fn report_progress(
         .invoke_async(&mut shared.connection())
         .await?;
     Ok(())
-}
-
-/// How long a subscription counts as listening without a renewal; it is renewed three
-/// times as often, and ended as soon as its stream is dropped.
-const LISTEN_LEASE: Duration = Duration::from_secs(30);
-
-/// Starts, renews (`lease` > 0) or ends (`lease` = 0) subscription `id` in
-/// `{p}:listeners` (listen.lua).
-async fn listen(shared: &Shared, id: &str, lease: Duration) -> Result<()> {
-    let _: i64 = SCRIPTS
-        .listen
-        .key(shared.keys.listeners())
-        .arg(shared.keys.prefix())
-        .arg(id)
-        .arg(duration_millis(lease))
-        .invoke_async(&mut shared.connection())
-        .await?;
-    Ok(())
-}
-
-/// Follows `{p}:state:{key}` and `{p}:progress:{key}` on a dedicated connection. The
-/// stream ends when that connection is lost.
-///
-/// Scripts publish per-task events only while someone listens, so the subscription is
-/// registered in `{p}:listeners` once it is made (anything that happens after this
-/// returns is published; the caller reads the record for what happened before), renewed
-/// while the stream lives, and removed when it is dropped.
-pub(super) async fn subscribe(shared: &Arc<Shared>, key: &str) -> Result<EventStream> {
-    let mut pubsub = shared.endpoint.pubsub().await?;
-    pubsub
-        .subscribe(&[
-            shared.keys.state_channel(key),
-            shared.keys.progress_channel(key),
-        ])
-        .await?;
-    let id = uuid::Uuid::now_v7().to_string();
-    listen(shared, &id, LISTEN_LEASE).await?;
-    let (guard, dropped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(keep_listening(Arc::clone(shared), id, dropped));
-    let events = pubsub.into_on_message().filter_map(move |message| {
-        let event = serde_json::from_slice::<Event>(message.get_payload_bytes());
-        futures::future::ready(match event {
-            Ok(event) => Some(event),
-            Err(error) => {
-                tracing::warn!(
-                    channel = %message.get_channel_name(),
-                    "ignoring an unreadable event: {error}"
-                );
-                None
-            }
-        })
-    });
-    // The stream owns the guard: dropping the stream, or its end (the connection was
-    // lost), ends the registration.
-    let release = futures::stream::once(async move { drop(guard) })
-        .filter_map(|()| futures::future::ready(None));
-    Ok(Box::pin(events.chain(release)))
-}
-
-/// Renews subscription `id` until its stream is dropped or ends, then ends it. A renewal that
-/// fails (Redis unreachable) is tried again at the next turn; a subscription whose ending
-/// fails lapses with its lease.
-async fn keep_listening(
-    shared: Arc<Shared>,
-    id: String,
-    mut dropped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let mut renew = tokio::time::interval(LISTEN_LEASE / 3);
-    renew.tick().await;
-    loop {
-        tokio::select! {
-            _ = &mut dropped => break,
-            _ = renew.tick() => {
-                if let Err(error) = listen(&shared, &id, LISTEN_LEASE).await {
-                    tracing::debug!(subscription = %id, "could not renew a subscription: {error}");
-                }
-            }
-        }
-    }
-    let _ = listen(&shared, &id, Duration::ZERO).await;
-}
-
-/// Follows every `{p}:cancel:{key}` channel on a dedicated connection, yielding keys. The
-/// stream ends when that connection is lost.
-///
-/// `PSUBSCRIBE {p}:cancel:*` is refused to a user whose ACL grants only `&{p}:*` (Redis
-/// compares subscribed patterns literally with the granted ones); it then follows
-/// `{p}:*`, which that rule grants, and keeps only the cancellations.
-pub(super) async fn cancellations(
-    shared: &Shared,
-) -> Result<Pin<Box<dyn Stream<Item = Cancelled> + Send>>> {
-    let mut pubsub = shared.endpoint.pubsub().await?;
-    if let Err(error) = pubsub.psubscribe(shared.keys.cancel_pattern()).await {
-        if error.kind() != redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
-            return Err(error.into());
-        }
-        tracing::debug!(
-            docket = %shared.keys.prefix(),
-            "cannot follow `{}` ({error}); following `{}` instead",
-            shared.keys.cancel_pattern(),
-            shared.keys.docket_pattern(),
-        );
-        pubsub.psubscribe(shared.keys.docket_pattern()).await?;
-    }
-    let keys = shared.keys.clone();
-    let cancelled = pubsub.into_on_message().filter_map(move |message| {
-        let cancelled = keys
-            .key_of_cancel_channel(message.get_channel_name())
-            .map(|key| Cancelled {
-                key: key.to_owned(),
-                // Earlier versions published the key: then any run of it.
-                generation: message
-                    .get_payload::<String>()
-                    .ok()
-                    .and_then(|g| g.parse().ok()),
-            });
-        futures::future::ready(cancelled)
-    });
-    Ok(Box::pin(cancelled))
 }
 
 /// Records a heartbeat (heartbeat.lua).

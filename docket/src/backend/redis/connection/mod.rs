@@ -119,6 +119,12 @@ impl Endpoint {
             .await
     }
 
+    /// With Sentinels, a watch that changes each time they switch masters: a
+    /// connection kept apart from the pool (a subscriber's) moves over when it does.
+    pub(super) fn switched(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.dialer.sentinels().map(|_| self.dialer.switched())
+    }
+
     /// A fresh pub/sub connection: to the master with Sentinels, else to the node the
     /// URL names.
     pub(super) async fn pubsub(&self) -> RedisResult<PubSub> {

@@ -5,6 +5,7 @@
 mod leases;
 mod observe;
 mod runs;
+mod subscriber;
 
 use std::time::Duration;
 
@@ -15,10 +16,10 @@ use super::keys::Keys;
 use super::scripts::probe;
 use super::wire::{format_time, from_epoch_millis};
 use crate::backend::tests::{
-    Store, TTL, call, claim_one, config, connect, exercise_everything, raw, redis_url,
+    Store, TTL, call, claim_one, config, connect, exercise_everything, next_event, raw, redis_url,
 };
 use crate::model::{Event, ExecutionState, When};
-use docket_testkit::RedisServer as TestServer;
+use docket_testkit::{RedisServer as TestServer, wait_for};
 
 #[tokio::test]
 async fn a_script_unknown_to_the_server_is_loaded_and_run() {
