@@ -33,18 +33,16 @@ pub(super) async fn result<T: DeserializeOwned>(
     let deadline = timeout.map(|t| Instant::now() + t);
     let backend = &core.backend;
     let mut watch = Watch::start(backend, key).await?;
-    // The record, when there is a fresh one to look at. None is kept while waiting:
-    // a waiter holds its subscription and little else.
-    let mut read = Some(backend.record(key).await?);
+    // No record is kept while waiting: a waiter holds its subscription and little else.
+    let mut read = watch.settle(backend.record(key).await)?;
     loop {
-        if let Some(record) = read.take() {
-            let Some(record) = record else {
-                return Err(Error::NotFound(key.to_owned()));
-            };
-            if record.state.is_terminal() {
-                // Boxed: reading the result is no part of what a waiter holds.
-                return Box::pin(finished(core, record)).await;
+        match std::mem::replace(&mut read, Read::Nothing) {
+            Read::Gone => return Err(Error::NotFound(key.to_owned())),
+            // Boxed: reading the result is no part of what a waiter holds.
+            Read::Record(record) if record.state.is_terminal() => {
+                return Box::pin(finished(core, *record)).await;
             }
+            Read::Record(_) | Read::Nothing => {}
         }
         let heard = match deadline {
             Some(deadline) if Instant::now() >= deadline => {
@@ -57,12 +55,22 @@ pub(super) async fn result<T: DeserializeOwned>(
             None => Some(watch.next().await),
         };
         read = match heard {
-            Some(Heard::Event(event)) if !ends_a_run(&event) => None,
-            Some(Heard::Record(record)) => Some(record?),
+            Some(Heard::Event(event)) if !ends_a_run(&event) => Read::Nothing,
+            Some(Heard::Record(record)) => watch.settle(record)?,
             // A run ended, or time is up: the record says which run and how.
-            Some(Heard::Event(_)) | None => Some(backend.record(key).await?),
+            Some(Heard::Event(_)) | None => watch.settle(backend.record(key).await)?,
         };
     }
+}
+
+/// What a waiter has to look at.
+enum Read {
+    /// Nothing new (or a read that will be tried again shortly).
+    Nothing,
+    /// The record is gone.
+    Gone,
+    /// Boxed: the waiter's future stays small.
+    Record(Box<ExecutionRecord>),
 }
 
 /// Whether `event` is a terminal state.
@@ -125,6 +133,25 @@ impl Watch {
             Instant::now() + RETRY
         };
         Heard::Record(read)
+    }
+
+    /// A read of the record to look at: nothing when it failed for a reason that passes
+    /// (a timeout, a reconnection), and the record is then read again shortly; a waiter
+    /// does not fail for a moment of overload among a great many.
+    ///
+    /// # Errors
+    /// Any other error of the read.
+    fn settle(&mut self, read: Result<Option<ExecutionRecord>>) -> Result<Read> {
+        match read {
+            Ok(Some(record)) => Ok(Read::Record(Box::new(record))),
+            Ok(None) => Ok(Read::Gone),
+            Err(error) if error.is_unreachable() => {
+                tracing::debug!(key = %self.key, "reading the record again shortly: {error}");
+                self.recheck_at = Instant::now() + RETRY;
+                Ok(Read::Nothing)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Subscribes anew before the old subscription is dropped, so the key stays
