@@ -7,7 +7,8 @@ use futures::StreamExt;
 
 use crate::support::{Target, eventually, max_running, on_both_backends, runs, test_worker};
 use crate::tasks::{
-    AddNumbers, AlwaysFails, Chain, Inspect, Inspected, Panics, Probed, RenamedTask, WithProgress,
+    AddNumbers, AlwaysFails, Chain, FailsThrice, Inspect, Inspected, Panics, Probed, RenamedTask,
+    WithProgress,
 };
 
 async fn run_until_finished(docket: &Docket) {
@@ -296,6 +297,73 @@ async fn fire_and_forget_keeps_nothing(target: Target) {
     assert!(events.is_empty(), "{events:?}");
 }
 
+/// The TTL the producer chose is the one that applies, whichever worker ends the run:
+/// a fire-and-forget producer's calls leave nothing behind a worker that keeps records
+/// for its own calls, retries included; a producer that keeps results gets them from a
+/// worker that keeps none of its own.
+async fn the_producer_s_ttl_applies_whichever_worker_ends_the_run(target: Target) {
+    let forgetting = target
+        .builder()
+        .execution_ttl(Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
+    let keeping = target
+        .builder()
+        .execution_ttl(Duration::from_hours(1))
+        .connect()
+        .await
+        .unwrap();
+    // The worker's handle keeps records 15 minutes (the default)...
+    let worker_handle = target.docket().await;
+    let probe = format!("{}-retried", target.name);
+    let forgotten = [
+        forgetting
+            .add(AddNumbers::new(1, 2))
+            .await
+            .unwrap()
+            .key()
+            .to_owned(),
+        forgetting
+            .add(AlwaysFails::new("no".into()))
+            .await
+            .unwrap()
+            .key()
+            .to_owned(),
+        forgetting
+            .add(FailsThrice::new(probe.clone()))
+            .await
+            .unwrap()
+            .key()
+            .to_owned(),
+    ];
+    run_until_finished(&worker_handle).await;
+    assert_eq!(
+        runs(&probe).len(),
+        3,
+        "the retried call ran all its attempts"
+    );
+    for key in &forgotten {
+        assert!(
+            worker_handle.get_execution(key).await.unwrap().is_none(),
+            "the fire-and-forget call `{key}` left a record"
+        );
+    }
+
+    // ...and a worker whose own handle keeps nothing still keeps what its producer asked.
+    let forgetful_worker = target
+        .builder()
+        .execution_ttl(Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
+    let kept = keeping.add(AddNumbers::new(20, 22)).await.unwrap();
+    run_until_finished(&forgetful_worker).await;
+    assert_eq!(kept.result().await.unwrap(), 42);
+    let record = kept.record().await.unwrap().expect("the record is kept");
+    assert_eq!(record.state, ExecutionState::Completed);
+}
+
 async fn subscribers_see_states_and_progress(target: Target) {
     let docket = target.docket().await;
     let execution = docket.add(WithProgress::new(3, 30)).await.unwrap();
@@ -500,6 +568,7 @@ on_both_backends!(
     failures_and_panics_are_recorded,
     injected_parameters_describe_the_run,
     fire_and_forget_keeps_nothing,
+    the_producer_s_ttl_applies_whichever_worker_ends_the_run,
     subscribers_see_states_and_progress,
     run_until_finished_waits_for_everything,
     concurrency_is_honoured,

@@ -79,14 +79,7 @@ pub(super) async fn run(
     let metrics = bind(args.metrics_port, "--metrics-port").await?;
     let mut signals =
         Signals::new().map_err(|e| format!("cannot listen for SIGTERM/SIGINT: {e}"))?;
-    let Some(docket) = connect_patiently(
-        global,
-        args.max_deliveries,
-        args.reconnection_delay,
-        &mut signals,
-    )
-    .await?
-    else {
+    let Some(docket) = connect_patiently(global, &args, &mut signals).await? else {
         return Ok(ExitCode::SUCCESS);
     };
     let mut builder = Worker::builder(docket)
@@ -142,15 +135,16 @@ pub(super) async fn run(
 /// with a capped backoff from `--reconnection-delay`. `None` when a signal came first.
 async fn connect_patiently(
     global: &GlobalArgs,
-    max_deliveries: u32,
-    first_delay: Duration,
+    args: &WorkerArgs,
     signals: &mut Signals,
 ) -> Result<Option<Docket>, String> {
+    let first_delay = args.reconnection_delay;
     let mut delay = first_delay.max(Duration::from_millis(100));
     let cap = (first_delay * 8).max(Duration::from_secs(1));
     loop {
         let connecting = Docket::builder(global.docket.clone(), global.url.clone())
-            .max_deliveries(max_deliveries)
+            .max_deliveries(args.max_deliveries)
+            .execution_ttl(args.execution_ttl)
             .connect();
         match connecting.await {
             Ok(docket) => return Ok(Some(docket)),

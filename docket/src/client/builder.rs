@@ -79,8 +79,22 @@ impl DocketBuilder {
         self
     }
 
-    /// How long terminal records, results and progress are kept (default 15 minutes).
-    /// `Duration::ZERO` is fire-and-forget: nothing is kept once a run ends.
+    /// How long the records, results and progress of the calls this handle adds are
+    /// kept once their runs end (default 15 minutes). `Duration::ZERO` is
+    /// fire-and-forget: nothing is kept once a run ends.
+    ///
+    /// The TTL travels with each call: whichever worker ends the run honours it, and
+    /// the call's retries and the next runs of a perpetual task inherit it.
+    ///
+    /// ```no_run
+    /// # async fn example() -> docket::Result<()> {
+    /// use std::time::Duration;
+    /// let events = docket::Docket::builder("orders", "redis://localhost:6379/0")
+    ///     .execution_ttl(Duration::ZERO) // nothing is kept, by any worker
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = events; Ok(()) }
+    /// ```
     pub fn execution_ttl(mut self, ttl: Duration) -> Self {
         self.execution_ttl = ttl;
         self

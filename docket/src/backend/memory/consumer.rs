@@ -93,13 +93,7 @@ impl MemoryBackend {
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             },
         );
-        state.end(
-            key,
-            ExecutionState::Failed,
-            Some(error.clone()),
-            self.ttl,
-            at,
-        );
+        state.end(key, ExecutionState::Failed, Some(error.clone()), at);
         tracing::error!(key = %key, task = %function.as_str(), "dead-lettered after {} deliveries: recorded FAILED", self.max_deliveries);
         self.publish(key, || Event::State {
             state: ExecutionState::Failed,

@@ -72,7 +72,7 @@ impl MemoryBackend {
         let mut message = task.message.clone();
         message.when = when;
         message.generation = generation;
-        let record = Record::new(&message, function, args, record_state, stream_seq);
+        let record = Record::new(&message, function, args, record_state, stream_seq, self.ttl);
         self.publish_state(&key, &record);
         state.forget_progress(&key);
         state.records.insert(key, Box::new(record));
@@ -132,14 +132,18 @@ impl MemoryBackend {
             Outcome::Cancelled | Outcome::Deferred => (ExecutionState::Cancelled, None, None),
             Outcome::Refused { error } => (ExecutionState::Cancelled, Some(error), None),
         };
-        if !self.ttl.is_zero()
+        // Kept as long as its producer asked, whatever this handle's own TTL.
+        let ttl = state
+            .records
+            .get(run.key.as_str())
+            .map_or(Duration::ZERO, |record| record.ttl);
+        if !ttl.is_zero()
             && let Some(result) = result
         {
             let key = state.key(&run.key);
-            state.results.insert(
-                (key, run.generation),
-                (result.into_boxed_str(), now + self.ttl),
-            );
+            state
+                .results
+                .insert((key, run.generation), (result.into_boxed_str(), now + ttl));
             if let Some(record) = state.records.get_mut(run.key.as_str()) {
                 record.has_result = true;
             }
@@ -153,7 +157,7 @@ impl MemoryBackend {
             .subscriptions
             .is_followed(&run.key)
             .then(|| error.clone());
-        state.end(&run.key, end_state, error, self.ttl, at);
+        state.end(&run.key, end_state, error, at);
         if let Some(error) = event {
             self.publish(&run.key, || Event::State {
                 state: end_state,
@@ -349,7 +353,7 @@ impl MemoryBackend {
             _ => return false,
         }
         let at = state.at(now);
-        state.end(key, ExecutionState::Cancelled, None, self.ttl, at);
+        state.end(key, ExecutionState::Cancelled, None, at);
         self.publish(key, || Event::State {
             state: ExecutionState::Cancelled,
             generation,

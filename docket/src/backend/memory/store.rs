@@ -43,6 +43,9 @@ pub(super) struct Record {
     pub completed_at: Option<SystemTime>,
     /// When it expires (terminal records only).
     pub expires: Option<Instant>,
+    /// How long it is kept once its run ends: its producer's `execution_ttl` (zero:
+    /// removed at once).
+    pub ttl: Duration,
     /// The fields most records never have, boxed.
     rare: Option<Box<Rare>>,
 }
@@ -78,6 +81,7 @@ impl Record {
         args: Arc<str>,
         state: ExecutionState,
         stream_seq: Option<u64>,
+        ttl: Duration,
     ) -> Self {
         let mut record = Self {
             state,
@@ -93,6 +97,7 @@ impl Record {
             started_at: None,
             completed_at: None,
             expires: None,
+            ttl,
             rare: None,
         };
         record.set_traceparent(message.traceparent.clone());
@@ -124,6 +129,8 @@ impl Record {
             started_at: None,
             completed_at: None,
             expires: None,
+            // Retries and the next runs of a perpetual task inherit the call's TTL.
+            ttl: self.ttl,
             rare: None,
         };
         self.set_traceparent(traceparent);
@@ -536,24 +543,22 @@ impl State {
         }
     }
 
-    /// Ends a live record at `at`: terminal state, TTL (or removal when `ttl` is zero).
-    pub fn end(
-        &mut self,
-        key: &str,
-        state: ExecutionState,
-        error: Option<TaskError>,
-        ttl: Duration,
-        at: At,
-    ) {
+    /// Ends a live record at `at`: terminal state, kept for its TTL (or removed when that
+    /// is zero).
+    pub fn end(&mut self, key: &str, state: ExecutionState, error: Option<TaskError>, at: At) {
         self.forget_progress(key);
-        if ttl.is_zero() {
+        if self
+            .records
+            .get(key)
+            .is_some_and(|record| record.ttl.is_zero())
+        {
             self.records.remove(key);
             return;
         }
         if let Some(record) = self.records.get_mut(key) {
             record.state = state;
             record.completed_at = Some(at.wall);
-            record.expires = Some(at.now + ttl);
+            record.expires = Some(at.now + record.ttl);
             // Its message is gone; a terminal record waits for nothing.
             record.rare = None;
             record.set_error(error);
@@ -667,6 +672,7 @@ mod tests {
             Arc::from(NO_ARGS),
             ExecutionState::Queued,
             Some(1),
+            Duration::from_mins(1),
         );
         assert!(record.rare.is_none());
         assert_eq!(record.seq(), Some(1));

@@ -105,13 +105,7 @@ impl MemoryBackend {
             if let Some(keys) = state.unserved.get_mut(task) {
                 keys.retain(|waiting| *waiting != key);
             }
-            state.end(
-                &key,
-                ExecutionState::Failed,
-                Some(error.clone()),
-                self.ttl,
-                at,
-            );
+            state.end(&key, ExecutionState::Failed, Some(error.clone()), at);
             self.publish(&key, || Event::State {
                 state: ExecutionState::Failed,
                 generation,

@@ -29,6 +29,7 @@ pub(super) async fn schedule(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<S
         .key(keys.stream())
         .key(keys.queue())
         .arg(keys.prefix())
+        .arg(shared.ttl_ms)
         .arg(tasks.len());
     for task in tasks {
         // A generated key is sent short.
@@ -95,7 +96,10 @@ fn generated(task: &NewTask) -> bool {
 /// Queues a batch of [`generated`] calls (add.lua): each is generation 1, queued now.
 async fn queue_generated(shared: &Shared, tasks: &[NewTask]) -> Result<Vec<ScheduleOutcome>> {
     let mut invocation = SCRIPTS.add.key(shared.keys.stream());
-    invocation.arg(shared.keys.prefix()).arg(tasks.len());
+    invocation
+        .arg(shared.keys.prefix())
+        .arg(tasks.len())
+        .arg(shared.ttl_ms);
     for task in tasks {
         invocation
             .arg(&task.message.key)

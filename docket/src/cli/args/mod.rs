@@ -282,6 +282,21 @@ mod tests {
         assert!(!args.until_finished);
         assert_eq!(args.healthcheck_port, None);
         assert!(args.tasks.is_empty());
+        assert_eq!(args.execution_ttl, crate::DEFAULT_EXECUTION_TTL);
+    }
+
+    #[test]
+    fn a_worker_s_own_calls_get_the_ttl_it_is_given() {
+        assert_eq!(
+            worker(&["--execution-ttl", "0"]).execution_ttl,
+            Duration::ZERO
+        );
+        assert_eq!(
+            worker(&["--execution-ttl", "2h"]).execution_ttl,
+            Duration::from_hours(2)
+        );
+        let error = parse(&["worker", "--execution-ttl", "soon"]).unwrap_err();
+        assert!(error.to_string().contains("soon"), "{error}");
     }
 
     #[test]

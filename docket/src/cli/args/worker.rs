@@ -149,6 +149,19 @@ pub struct WorkerArgs {
         value_name = "DURATION"
     )]
     pub unserved_grace: Duration,
+
+    /// How long the records and results of the calls this worker adds itself (automatic
+    /// perpetual and cron tasks) are kept after their runs end; 0 keeps none. Every
+    /// other call keeps the TTL its producer chose, and its retries and next runs
+    /// inherit it.
+    #[arg(
+        long,
+        env = "DOCKET_EXECUTION_TTL",
+        default_value = "15m",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub execution_ttl: Duration,
 }
 
 impl WorkerArgs {

@@ -5,6 +5,8 @@
 -- KEYS[1]  stream     {p}:stream
 -- ARGV[1]  prefix
 -- ARGV[2]  count      how many calls follow, 3 arguments each: key, function, args
+-- ARGV[3]  ttl_ms     the producer's execution_ttl, kept in each record: the run's end
+--                     honours it, whichever worker runs it
 --
 -- Returns the calls' due time (RFC 3339): each is SCHEDULED (queued) as generation 1.
 --
@@ -13,11 +15,11 @@
 -- commands that add memory until its first write.
 
 local stream = KEYS[1]
-local count = tonumber(ARGV[2])
+local count, ttl_ms = tonumber(ARGV[2]), ARGV[3]
 local when = rfc3339(now_ms())
 
-for base = 3, 2 + count * 3, 3 do
-    queue_generated(stream, ARGV[base], ARGV[base + 1], ARGV[base + 2], when)
+for base = 4, 3 + count * 3, 3 do
+    queue_generated(stream, ARGV[base], ARGV[base + 1], ARGV[base + 2], when, ttl_ms)
 end
 
 return when

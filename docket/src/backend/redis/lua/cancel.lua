@@ -4,7 +4,8 @@
 -- KEYS[2]  queue      {p}:queue
 -- ARGV[1]  prefix
 -- ARGV[2]  key
--- ARGV[3]  ttl_ms     execution_ttl (0: delete the record)
+-- ARGV[3]  ttl_ms     execution_ttl for a record that does not carry its producer's
+--                     (0: delete the record)
 --
 -- SCHEDULED: the parked copy is removed. QUEUED: the message is deleted (and
 -- acknowledged, in case a worker just read it). RUNNING: its worker is signalled on
@@ -27,5 +28,5 @@ else
     return 0
 end
 
-conclude(key, 'CANCELLED', current[2], ttl_ms, nil, now_ms())
+conclude(key, 'CANCELLED', current[2], call_ttl(key, ttl_ms), nil, now_ms())
 return 1

@@ -3,7 +3,8 @@
 -- KEYS[1]  stream          {p}:stream
 -- ARGV[1]  prefix
 -- ARGV[2]  worker          the consumer now holding the messages
--- ARGV[3]  ttl_ms          execution_ttl, for records that end here (0: delete them)
+-- ARGV[3]  ttl_ms          execution_ttl, for records that end here without their
+--                          producer's (0: delete them)
 -- ARGV[4]  max_deliveries  a run delivered more often than this is dead-lettered
 -- ARGV[5]  dead_json       the TaskError JSON a dead-lettered record ends FAILED with
 -- ARGV[6]  count           how many messages follow, 5 arguments each:
@@ -39,7 +40,7 @@ for i = 0, count - 1 do
         if key ~= '' then
             local current = redis.call('HMGET', record_key(key), 'state', 'generation', 'stream_id')
             if (current[1] == 'QUEUED' or current[1] == 'RUNNING') and current[3] == id then
-                conclude(key, 'FAILED', current[2], ttl_ms, problem, now)
+                conclude(key, 'FAILED', current[2], call_ttl(key, ttl_ms), problem, now)
             elseif not current[1] and tonumber(ttl_ms) > 0 then
                 local record = record_key(key)
                 redis.call('HSET', record, 'state', 'FAILED', 'generation', tonumber(generation) or 0,
@@ -68,7 +69,7 @@ for i = 0, count - 1 do
                     dead_at = rfc3339(now),
                 }))
                 drop_message(stream, id)
-                conclude(key, 'FAILED', generation, ttl_ms, dead_json, now)
+                conclude(key, 'FAILED', generation, call_ttl(key, ttl_ms), dead_json, now)
                 out[#out + 1] = 'dead'
             else
                 redis.call('HSET', record, 'state', 'RUNNING', 'worker', worker,

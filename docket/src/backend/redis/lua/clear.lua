@@ -16,7 +16,7 @@ for _, key in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
     redis.call('DEL', parked_key(key))
     local current = redis.call('HMGET', record_key(key), 'state', 'generation')
     if current[1] == 'SCHEDULED' then
-        conclude(key, 'CANCELLED', current[2], ttl_ms, nil, now)
+        conclude(key, 'CANCELLED', current[2], call_ttl(key, ttl_ms), nil, now)
     end
     removed = removed + 1
 end
@@ -39,7 +39,8 @@ for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+')) do
         if message['key'] then
             local current = redis.call('HMGET', record_key(message['key']), 'state', 'generation', 'stream_id')
             if current[1] == 'QUEUED' and current[3] == id then
-                conclude(message['key'], 'CANCELLED', current[2], ttl_ms, nil, now)
+                conclude(message['key'], 'CANCELLED', current[2], call_ttl(message['key'], ttl_ms), nil,
+                    now)
             end
         end
     end

@@ -4,7 +4,8 @@
 -- KEYS[2]  queue      {p}:queue
 -- ARGV[1]  prefix
 -- ARGV[2]  worker     the consumer that ran them
--- ARGV[3]  ttl_ms     execution_ttl (0: fire-and-forget, keep nothing)
+-- ARGV[3]  ttl_ms     this worker's execution_ttl, for a record that does not carry its
+--                     producer's (0: fire-and-forget, keep nothing)
 -- ARGV[4]  lease_ms   how long a concurrency slot reserved for a woken waiter lasts
 -- ARGV[5]  count      how many runs follow, each as its size (7 or 15) and then:
 --   id, key, generation, state ('COMPLETED' | 'FAILED' | 'CANCELLED' | 'DEFERRED'),
@@ -37,8 +38,7 @@
 --                cancelled while running keeps its CANCELLED record.
 
 local stream, queue = KEYS[1], KEYS[2]
-local worker, ttl_ms = ARGV[2], ARGV[3]
-local keep = tonumber(ttl_ms) > 0
+local worker, default_ttl_ms = ARGV[2], ARGV[3]
 local lease_ms = ARGV[4]
 local count = tonumber(ARGV[5])
 local now = now_ms()
@@ -120,7 +120,9 @@ for size, base in sized_entries(6, count) do
 
     local record = record_key(key)
     local current = redis.call('HMGET', record, 'state', 'generation', 'worker', 'stream_id',
-        'progress', 'error')
+        'progress', 'error', 'ttl')
+    -- The TTL the call's producer chose; this worker's for a record without one.
+    local ttl_ms = current[7] or default_ttl_ms
     -- The run is still this worker's when its record says so: claim.lua wrote the
     -- worker, generation and message id when it took the message, and a run taken over
     -- by another worker (reclaim), rescheduled, concluded or replaced changes one of
@@ -146,7 +148,7 @@ for size, base in sized_entries(6, count) do
             end
             out[#out + 1] = 'recorded'
         else
-            if keep and has_result == '1' then
+            if tonumber(ttl_ms) > 0 and has_result == '1' then
                 local stored = result_key(key, generation)
                 redis.call('SET', stored, result, 'PX', ttl_ms)
                 redis.call('HSET', record, 'result_key', stored)

@@ -153,6 +153,12 @@ local function drop_message(stream, id)
     end
 end
 
+-- The execution_ttl the producer of `key`'s call chose (its record's `ttl`), or
+-- `fallback` for a record written before calls carried one.
+local function call_ttl(key, fallback)
+    return redis.call('HGET', record_key(key), 'ttl') or fallback
+end
+
 -- Marks a live record terminal and publishes the state. The record then expires after
 -- ttl_ms, or is deleted at once when fire-and-forget (ttl_ms = 0); it keeps the error
 -- of this end only (not that of the attempt a retry followed). `no_progress` says the
@@ -194,11 +200,11 @@ end
 -- record to look for), due now, as generation 1 of its first attempt: the fields
 -- schedule.lua's full path writes. No QUEUED event: events are followed per key, and
 -- nobody can follow a key generated for this very call yet.
-local function queue_generated(stream, key, fn, args, when)
+local function queue_generated(stream, key, fn, args, when, ttl_ms)
     local id = redis.call('XADD', stream, '*', 'key', key, 'when', when, 'function', fn,
         'args', args, 'attempt', '1', 'generation', '1')
     redis.call('HSET', record_key(key), 'state', 'QUEUED', 'generation', '1', 'when', when,
-        'function', fn, 'args', args, 'attempt', '1', 'stream_id', id)
+        'function', fn, 'args', args, 'attempt', '1', 'stream_id', id, 'ttl', ttl_ms)
 end
 
 -- Queues a message that is due (XADD) or parks it until `due` (ms). Returns the new

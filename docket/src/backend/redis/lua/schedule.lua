@@ -3,7 +3,9 @@
 -- KEYS[1]  stream     {p}:stream
 -- KEYS[2]  queue      {p}:queue
 -- ARGV[1]  prefix
--- ARGV[2]  count      how many calls follow, each as its size (3 or 8) and then:
+-- ARGV[2]  ttl_ms     the producer's execution_ttl, kept in each record: the run's end
+--                     honours it, whichever worker runs it
+-- ARGV[3]  count      how many calls follow, each as its size (3 or 8) and then:
 --   key, function, args, and for size 8: due_kind ('now' | 'after' | 'at'), due_ms
 --   (delay or instant), attempt, replace ('1' | '0'), traceparent ('' when none).
 --   Size 3 is a key the producer generated for this call (a UUID v7, so it has no
@@ -16,7 +18,7 @@
 -- generation) and answers SUPERSEDED. The due time is computed from the server clock.
 
 local stream, queue = KEYS[1], KEYS[2]
-local count = tonumber(ARGV[2])
+local ttl_ms, count = ARGV[2], tonumber(ARGV[3])
 local out = {}
 
 -- Out of memory, a call may write first (DEL, ZREM) and so is checked up front. (A
@@ -27,13 +29,13 @@ local now = now_ms()
 -- A generated key due now (see queue_generated).
 local function queue_fresh(key, fn, args)
     local when = rfc3339(now)
-    queue_generated(stream, key, fn, args, when)
+    queue_generated(stream, key, fn, args, when, ttl_ms)
     out[#out + 1] = 'SCHEDULED'
     out[#out + 1] = '1'
     out[#out + 1] = when
 end
 
-for size, base in sized_entries(3, count) do
+for size, base in sized_entries(4, count) do
     local key, fn, args = ARGV[base], ARGV[base + 1], ARGV[base + 2]
     if size == 3 then
         queue_fresh(key, fn, args)
@@ -75,7 +77,7 @@ for size, base in sized_entries(3, count) do
             local new_state, id = place(stream, queue, key, fields, due, now)
             local record_fields = {
                 'state', new_state, 'generation', new_generation, 'when', when,
-                'function', fn, 'args', args, 'attempt', attempt,
+                'function', fn, 'args', args, 'attempt', attempt, 'ttl', ttl_ms,
             }
             if id ~= '' then
                 record_fields[#record_fields + 1] = 'stream_id'

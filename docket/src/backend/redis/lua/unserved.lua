@@ -78,7 +78,7 @@ elseif action == 'abandon' then
             redis.call('ZREM', queue, key)
             redis.call('LREM', list, 1, key)
             redis.call('HDEL', record, 'unserved_ms')
-            conclude(key, 'FAILED', r[4], ttl_ms, error_json, now)
+            conclude(key, 'FAILED', r[4], call_ttl(key, ttl_ms), error_json, now)
             abandoned = abandoned + 1
         end
     end
