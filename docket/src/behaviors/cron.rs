@@ -159,3 +159,25 @@ mod tests {
         assert!(error.contains("`Mars/Olympus`"), "{error}");
     }
 }
+
+#[cfg(test)]
+mod bad_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn no_cron_expression_or_zone_panics_and_every_error_names_it(
+            expression in prop_oneof![".*", "([0-9*/,-]{1,4} ){4,6}[0-9A-Z*?/#L,-]{1,5}", "@[a-z]{0,9}"],
+            zone in prop::option::of(prop_oneof![".*", "(Europe|America|Asia)/[A-Za-z_]{0,10}"]),
+        ) {
+            let after = SystemTime::UNIX_EPOCH + std::time::Duration::from_hours(24 * 365 * 50);
+            if let Err(error) = next_after(&expression, zone.as_deref(), after) {
+                let names_it = error.contains(&format!("`{expression}`"))
+                    || zone.as_ref().is_some_and(|zone| error.contains(&format!("`{zone}`")));
+                prop_assert!(names_it, "{error}");
+            }
+        }
+    }
+}

@@ -47,3 +47,21 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod bad_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn no_duration_panics_and_every_error_names_it(
+            text in prop_oneof![".*", "[0-9.:]{0,8}(ms|s|m|h|d|x)?[0-9]{0,3}(ms|s|m|h|d)?"]
+        ) {
+            if let Err(error) = parse_duration(&text) {
+                prop_assert!(error.contains(&format!("`{text}`")), "{error}");
+            }
+        }
+    }
+}

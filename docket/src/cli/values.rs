@@ -120,3 +120,21 @@ mod tests {
         assert!(error.contains("two-element array"), "{error}");
     }
 }
+
+#[cfg(test)]
+mod bad_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn no_strike_value_panics_and_every_error_names_it(
+            text in prop_oneof![".*", "(int|float|bool|json|str|):.{0,12}"]
+        ) {
+            if let Err(error) = parse_strike_value(&text) {
+                prop_assert!(error.contains(&format!("`{text}`")), "{error}");
+            }
+        }
+    }
+}

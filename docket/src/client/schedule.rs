@@ -286,3 +286,22 @@ mod tests {
         assert!(validate_key("").is_err());
     }
 }
+
+#[cfg(test)]
+mod bad_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn no_key_panics_and_every_refusal_names_it(
+            key in prop_oneof![".*", "(stream|runs|queue|progress|results|cancel|state)(:.{0,6})?"]
+        ) {
+            if let Err(error) = validate_key(&key) {
+                let text = error.to_string();
+                prop_assert!(text.contains(&format!("`{key}`")), "{text}");
+            }
+        }
+    }
+}

@@ -635,3 +635,61 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod bad_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Field maps like those docket writes, each field present or not, with values
+    /// that are right, wrong or arbitrary.
+    fn fields() -> impl Strategy<Value = HashMap<String, String>> {
+        let name = prop::sample::select(vec![
+            "key",
+            "function",
+            "args",
+            "when",
+            "attempt",
+            "generation",
+            "traceparent",
+            "state",
+            "worker",
+            "started_at",
+            "completed_at",
+            "error",
+            "result_key",
+            "ttl",
+            "other",
+        ]);
+        let value = prop_oneof![
+            Just("2026-12-07T10:00:00.000Z".to_owned()),
+            Just("RUNNING".to_owned()),
+            Just("3".to_owned()),
+            Just(String::new()),
+            ".{0,16}",
+        ];
+        prop::collection::hash_map(name.prop_map(str::to_owned), value, 0..14)
+    }
+
+    proptest! {
+        #[test]
+        fn no_stream_entry_panics_and_every_error_names_the_field(fields in fields()) {
+            if let Err(malformed) = parse_message(&fields) {
+                let text = malformed.to_string();
+                prop_assert!(text.contains(malformed.field), "{text}");
+            }
+        }
+
+        #[test]
+        fn no_record_panics_and_every_error_names_the_key(
+            key in ".{0,12}",
+            fields in fields(),
+        ) {
+            if let Err(error) = parse_record(&key, &fields) {
+                let text = error.to_string();
+                prop_assert!(text.contains(&format!("`{key}`")), "{text}");
+            }
+        }
+    }
+}

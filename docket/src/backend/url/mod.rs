@@ -391,3 +391,67 @@ mod tests {
         assert!(error.contains("at least one Sentinel"), "{error}");
     }
 }
+
+#[cfg(test)]
+mod bad_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// URLs close enough to real ones to reach every branch: a scheme, credentials,
+    /// hosts, a path and a query of known and unknown options, each part arbitrary.
+    fn url_like() -> impl Strategy<Value = String> {
+        let scheme = prop::sample::select(vec![
+            "redis",
+            "rediss",
+            "valkey",
+            "valkeys",
+            "redis+cluster",
+            "rediss+cluster",
+            "redis+sentinel",
+            "valkey+sentinel",
+            "unix",
+            "memory",
+            "http",
+            "",
+        ]);
+        let option = prop::sample::select(vec![
+            "max_connections",
+            "connect_timeout",
+            "response_timeout",
+            "tcp_keepalive",
+            "reconnect_min_delay",
+            "reconnect_max_delay",
+            "password_file",
+            "wait_replicas",
+            "wait_timeout",
+            "tls_ca",
+            "protocol",
+            "sentinel_password",
+            "db",
+            "bogus",
+            "",
+        ]);
+        (
+            scheme,
+            ".{0,12}",
+            ".{0,24}",
+            ".{0,12}",
+            prop::collection::vec((option, ".{0,8}"), 0..4),
+        )
+            .prop_map(|(scheme, auth, hosts, path, query)| {
+                let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{scheme}://{auth}@{hosts}/{path}?{}", query.join("&"))
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn no_url_panics_and_every_error_names_it(url in prop_oneof![url_like(), ".*"]) {
+            if let Err(error) = BackendUrl::parse(&url) {
+                let text = error.to_string();
+                prop_assert!(text.contains(&redact(&url)), "{text} does not name {url}");
+            }
+        }
+    }
+}
