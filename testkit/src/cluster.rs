@@ -1,11 +1,13 @@
 //! A Redis Cluster of six `redis-server` processes (three primaries, three replicas),
-//! made with `redis-cli --cluster create`, and the resharding step tests need.
+//! made with `redis-cli --cluster create`, in the clear or over TLS only, and the
+//! resharding step tests need.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::endpoint::TlsFiles;
 use crate::names::free_port;
 use crate::server::RedisServer;
 use crate::wait::Deadline;
@@ -31,6 +33,8 @@ fn free_cluster_port(taken: &mut HashSet<u16>) -> u16 {
 pub struct Cluster {
     /// The nodes, in the order `redis-cli --cluster create` was given them.
     pub nodes: Vec<RedisServer>,
+    /// Whether clients, replicas and the cluster bus all speak TLS.
+    tls: bool,
 }
 
 impl Cluster {
@@ -41,27 +45,53 @@ impl Cluster {
     /// When a node does not start, `redis-cli` is missing or fails, or the cluster is
     /// not ok within 30 s.
     pub fn start() -> Self {
+        Self::start_nodes(None)
+    }
+
+    /// [`Cluster::start`] with TLS everywhere and no plain port: each node serves
+    /// clients, its replicas and the cluster bus over TLS with the certificate of
+    /// `files` (`--tls-cluster yes`, `--tls-replication yes`).
+    ///
+    /// # Panics
+    /// As [`Cluster::start`] does.
+    pub fn start_with_tls(files: &TlsFiles) -> Self {
+        Self::start_nodes(Some(files))
+    }
+
+    fn start_nodes(tls: Option<&TlsFiles>) -> Self {
         let mut taken = HashSet::new();
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
-                RedisServer::builder()
-                    .port(free_cluster_port(&mut taken))
-                    .args([
-                        "--cluster-enabled",
+                let node = RedisServer::builder().port(free_cluster_port(&mut taken));
+                let node = match tls {
+                    Some(files) => node.tls(files.clone()).args([
+                        "--tls-cluster",
                         "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "3000",
-                        // A replica's first full copy comes at once, not after the
-                        // five seconds a primary waits by default for more to ask.
-                        "--repl-diskless-sync-delay",
-                        "0",
-                    ])
-                    .start()
+                        "--tls-replication",
+                        "yes",
+                    ]),
+                    None => node,
+                };
+                node.args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "3000",
+                    // A replica's first full copy comes at once, not after the
+                    // five seconds a primary waits by default for more to ask.
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ])
+                .start()
             })
             .collect();
-        let output = Command::new("redis-cli")
+        let mut command = Command::new("redis-cli");
+        if let Some(files) = tls {
+            command.arg("--tls").arg("--cacert").arg(&files.ca);
+        }
+        let output = command
             .arg("--cluster")
             .arg("create")
             .args(
@@ -81,7 +111,10 @@ impl Cluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        let cluster = Self { nodes };
+        let cluster = Self {
+            nodes,
+            tls: tls.is_some(),
+        };
         cluster.wait_until_ok();
         cluster
     }
@@ -115,9 +148,11 @@ impl Cluster {
         }
     }
 
-    /// The URL naming one node; a cluster client finds the others.
+    /// The URL naming one node (`rediss+cluster://` over TLS, the authority to be
+    /// named by the client); a cluster client finds the others.
     pub fn url(&self) -> String {
-        format!("redis+cluster://127.0.0.1:{}/0", self.nodes[2].port())
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}+cluster://127.0.0.1:{}/0", self.nodes[2].port())
     }
 
     /// The primaries (by `ROLE`), each with its id and port.

@@ -16,6 +16,7 @@
 //! ```
 
 mod cluster;
+mod endpoint;
 mod names;
 mod process;
 mod sentinel;
@@ -23,6 +24,7 @@ mod server;
 mod wait;
 
 pub use cluster::Cluster;
+pub use endpoint::TlsFiles;
 pub use names::{free_port, unique};
 pub use process::signal;
 pub use sentinel::{Failover, SentinelBed, SentinelBedBuilder};

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use crate::endpoint::{Endpoint, Listener, TlsFiles};
 use crate::names::{free_port, unique};
 use crate::wait::Deadline;
 
@@ -56,6 +57,8 @@ pub struct Builder {
     log: Option<PathBuf>,
     config: Option<String>,
     ready_within: Duration,
+    listener: Listener,
+    password: Option<String>,
 }
 
 impl Builder {
@@ -122,6 +125,31 @@ impl Builder {
         self
     }
 
+    /// Listens on a Unix socket in its directory ([`RedisServer::socket`]) and on no
+    /// TCP port; [`RedisServer::url`] is then a `unix://` URL.
+    #[must_use]
+    pub fn unix_socket(mut self) -> Self {
+        self.listener = Listener::Unix;
+        self
+    }
+
+    /// Speaks TLS only, on its port, with the certificate of `files` (clients need not
+    /// present one); [`RedisServer::url`] is then a `rediss://` URL, and the testkit's
+    /// own connections trust `files.ca`.
+    #[must_use]
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.listener = Listener::Tls(files);
+        self
+    }
+
+    /// Requires `password` of every client (`requirepass`); [`RedisServer::url`]
+    /// carries it.
+    #[must_use]
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
     /// How long the server has to answer PING on each start (10 s unless told).
     #[must_use]
     pub fn ready_within(mut self, within: Duration) -> Self {
@@ -144,7 +172,10 @@ impl Builder {
     /// When the binary is missing (saying how to install it), the directory cannot be
     /// made, or the server does not answer in time.
     pub fn try_start(self) -> Result<RedisServer, StartError> {
-        let port = self.port.unwrap_or_else(free_port);
+        let unix = matches!(self.listener, Listener::Unix);
+        let port = self
+            .port
+            .unwrap_or_else(|| if unix { 0 } else { free_port() });
         let (dir, keep_dir) = match self.dir {
             Some(dir) => (dir, true),
             None => (
@@ -169,17 +200,21 @@ impl Builder {
         args.extend(self.args);
         let mut server = RedisServer {
             binary: self.binary,
-            port,
             args,
             log: self.log.unwrap_or_else(|| dir.join("server.log")),
             config,
-            dir,
+            endpoint: Endpoint {
+                listener: self.listener,
+                port,
+                dir,
+                password: self.password,
+            },
             keep_dir,
             ready_within: self.ready_within,
             child: None,
         };
         // A port found free here may be taken before the server binds it: then another.
-        server.launch_and_wait(self.port.is_none())?;
+        server.launch_and_wait(self.port.is_none() && !unix)?;
         Ok(server)
     }
 }
@@ -190,10 +225,10 @@ impl Builder {
 #[derive(Debug)]
 pub struct RedisServer {
     binary: PathBuf,
-    port: u16,
-    /// Everything after `--port`, `--bind` and `--dir`: persistence, then the extras.
+    /// Everything after the listener, `--bind` and `--dir`: persistence, then the extras.
     args: Vec<String>,
-    dir: PathBuf,
+    /// Where it listens, in which directory, with which password.
+    endpoint: Endpoint,
     /// The directory was given ([`Builder::dir`]), so it outlives the server.
     keep_dir: bool,
     log: PathBuf,
@@ -225,22 +260,32 @@ impl RedisServer {
             log: None,
             config: None,
             ready_within: READY_WITHIN,
+            listener: Listener::Plain,
+            password: None,
         }
     }
 
-    /// `redis://127.0.0.1:{port}/0`.
+    /// `redis://127.0.0.1:{port}/0`, with the password when there is one; for a
+    /// [`Builder::unix_socket`] server `unix://{socket}?db=0`, for a [`Builder::tls`] one
+    /// `rediss://127.0.0.1:{port}/0`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        self.endpoint.url()
     }
 
     /// `127.0.0.1:{port}`, the address as Sentinels and replicas give it.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.endpoint.port)
     }
 
-    /// The port the server listens on.
+    /// The port the server listens on (its TLS port for a [`Builder::tls`] server, 0
+    /// for a [`Builder::unix_socket`] one).
     pub fn port(&self) -> u16 {
-        self.port
+        self.endpoint.port
+    }
+
+    /// The Unix socket of a [`Builder::unix_socket`] server.
+    pub fn socket(&self) -> Option<PathBuf> {
+        matches!(self.endpoint.listener, Listener::Unix).then(|| self.endpoint.socket())
     }
 
     /// The server process's id, while it runs.
@@ -250,7 +295,7 @@ impl RedisServer {
 
     /// The server's data directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.endpoint.dir
     }
 
     /// The last lines of the server's log, for a failure message.
@@ -263,7 +308,8 @@ impl RedisServer {
     /// # Panics
     /// When the server does not accept it.
     pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
+        self.endpoint
+            .client()
             .and_then(|client| client.get_connection())
             .unwrap_or_else(|error| panic!("cannot connect to {}: {error}", self.url()))
     }
@@ -323,7 +369,7 @@ impl RedisServer {
                 return Err(StartError(format!(
                     "`{}` on port {} {how}; its log ({}) ends with:\n{}",
                     self.binary.display(),
-                    self.port,
+                    self.endpoint.port,
                     self.log.display(),
                     self.log_tail()
                 )));
@@ -331,7 +377,7 @@ impl RedisServer {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()?) {
                 exited = Some(status);
                 if movable {
-                    self.port = free_port();
+                    self.endpoint.port = free_port();
                 }
                 self.launch()?;
             }
@@ -345,7 +391,9 @@ impl RedisServer {
         let Some(pid) = self.pid() else {
             return false;
         };
-        redis::Client::open(self.url()).is_ok_and(|client| answers_as(&client, pid))
+        self.endpoint
+            .client()
+            .is_ok_and(|client| answers_as(&client, pid))
     }
 
     /// Spawns the server process, its output appended to its log.
@@ -359,11 +407,10 @@ impl RedisServer {
         };
         let child = Command::new(&self.binary)
             .args(&self.config)
-            .arg("--port")
-            .arg(self.port.to_string())
+            .args(self.endpoint.args())
             .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&self.endpoint.dir)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(open(&self.log)?)
@@ -386,7 +433,7 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         if !self.keep_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.endpoint.dir);
         }
     }
 }
@@ -520,6 +567,23 @@ mod tests {
         assert_eq!(policy(&server), ["maxmemory-policy", "volatile-lru"]);
         assert_eq!(server.address(), format!("127.0.0.1:{}", server.port()));
         assert!(server.log_tail().contains("Ready to accept connections"));
+    }
+
+    #[test]
+    fn a_unix_socket_server_with_a_password_answers_only_on_its_socket() {
+        let server = RedisServer::builder().unix_socket().password("pw").start();
+        let socket = server.socket().unwrap();
+        assert!(socket.starts_with(server.dir()), "{}", socket.display());
+        assert_eq!(
+            server.url(),
+            format!("unix://{}?db=0&pass=pw", socket.display())
+        );
+        assert_eq!(server.info("server")["tcp_port"], "0");
+        let unauthenticated = redis::Client::open(format!("unix://{}", socket.display()))
+            .unwrap()
+            .get_connection()
+            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
+        assert!(unauthenticated.is_err(), "{unauthenticated:?}");
     }
 
     #[test]
