@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use docket::ExecutionState;
 
-use docket_testkit::{Cluster, SentinelBed};
+use docket_testkit::{Cluster, SentinelBed, TlsFiles};
 
 use crate::support::{
     RedisServer, Scenario, Target, eventually, free_port, installed_server, test_worker, unique,
@@ -17,7 +17,7 @@ use crate::support::{
 use crate::tasks::AddNumbers;
 
 /// Runs every scenario on `url`, each with a docket name of its own.
-async fn run_suite(url: &str, scenarios: Vec<Scenario>) {
+pub(crate) async fn run_suite(url: &str, scenarios: Vec<Scenario>) {
     for (name, scenario) in scenarios {
         let started = Instant::now();
         let target = Target {
@@ -143,6 +143,15 @@ impl Certificates {
 
     pub fn path(&self, file: &str) -> String {
         self.dir.join(file).display().to_string()
+    }
+
+    /// The authority and the server's certificate and key, for a testkit server.
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.dir.join("ca.pem"),
+            cert: self.dir.join("server.pem"),
+            key: self.dir.join("server.key"),
+        }
     }
 }
 
@@ -284,6 +293,23 @@ async fn the_lifecycle_suite_passes_as_a_documented_acl_user() {
     }
 }
 
+/// The error of connecting the docket `name` to `url`, which must fail within 20 s (a
+/// connection attempt may take 2 s), as one line.
+pub(crate) async fn refusal(name: &str, url: &str) -> String {
+    let connecting = docket::Docket::builder(name, url)
+        .connections(docket::ConnectionOptions::default().connect_timeout(Duration::from_secs(2)))
+        .connect();
+    let error = tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .unwrap_or_else(|_| panic!("{url}: connecting never ended"))
+        .err()
+        .unwrap_or_else(|| panic!("{url}: connected"));
+    let text = error.to_string();
+    println!("{text}");
+    assert!(!text.contains('\n'), "{url}: {text}");
+    text
+}
+
 /// The connection problems operators meet each give one line naming the URL, with the
 /// password hidden: a wrong password, an ACL that denies the docket's keys, nothing
 /// listening, and TLS mismatches either way or with an unknown authority.
@@ -340,21 +366,9 @@ async fn connection_problems_are_one_clear_line_naming_the_url() {
         ),
     ];
     for (url, name, shown, expected) in cases {
-        let connecting = docket::Docket::builder(name, &url)
-            .connections(
-                docket::ConnectionOptions::default().connect_timeout(Duration::from_secs(2)),
-            )
-            .connect();
-        let error = tokio::time::timeout(Duration::from_secs(20), connecting)
-            .await
-            .unwrap_or_else(|_| panic!("{url}: connecting never ended"))
-            .err()
-            .unwrap_or_else(|| panic!("{url}: connected"));
-        let text = error.to_string();
-        println!("{text}");
+        let text = refusal(name, &url).await;
         assert!(text.contains(&shown), "{url}: {text}");
         assert!(text.contains(expected), "{url}: {text}");
-        assert!(!text.contains('\n'), "{url}: {text}");
         assert!(
             !text.contains("not-the-password") && !text.contains("orders-pw"),
             "{text}"

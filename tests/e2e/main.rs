@@ -1,6 +1,7 @@
 //! docket's end-to-end suite: one binary, every scenario on `memory://` and on a
 //! `redis-server` the test starts itself.
 
+mod access;
 mod admission;
 mod availability;
 mod behaviors;

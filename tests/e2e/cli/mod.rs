@@ -5,6 +5,8 @@
 mod commands;
 mod faults;
 mod fleet;
+mod logging;
+mod metrics;
 mod observability;
 mod stopping;
 

@@ -122,7 +122,7 @@ async fn health_names_a_write_refusal_and_the_worker_logs_it_once() {
 }
 
 /// Waits until the health port answers `code`; the whole answer.
-async fn health_answers(port: u16, code: u16, within: Duration) -> String {
+pub(super) async fn health_answers(port: u16, code: u16, within: Duration) -> String {
     let what = format!("health to answer {code}");
     wait_for(within, &what, || async {
         match http_get(port, "/").await {
@@ -136,7 +136,7 @@ async fn health_answers(port: u16, code: u16, within: Duration) -> String {
 }
 
 /// GET `path` on a loopback port; the whole answer, or `None` when nothing listens.
-async fn http_get(port: u16, path: &str) -> Option<String> {
+pub(super) async fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;
@@ -147,7 +147,7 @@ async fn http_get(port: u16, path: &str) -> Option<String> {
     Some(answer)
 }
 
-fn scrape(answer: &str) -> prometheus_parse::Scrape {
+pub(super) fn scrape(answer: &str) -> prometheus_parse::Scrape {
     parse_metrics(answer.split_once("\r\n\r\n").map_or("", |(_, body)| body))
 }
 
