@@ -1,11 +1,10 @@
 //! Phase four: generating the argument struct, its `Task` implementation, the runner and
 //! the registration. Everything reaches the runtime through `<crate>::__private`.
 
-use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
-use syn::{Ident, ItemFn, Path, ReturnType};
+use syn::{Ident, ItemFn, Path, ReturnType, Type};
 
 use crate::attr::{Options, Retry};
 use crate::duration::Duration;
@@ -158,13 +157,9 @@ fn runner(
         quote!(let _: #struct_ident = #private::arguments(&#execution)?;)
     };
     let call_args = params.iter().map(|param| {
-        let (ident, ty, name) = (&param.ident, &param.ty, &param.name);
+        let (ident, ty, name) = (&param.ident, &param.ty, param.name.as_str());
         if param.injected {
-            // Spanned at the user's type, so a type that cannot be injected is
-            // reported there, once.
-            let span = ty.span();
-            let inject = respan(quote!(#private::inject), span);
-            quote_spanned!(span=> #inject::<#ty>(&#execution, #name).await?)
+            injection(private, ty, &execution, name)
         } else {
             quote!(#args.#ident)
         }
@@ -183,6 +178,38 @@ fn runner(
             })
         }
     }
+}
+
+/// `inject(<T as FromExecution>::from_execution(&execution), &execution, "name").await?`
+/// for an injected parameter of type `T`.
+///
+/// A type that does not implement `FromExecution` fails two obligations: the qualified
+/// path's type, and the path expression calling through it (the future it returns is
+/// then an error type, which silences everything downstream). rustc reports the first at
+/// the user's type and the second at the expression, and prints both unless their spans
+/// are equal. An expression's span runs from its first token to its last, so the
+/// generated tokens before the type carry the span of the type's first token and those
+/// after it the span of its last token: the expression then covers exactly the type, and
+/// the error is printed once, there. (A stable proc macro cannot join two spans itself.)
+fn injection(private: &TokenStream, ty: &Type, execution: &Ident, name: &str) -> TokenStream {
+    let mut tokens = ty.to_token_stream().into_iter();
+    let first = tokens
+        .next()
+        .map_or_else(Span::call_site, |token| token.span());
+    let last = tokens.last().map_or(first, |token| token.span());
+    let delimited = |inner: TokenStream| {
+        let mut group = Group::new(Delimiter::Parenthesis, inner);
+        group.set_span(last);
+        group
+    };
+    let open = respan(quote!(<), first);
+    let close = respan(quote!(as #private::FromExecution>::from_execution), last);
+    let resolve_args = delimited(quote!(&#execution));
+    let resolve = quote!(#open #ty #close #resolve_args);
+    let inject = respan(quote!(#private::inject), first);
+    let inject_args = delimited(quote!(#resolve, &#execution, #name));
+    let tail = respan(quote!(.await?), last);
+    quote!(#inject #inject_args #tail)
 }
 
 /// `tokens` with every span set to `span`.

@@ -65,10 +65,10 @@ use crate::signature::Param;
 ///
 /// A parameter is *injected* (resolved by the worker for each run) when the last segment
 /// of its type is `Execution`, `TaskKey`, `Docket`, `WorkerInfo`, `Retry`, `Progress`,
-/// `Perpetual`, `Timeout`, `Shared`, `Depends`, `Span` or `TaskLogger`; every other
-/// parameter is *data*, carried in the call. Mark a parameter `#[inject]` to inject a
-/// type of your own (it must implement `docket::FromExecution`), or `#[arg]` to carry a
-/// type with one of those names as data.
+/// `Perpetual`, `Timeout`, `Shared`, `Depends`, `Span` (the run's `tracing::Span`) or
+/// `TaskLogger`; every other parameter is *data*, carried in the call. Mark a parameter
+/// `#[inject]` to inject a type of your own (it must implement `docket::FromExecution`),
+/// or `#[arg]` to carry a type with one of those names as data.
 ///
 /// ```
 /// use docket::{Execution, FromExecution};
@@ -216,7 +216,8 @@ mod tests {
              maximum : :: docket :: __private :: Duration :: from_mins (10) , }",
             ". timeout (:: docket :: __private :: Duration :: from_mins (2))",
             "type Output = < Result < () , E > as :: docket :: __private :: FallibleOutput > :: Ok",
-            ":: docket :: __private :: inject :: < Retry > (& execution , \"retry\") . await ?",
+            ":: docket :: __private :: inject (< Retry as :: docket :: __private :: FromExecution > \
+             :: from_execution (& execution) , & execution , \"retry\") . await ?",
             ":: docket :: __private :: fallible (send_email (args . to , args . subject ,",
             "& [\"to\" , \"subject\"]",
             "# [serde (crate = \"::docket::__private::serde\")]",

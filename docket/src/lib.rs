@@ -40,8 +40,8 @@ pub use crate::model::{
     ProgressState, TaskError, When,
 };
 pub use inject::{
-    Depends, FromExecution, FromWorker, Perpetual, Progress, Retry, Shared, TaskKey, Timeout,
-    WorkerInfo,
+    Depends, FromExecution, FromWorker, Perpetual, Progress, Retry, Shared, TaskKey, TaskLogger,
+    Timeout, WorkerInfo,
 };
 pub use task::{Call, Task};
 pub use worker::{Worker, WorkerBuilder, WorkerStatus};

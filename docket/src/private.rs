@@ -36,15 +36,19 @@ pub fn arguments<T: DeserializeOwned>(execution: &Execution) -> Result<T, TaskEr
     })
 }
 
-/// Resolves one injected parameter.
+/// Resolves one injected parameter, from the future
+/// [`FromExecution::from_execution`] gave. (Taking the future rather than the type keeps
+/// the `FromExecution` bound out of this signature, so that a type that cannot be
+/// injected is reported once, at the parameter.)
 ///
 /// # Errors
 /// A dependency [`TaskError`] naming the parameter and the rejection.
-pub async fn inject<T: FromExecution>(
+pub async fn inject<T, R: Display>(
+    resolving: impl Future<Output = Result<T, R>>,
     execution: &Execution,
     parameter: &'static str,
 ) -> Result<T, TaskError> {
-    T::from_execution(execution).await.map_err(|rejection| {
+    resolving.await.map_err(|rejection| {
         TaskError::new(
             TaskErrorKind::Dependency,
             format!(

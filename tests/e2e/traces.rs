@@ -1,13 +1,18 @@
 //! Traces: each run's span is a child of the span that added the call, through the W3C
 //! trace context carried in the message — for a call due now, one due later, and the
-//! retries of a failing call. Spans go to an in-memory OpenTelemetry exporter.
+//! retries of a failing call; a task reaches that span through its injected
+//! `tracing::Span` and `TaskLogger`. Spans (and the events inside them) go to an
+//! in-memory OpenTelemetry exporter.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use docket::TaskLogger;
+use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tracing::Instrument;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::support::{Target, drain, on_both_backends, test_worker};
@@ -31,7 +36,12 @@ fn exporter() -> &'static InMemorySpanExporter {
 }
 
 fn attribute(span: &SpanData, key: &str) -> Option<String> {
-    span.attributes
+    value_of(&span.attributes, key)
+}
+
+/// The value of `key` among a span's or an event's attributes.
+fn value_of(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
         .iter()
         .find(|kv| kv.key.as_str() == key)
         .map(|kv| kv.value.to_string())
@@ -151,7 +161,58 @@ async fn the_worker_loop_traces_within_its_caller_s_span(target: Target) {
     );
 }
 
+/// Marks its run's span with `note` through the injected span, and logs one line
+/// through the injected logger, both from a spawned task that is in no span of its own.
+#[docket::task]
+async fn notes_its_run(note: String, span: Span, log: TaskLogger) {
+    tokio::spawn(async move {
+        span.set_attribute("test.note", note.clone());
+        log.info(format_args!("noted {note}"));
+    })
+    .await
+    .unwrap();
+}
+
+async fn a_task_s_span_and_logger_are_its_run_s(target: Target) {
+    let exporter = exporter();
+    let docket = target.docket().await;
+    docket
+        .add(NotesItsRun::new(target.name.clone()))
+        .key("noted")
+        .await
+        .unwrap();
+    drain(&docket).await;
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let run = spans
+        .iter()
+        .find(|s| {
+            attribute(s, "docket.name").as_deref() == Some(&*target.name)
+                && attribute(s, "docket.key").as_deref() == Some("noted")
+        })
+        .expect("the run's span");
+    assert_eq!(
+        attribute(run, "test.note").as_deref(),
+        Some(&*target.name),
+        "the injected span is the run's: {run:#?}"
+    );
+    let line = run
+        .events
+        .iter()
+        .find(|event| event.name == format!("noted {}", target.name))
+        .unwrap_or_else(|| panic!("the logged line is an event of the run's span: {run:#?}"));
+    let field = |key: &str| value_of(&line.attributes, key);
+    assert_eq!(field("docket.key").as_deref(), Some("noted"), "{line:#?}");
+    assert_eq!(field("docket.task").as_deref(), Some("notes_its_run"));
+    assert_eq!(field("docket.attempt").as_deref(), Some("1"));
+    assert_eq!(field("docket.name").as_deref(), Some(&*target.name));
+    assert_eq!(field("docket.worker"), attribute(run, "docket.worker"));
+    assert_eq!(field("target").as_deref(), Some("docket::task"));
+    assert_eq!(field("level").as_deref(), Some("INFO"));
+}
+
 on_both_backends!(
     runs_are_children_of_the_spans_that_added_them,
     the_worker_loop_traces_within_its_caller_s_span,
+    a_task_s_span_and_logger_are_its_run_s,
 );

@@ -30,6 +30,7 @@
 mod builtins;
 mod depends;
 mod schedule;
+mod trace;
 
 use std::future::Future;
 
@@ -37,6 +38,8 @@ pub use builtins::{Progress, Retry, TaskKey};
 pub use depends::{Depends, FromWorker, Shared};
 pub(crate) use depends::{WorkerContext, WorkerValues};
 pub use schedule::{ForcedRetry, Perpetual, Timeout};
+pub(crate) use trace::RunSpan;
+pub use trace::{TaskFields, TaskLogger};
 
 pub use crate::model::WorkerInfo;
 

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::Delivered;
 use crate::backend::{EntryId, Outcome, Slot};
 use crate::execution::{Execution, RunControl};
+use crate::inject::RunSpan;
 use crate::model::{ExecutionState, TaskError, TaskErrorKind};
 use crate::observe::metrics::Change;
 use crate::observe::{metrics, trace};
@@ -127,6 +128,8 @@ pub(super) async fn run(
         docket.attempt = execution.attempt(),
     );
     trace::continue_trace(&span, delivered.traceparent.as_deref());
+    // Kept with the run's values, for the parameters that inject the span.
+    control.insert(RunSpan(span.clone()));
     let future: RunFuture = match runner {
         Runner::Task(registration) => (registration.runner())(execution.clone()),
         Runner::Fallback(fallback) => fallback.call(execution.clone()),
