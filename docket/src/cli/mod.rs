@@ -17,6 +17,8 @@
 
 mod admin;
 mod args;
+#[cfg(test)]
+mod docs_check;
 mod duration;
 mod logging;
 mod table;

@@ -137,6 +137,20 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
     ),
 ];
 
+/// Every series name a scrape can show: each family's own name, counters also as
+/// `_total`, histograms as `_bucket`, `_sum` and `_count`.
+#[cfg(test)]
+pub(crate) fn exported_names() -> impl Iterator<Item = String> {
+    FAMILIES.iter().flat_map(|&(name, kind, _)| {
+        let suffixes: &[&str] = match kind {
+            Kind::Counter => &["", "_total"],
+            Kind::Gauge => &[""],
+            Kind::Histogram => &["", "_bucket", "_sum", "_count"],
+        };
+        suffixes.iter().map(move |suffix| format!("{name}{suffix}"))
+    })
+}
+
 /// Bucket bounds in seconds, from 1 ms to 10 minutes: task durations and lateness.
 const BUCKETS: [f64; 16] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 600.0,
@@ -367,12 +381,8 @@ mod tests {
             ) {
                 continue;
             }
-            let base = name
-                .strip_suffix("_total")
-                .or_else(|| name.strip_suffix("_bucket"))
-                .unwrap_or(&name);
             assert!(
-                FAMILIES.iter().any(|(family, _, _)| *family == base),
+                exported_names().any(|exported| exported == name),
                 "the dashboard names `{name}`, which docket does not report"
             );
             named += 1;
