@@ -95,7 +95,7 @@ impl Dialer {
         let options = target.options.apply(options);
         let certificates = if target.is_tls() {
             // One crypto provider for the process, whatever else enabled another.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             Some(certificates(&options).map_err(invalid)?)
         } else if options.tls_ca.is_some() || options.tls_client.is_some() {
             return Err(invalid(
