@@ -388,6 +388,21 @@ mod tests {
             named += 1;
         }
         assert!(named >= 8, "{named}");
+        // Every worker reports the same docket-wide gauges: a sum over workers would
+        // count them once per worker.
+        for gauge in [
+            "docket_queue_depth",
+            "docket_schedule_depth",
+            "docket_strikes_in_effect",
+        ] {
+            for (at, _) in dashboard.match_indices(&format!("{gauge}{{")) {
+                let expression = &dashboard[dashboard[..at].rfind('"').unwrap_or(0)..at];
+                assert!(
+                    expression.contains("max"),
+                    "the dashboard adds up `{gauge}` over workers: {expression}"
+                );
+            }
+        }
     }
 
     #[test]
