@@ -56,12 +56,24 @@ async fn a_hundred_thousand_waiters_on_one_handle_all_get_their_results(target: 
             })
         })
         .await;
-        let during = clients(admin, false).len();
-        assert!(
-            during <= before + 1,
-            "{before} connections before the waiters, {during} while they wait \
-             (subscriber: {subscriber})"
-        );
+        // On a loaded machine a command connection may time out and be replaced: the
+        // count settles once the server has seen the old one close.
+        wait_for(
+            Duration::from_secs(10),
+            "the handle to hold one connection more than before the waiters",
+            || {
+                let during = clients(admin, false).len();
+                std::future::ready(if during <= before + 1 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{before} connections before the waiters, {during} while they wait \
+                         (subscriber: {subscriber})"
+                    ))
+                })
+            },
+        )
+        .await;
     }
     let worker = test_worker(&docket).concurrency(100).build().unwrap();
     let stop = worker.shutdown_handle();
