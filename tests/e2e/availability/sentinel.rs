@@ -246,13 +246,7 @@ async fn killing_the_master_loses_no_add_acknowledged_by_a_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_move_off_a_demoted_master_within_five_seconds() {
-    let bed = SentinelBed::start().await;
-    let name = unique("demoted");
-    let url = bed.url();
-    let docket = Docket::connect(name.as_str(), url.as_str()).await.unwrap();
-    let workers = Workers::start(&name, &url).await;
-    let first = docket.add(AddNumbers::new(1, 1)).await.unwrap();
-    assert_eq!(first.result().await.unwrap(), 2);
+    let (bed, docket, workers) = running_on_a_bed("demoted").await;
 
     let old = bed.master().await;
     let failover = bed.demote_master().await;
@@ -298,13 +292,7 @@ async fn workers_move_off_a_demoted_master_within_five_seconds() {
 /// seconds: the Sentinels fail it over, and the workers, blocked in reads on it, follow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_that_freezes_is_left_within_seconds() {
-    let bed = SentinelBed::start().await;
-    let name = unique("frozen");
-    let url = bed.url();
-    let docket = Docket::connect(name.as_str(), url.as_str()).await.unwrap();
-    let workers = Workers::start(&name, &url).await;
-    let first = docket.add(AddNumbers::new(1, 1)).await.unwrap();
-    assert_eq!(first.result().await.unwrap(), 2);
+    let (bed, docket, workers) = running_on_a_bed("frozen").await;
 
     let old = bed.master().await;
     let pid = bed.node(&old).pid().unwrap();
@@ -333,4 +321,16 @@ async fn runs_again(docket: &Docket, within: Duration) {
         .expect("the workers run calls on the new master")
         .unwrap();
     assert_eq!(sum, 4);
+}
+
+/// A Sentinel bed with a docket on it and two workers that have run a first call.
+async fn running_on_a_bed(label: &str) -> (SentinelBed, Docket, Workers) {
+    let bed = SentinelBed::start().await;
+    let name = unique(label);
+    let url = bed.url();
+    let docket = Docket::connect(name.as_str(), url.as_str()).await.unwrap();
+    let workers = Workers::start(&name, &url).await;
+    let first = docket.add(AddNumbers::new(1, 1)).await.unwrap();
+    assert_eq!(first.result().await.unwrap(), 2);
+    (bed, docket, workers)
 }

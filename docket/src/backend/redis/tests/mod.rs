@@ -139,3 +139,17 @@ async fn the_documented_acl_lines_are_enough() {
             .unwrap_or_else(|error| panic!("{user}: {error}"));
     }
 }
+
+/// Calls of `command` the server has run so far (`INFO commandstats`).
+async fn command_calls(connection: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(connection)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}

@@ -5,17 +5,9 @@ use redis::aio::MultiplexedConnection;
 use super::*;
 use crate::backend::NewTask;
 
-/// `PUBLISH` calls the server has run so far (`INFO commandstats`).
+/// `PUBLISH` calls the server has run so far.
 async fn publishes(connection: &mut MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(connection)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_publish:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
+    command_calls(connection, "publish").await
 }
 
 #[tokio::test]

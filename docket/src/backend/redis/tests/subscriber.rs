@@ -26,17 +26,9 @@ async fn pubsub_clients(connection: &mut MultiplexedConnection) -> Vec<HashMap<S
         .collect()
 }
 
-/// `SUBSCRIBE` commands the server has run so far (`INFO commandstats`).
+/// `SUBSCRIBE` commands the server has run so far.
 async fn subscribe_commands(connection: &mut MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(connection)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_subscribe:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
+    command_calls(connection, "subscribe").await
 }
 
 /// Subscribers of one channel (`PUBSUB NUMSUB`).
