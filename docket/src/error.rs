@@ -137,6 +137,14 @@ pub enum Error {
         /// The task's failure.
         error: TaskError,
     },
+    /// The result store could not give the result back.
+    #[error("could not read the result of `{key}` from the result store: {source}")]
+    ResultStore {
+        /// The task key.
+        key: String,
+        /// The store's error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The run ended `CANCELLED`.
     #[error("task `{0}` was cancelled")]
     Cancelled(String),

@@ -17,7 +17,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("backend", &["model", "error"]),
     ("observe", &["model", "error"]),
     ("strikes", &["model", "error", "backend"]),
-    ("execution", &["model", "error", "backend", "observe"]),
+    ("results", &["model", "error", "backend"]),
+    (
+        "execution",
+        &["model", "error", "backend", "observe", "results"],
+    ),
     ("task", &["model", "error", "execution"]),
     (
         "behaviors",
@@ -34,6 +38,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "execution",
             "task",
             "behaviors",
+            "results",
         ],
     ),
     (
@@ -53,6 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "behaviors",
             "client",
             "inject",
+            "results",
         ],
     ),
     (

@@ -13,6 +13,7 @@ pub mod inject;
 mod layers;
 mod model;
 mod observe;
+mod results;
 
 /// Metrics for applications that serve them from their own HTTP server (a worker
 /// started by `docket worker --metrics-port` serves them itself).
@@ -28,7 +29,7 @@ pub mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use crate::backend::{ConnectionOptions, Credentials};
+pub use crate::backend::{BoxError, ConnectionOptions, Credentials};
 pub use crate::client::{
     Add, DEFAULT_EXECUTION_TTL, DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_PAYLOAD_SIZE, Docket,
     DocketBuilder, Snapshot,
@@ -43,6 +44,7 @@ pub use inject::{
     Depends, FromExecution, FromWorker, Perpetual, Progress, Retry, Shared, TaskKey, TaskLogger,
     Timeout, WorkerInfo,
 };
+pub use results::{MemoryResultStore, RedisResultStore, ResultStore};
 pub use task::{Call, Task};
 pub use worker::{Worker, WorkerBuilder, WorkerStatus};
 

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use futures::Stream;
 
 pub(crate) use self::ids::EntryId;
-pub use self::options::{ConnectionOptions, Credentials};
+pub use self::options::{BoxError, ConnectionOptions, Credentials};
 pub(crate) use self::url::{BackendUrl, redact};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -100,8 +100,8 @@ pub(crate) struct Delivery {
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Succeeded; the serialized output to store, if any.
-    Completed { result: Option<String> },
+    /// Succeeded; its result, if any.
+    Completed { result: Option<Output> },
     /// Failed for good.
     Failed { error: TaskError },
     /// Cancelled while running.
@@ -111,6 +111,16 @@ pub(crate) enum Outcome {
     /// Not run: put back for later (a behaviour's admission deferred it). Only valid
     /// with a [`Reschedule`].
     Deferred,
+}
+
+/// A completed run's result, as its end records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// The serialized result, stored by the backend with the run's end.
+    Value(String),
+    /// Already put in a result store under this key: the end records only that it is
+    /// there.
+    InStore(String),
 }
 
 /// One finished run to record: how it ended, and what follows it.

@@ -7,6 +7,7 @@ use super::{Docket, Inner};
 use crate::backend::{self, BackendConfig, BackendUrl, ConnectionOptions, redact};
 use crate::error::{Error, Result};
 use crate::execution::Core;
+use crate::results::{ResultSettings, ResultStore};
 use crate::strikes::{StrikeFollower, Strikes};
 
 /// The default `execution_ttl`: terminal records and results live 15 minutes.
@@ -28,6 +29,7 @@ pub struct DocketBuilder {
     max_payload_size: usize,
     max_deliveries: u32,
     connections: ConnectionOptions,
+    results: ResultSettings,
 }
 
 impl DocketBuilder {
@@ -39,6 +41,7 @@ impl DocketBuilder {
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             connections: ConnectionOptions::default(),
+            results: ResultSettings::default(),
         }
     }
 
@@ -100,6 +103,38 @@ impl DocketBuilder {
         self
     }
 
+    /// Keeps results in `store` instead of the docket's own backend. A worker built on
+    /// this handle puts each result there before it records the run's end, for as long
+    /// as the call's `execution_ttl`; [`Execution::result`](crate::Execution::result)
+    /// reads it back from there. Give producers and workers the same store.
+    ///
+    /// A store that fails to keep a result fails the run: it ends FAILED with an error
+    /// naming the store's error (retried only if the task's retry policy retries
+    /// failures). Without a store, results stay in the docket's own backend, written
+    /// with the run's end in one atomic step.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), docket::BoxError> {
+    /// let results = docket::RedisResultStore::connect("redis://localhost:6379/1").await?;
+    /// let docket = docket::Docket::builder("orders", "redis://localhost:6379/0")
+    ///     .result_store(results)
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = docket; Ok(()) }
+    /// ```
+    pub fn result_store(mut self, store: impl ResultStore) -> Self {
+        self.results.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The largest result (bytes of JSON) a run may return, whichever store keeps it; a
+    /// larger one fails the run with an error naming its size and the limit. Default:
+    /// no limit. Applies to the workers that use this handle.
+    pub fn max_result_size(mut self, bytes: usize) -> Self {
+        self.results.max_size = Some(bytes);
+        self
+    }
+
     /// Connects.
     ///
     /// # Errors
@@ -131,6 +166,7 @@ impl DocketBuilder {
                     name: self.name,
                     backend,
                     execution_ttl: self.execution_ttl,
+                    results: self.results,
                 }),
                 url: self.url,
                 max_payload_size: self.max_payload_size,

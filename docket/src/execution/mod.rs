@@ -21,13 +21,15 @@ use crate::model::{
     WorkerInfo,
 };
 use crate::observe::metrics;
+use crate::results::ResultSettings;
 
 /// What the executions of one docket share with its [`Docket`](crate::Docket) handle: the
-/// docket's name, its backend, and how long records are kept.
+/// docket's name, its backend, how long records are kept, and where results go.
 pub(crate) struct Core {
     pub name: String,
     pub backend: Arc<dyn Backend>,
     pub execution_ttl: Duration,
+    pub results: ResultSettings,
 }
 
 impl Core {

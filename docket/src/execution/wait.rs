@@ -174,7 +174,9 @@ async fn finished<T: DeserializeOwned>(core: &Core, record: ExecutionRecord) -> 
     match record.state {
         ExecutionState::Completed => {
             let stored = if record.has_result {
-                core.backend.result(key, record.message.generation).await?
+                core.results
+                    .get(&*core.backend, &core.name, key, record.message.generation)
+                    .await?
             } else {
                 None
             };

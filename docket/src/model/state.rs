@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +169,9 @@ pub struct ExecutionRecord {
     pub error: Option<TaskError>,
     /// Whether a result is stored for this generation.
     pub has_result: bool,
+    /// How long the record and result are kept once the run ends: its producer's
+    /// `execution_ttl` (`None` for a record written before calls carried it).
+    pub(crate) ttl: Option<Duration>,
 }
 
 impl ExecutionRecord {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::MemoryBackend;
 use super::store::{At, Entry, Record, State};
 use crate::backend::{
-    Cancelled, DeadLetter, Finish, FinishOutcome, NewTask, Outcome, Promotion, Reschedule,
+    Cancelled, DeadLetter, Finish, FinishOutcome, NewTask, Outcome, Output, Promotion, Reschedule,
     SLOT_LEASE, ScheduleOutcome, Wait,
 };
 use crate::model::{Disposition, Event, ExecutionState, TaskError, When};
@@ -140,10 +140,13 @@ impl MemoryBackend {
         if !ttl.is_zero()
             && let Some(result) = result
         {
-            let key = state.key(&run.key);
-            state
-                .results
-                .insert((key, run.generation), (result.into_boxed_str(), now + ttl));
+            // A result already in a result store: the record only says it has one.
+            if let Output::Value(value) = result {
+                let key = state.key(&run.key);
+                state
+                    .results
+                    .insert((key, run.generation), (value.into_boxed_str(), now + ttl));
+            }
             if let Some(record) = state.records.get_mut(run.key.as_str()) {
                 record.has_result = true;
             }

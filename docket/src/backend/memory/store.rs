@@ -215,6 +215,7 @@ impl Record {
             completed_at: self.completed_at,
             error: self.error().cloned(),
             has_result: self.has_result,
+            ttl: Some(self.ttl),
         }
     }
 

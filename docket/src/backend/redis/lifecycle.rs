@@ -8,8 +8,8 @@ use super::scripts::SCRIPTS;
 use super::wire;
 use super::wire::{due_args, duration_millis, next_args, parse_time};
 use crate::backend::{
-    DeadLetter, Finish, FinishOutcome, NewTask, Outcome, Promotion, SLOT_LEASE, ScheduleOutcome,
-    Wait,
+    DeadLetter, Finish, FinishOutcome, NewTask, Outcome, Output, Promotion, SLOT_LEASE,
+    ScheduleOutcome, Wait,
 };
 use crate::error::{Error, Result};
 use crate::model::{Disposition, When};
@@ -139,7 +139,7 @@ pub(super) async fn finish(
         .arg(runs.len());
     for run in &runs {
         let (state, error, result) = match &run.outcome {
-            Outcome::Completed { result } => ("COMPLETED", String::new(), result.as_deref()),
+            Outcome::Completed { result } => ("COMPLETED", String::new(), result.as_ref()),
             Outcome::Failed { error } => ("FAILED", error.to_json(), None),
             Outcome::Cancelled => ("CANCELLED", String::new(), None),
             Outcome::Refused { error } => ("CANCELLED", error.to_json(), None),
@@ -155,8 +155,15 @@ pub(super) async fn finish(
             .arg(run.generation)
             .arg(state)
             .arg(error)
-            .arg(if result.is_some() { "1" } else { "0" })
-            .arg(result.unwrap_or(""));
+            .arg(match result {
+                None => "0",
+                Some(Output::Value(_)) => "1",
+                Some(Output::InStore(_)) => "2",
+            })
+            .arg(match result {
+                None => "",
+                Some(Output::Value(text) | Output::InStore(text)) => text.as_str(),
+            });
         if plain {
             continue;
         }

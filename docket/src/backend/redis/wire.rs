@@ -341,6 +341,10 @@ pub(super) fn parse_record(
             .filter(|e| !e.is_empty())
             .map(|e| TaskError::from_json(e)),
         has_result: fields.get("result_key").is_some_and(|r| !r.is_empty()),
+        ttl: fields
+            .get("ttl")
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis),
     }))
 }
 

@@ -28,7 +28,7 @@ use super::redis::RedisBackend;
 use super::url::{BackendUrl, RedisUrl};
 use super::{
     AdmissionRule, Backend, BackendConfig, ConnectionOptions, Consumer, Delivery, EntryId, Finish,
-    FinishOutcome, NewTask, Outcome, ProgressUpdate, Slot,
+    FinishOutcome, NewTask, Outcome, Output, ProgressUpdate, Slot,
 };
 use crate::error::Result;
 use crate::model::{Event, ExecutionState, Instruction, Message, Strike, When};
@@ -217,7 +217,7 @@ pub(in crate::backend) fn completed(delivery: &Delivery, result: Option<&str>) -
         key: delivery.message.key.clone(),
         generation: delivery.message.generation,
         outcome: Outcome::Completed {
-            result: result.map(str::to_owned),
+            result: result.map(|text| Output::Value(text.to_owned())),
         },
         next: None,
         release: None,

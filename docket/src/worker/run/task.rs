@@ -10,12 +10,13 @@ use futures::future::{AbortHandle, Abortable, Aborted};
 use tracing::Instrument;
 
 use super::Delivered;
-use crate::backend::{EntryId, Outcome, Slot};
+use crate::backend::{EntryId, Outcome, Output, Slot};
 use crate::execution::{Execution, RunControl};
 use crate::inject::RunSpan;
 use crate::model::{ExecutionState, TaskError, TaskErrorKind};
 use crate::observe::metrics::Change;
 use crate::observe::{metrics, trace};
+use crate::results;
 use crate::task::registry::{RunFuture, TaskRegistration};
 use crate::worker::{Fallback, InFlight, Shared};
 
@@ -152,6 +153,12 @@ pub(super) async fn run(
     let outcome = outcome_of(task, control, timeout).await;
     drop(guard);
     let duration = started.elapsed();
+    let outcome = match outcome {
+        Outcome::Completed {
+            result: Some(Output::Value(value)),
+        } => keep_result(shared, &execution, value).await,
+        outcome => outcome,
+    };
     if let Outcome::Failed { error } = &outcome {
         span.record("otel.status_code", "ERROR");
         span.record("otel.status_message", error.message());
@@ -177,6 +184,47 @@ pub(super) async fn run(
     let counted = if ended.is_some() { 4 } else { 2 };
     metrics::apply(&labels, &ended_changes[..counted]);
     outcome
+}
+
+/// How a run that returned `value` ends, its result kept as the docket keeps results:
+/// a result over the size limit fails the run; with a result store, the result is put
+/// there first, and a store that cannot keep it fails the run. Without a store the
+/// result goes with the run's end, and nothing is awaited.
+async fn keep_result(shared: &Shared, execution: &Execution, value: String) -> Outcome {
+    let core = shared.docket.core();
+    if let Err(error) = core.results.check_size(value.len()) {
+        return Outcome::Failed { error };
+    }
+    let Some(store) = &core.results.store else {
+        return Outcome::Completed {
+            result: Some(Output::Value(value)),
+        };
+    };
+    // Boxed: a run's future holds no store's state, only on this path.
+    Box::pin(async move {
+        let key = execution.key();
+        // The TTL its producer chose travels in the record; this handle's for one
+        // without (or when the record cannot be read now).
+        let ttl = match core.backend.record(key).await {
+            Ok(record) => record.and_then(|r| r.ttl).unwrap_or(core.execution_ttl),
+            Err(error) => {
+                tracing::debug!(%key, %error, "could not read the call's TTL; using this handle's");
+                core.execution_ttl
+            }
+        };
+        // Fire-and-forget: nothing is kept.
+        if ttl.is_zero() {
+            return Outcome::Completed { result: None };
+        }
+        let generation = execution.generation();
+        match results::put(store.as_ref(), &core.name, key, generation, &value, ttl).await {
+            Ok(output) => Outcome::Completed {
+                result: Some(output),
+            },
+            Err(error) => Outcome::Failed { error },
+        }
+    })
+    .await
 }
 
 /// What awaiting a task gives: aborted (cancelled), or else panicked or returned.
@@ -213,7 +261,9 @@ async fn outcome_of(
         }
     };
     match joined {
-        Ok(Ok(Ok(result))) => Outcome::Completed { result },
+        Ok(Ok(Ok(result))) => Outcome::Completed {
+            result: result.map(Output::Value),
+        },
         Ok(Ok(Err(error))) => Outcome::Failed { error },
         Err(Aborted) => Outcome::Cancelled,
         Ok(Err(panic)) => Outcome::Failed {

@@ -9,7 +9,9 @@
 -- ARGV[4]  lease_ms   how long a concurrency slot reserved for a woken waiter lasts
 -- ARGV[5]  count      how many runs follow, each as its size (7 or 15) and then:
 --   id, key, generation, state ('COMPLETED' | 'FAILED' | 'CANCELLED' | 'DEFERRED'),
---   error_json (''), has_result ('1' | '0'), result,
+--   error_json (''), has_result, result: '1' and the result to store, '2' and the
+--   key of a result store that already holds it (only the record's result_key is set),
+--   or '0' and '',
 --   and, for a run of size 15 (one that goes on or held a slot):
 --   next_kind ('' | 'after' | 'at' | 'start' | 'wait' | 'unserved'), next_ms,
 --   next_attempt,
@@ -152,6 +154,8 @@ for size, base in sized_entries(6, count) do
                 local stored = result_key(key, generation)
                 redis.call('SET', stored, result, 'PX', ttl_ms)
                 redis.call('HSET', record, 'result_key', stored)
+            elseif tonumber(ttl_ms) > 0 and has_result == '2' then
+                redis.call('HSET', record, 'result_key', result)
             end
             if next_kind == '' then
                 conclude(key, state, generation, ttl_ms, error_json, now, not current[5],
