@@ -12,6 +12,7 @@ mod faults;
 mod fleets;
 mod injection;
 mod lifecycle;
+mod results;
 mod strikes;
 mod support;
 mod tasks;

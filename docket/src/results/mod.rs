@@ -92,6 +92,26 @@ pub trait ResultStore: Send + Sync + 'static {
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
+/// A shared store is a store: keep an `Arc` of it to look into it yourself.
+impl<S: ResultStore> ResultStore for Arc<S> {
+    fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        S::put(self, key, value, ttl)
+    }
+
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, BoxError>> + Send {
+        S::get(self, key)
+    }
+
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), BoxError>> + Send {
+        S::delete(self, key)
+    }
+}
+
 /// A [`ResultStore`] behind a pointer: its futures boxed, which a trait with
 /// `async fn`s cannot be by itself.
 pub(crate) trait ErasedResultStore: Send + Sync {
