@@ -61,6 +61,7 @@ macro_rules! on_both_backends {
 on_both_backends! {
     runs::every_operation_answers,
     runs::a_run_ends_completed_with_its_result_and_everything_expiring,
+    runs::a_result_in_a_result_store_is_only_noted_in_the_record,
     runs::a_failed_run_keeps_its_error,
     runs::replacing_a_running_task_fences_its_finish,
     runs::a_stale_run_cannot_end_a_newer_run_of_the_same_generation,

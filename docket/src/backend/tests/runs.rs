@@ -90,6 +90,37 @@ pub(super) async fn a_run_ends_completed_with_its_result_and_everything_expiring
     }
 }
 
+pub(super) async fn a_result_in_a_result_store_is_only_noted_in_the_record(store: Store) {
+    let backend = store.open("elsewhere", TTL).await;
+    backend.schedule(&[call("k", When::Now)]).await.unwrap();
+    let mut consumer = backend.consumer("w1").await.unwrap();
+    let delivery = claim_one(&mut consumer).await;
+    let in_store = Finish {
+        outcome: Outcome::Completed {
+            result: Some(Output::InStore("elsewhere:results:k:1".into())),
+        },
+        ..completed(&delivery, None)
+    };
+    let outcomes = backend.finish("w1", vec![in_store]).await.unwrap();
+    assert_eq!(outcomes, [FinishOutcome::Recorded]);
+
+    let record = backend.record("k").await.unwrap().unwrap();
+    assert_eq!(record.state, ExecutionState::Completed);
+    assert!(record.has_result, "the record says a result exists");
+    assert_eq!(record.ttl, Some(TTL), "the record carries the call's TTL");
+    assert_eq!(
+        backend.result("k", 1).await.unwrap(),
+        None,
+        "the backend stores nothing of it"
+    );
+    if let Some(mut raw) = store.redis().await {
+        let noted: String = raw.hget("elsewhere:runs:k", "result_key").await.unwrap();
+        assert_eq!(noted, "elsewhere:results:k:1");
+        let stored: bool = raw.exists("elsewhere:results:k:1").await.unwrap();
+        assert!(!stored, "no result key was written");
+    }
+}
+
 pub(super) async fn a_failed_run_keeps_its_error(store: Store) {
     let backend = store.open("fail", TTL).await;
     backend.schedule(&[call("k", When::Now)]).await.unwrap();

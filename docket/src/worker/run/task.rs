@@ -10,7 +10,7 @@ use futures::future::{AbortHandle, Abortable, Aborted};
 use tracing::Instrument;
 
 use super::Delivered;
-use crate::backend::{EntryId, Outcome, Output, Slot};
+use crate::backend::{BoxFuture, EntryId, Outcome, Output, Slot};
 use crate::execution::{Execution, RunControl};
 use crate::inject::RunSpan;
 use crate::model::{ExecutionState, TaskError, TaskErrorKind};
@@ -156,7 +156,10 @@ pub(super) async fn run(
     let outcome = match outcome {
         Outcome::Completed {
             result: Some(Output::Value(value)),
-        } => keep_result(shared, &execution, value).await,
+        } => match keep_result(shared, &execution, value) {
+            Kept::Now(outcome) => outcome,
+            Kept::Putting(put) => put.await,
+        },
         outcome => outcome,
     };
     if let Outcome::Failed { error } = &outcome {
@@ -186,22 +189,28 @@ pub(super) async fn run(
     outcome
 }
 
+/// How a run that returned a result ends: at once, or once its result store has it.
+enum Kept<'a> {
+    Now(Outcome),
+    /// Boxed: only on this path does a run's future hold a store's state.
+    Putting(BoxFuture<'a, Outcome>),
+}
+
 /// How a run that returned `value` ends, its result kept as the docket keeps results:
-/// a result over the size limit fails the run; with a result store, the result is put
-/// there first, and a store that cannot keep it fails the run. Without a store the
-/// result goes with the run's end, and nothing is awaited.
-async fn keep_result(shared: &Shared, execution: &Execution, value: String) -> Outcome {
+/// a result over the size limit fails the run. Without a result store, the result goes
+/// with the run's end and nothing is awaited; with one, the result is put there first,
+/// and a store that cannot keep it fails the run.
+fn keep_result<'a>(shared: &'a Shared, execution: &'a Execution, value: String) -> Kept<'a> {
     let core = shared.docket.core();
     if let Err(error) = core.results.check_size(value.len()) {
-        return Outcome::Failed { error };
+        return Kept::Now(Outcome::Failed { error });
     }
     let Some(store) = &core.results.store else {
-        return Outcome::Completed {
+        return Kept::Now(Outcome::Completed {
             result: Some(Output::Value(value)),
-        };
+        });
     };
-    // Boxed: a run's future holds no store's state, only on this path.
-    Box::pin(async move {
+    Kept::Putting(Box::pin(async move {
         let key = execution.key();
         // The TTL its producer chose travels in the record; this handle's for one
         // without (or when the record cannot be read now).
@@ -223,8 +232,7 @@ async fn keep_result(shared: &Shared, execution: &Execution, value: String) -> O
             },
             Err(error) => Outcome::Failed { error },
         }
-    })
-    .await
+    }))
 }
 
 /// What awaiting a task gives: aborted (cancelled), or else panicked or returned.

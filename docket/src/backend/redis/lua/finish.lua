@@ -150,12 +150,14 @@ for size, base in sized_entries(6, count) do
             end
             out[#out + 1] = 'recorded'
         else
-            if tonumber(ttl_ms) > 0 and has_result == '1' then
-                local stored = result_key(key, generation)
-                redis.call('SET', stored, result, 'PX', ttl_ms)
+            if has_result ~= '0' and tonumber(ttl_ms) > 0 then
+                -- '2': a result store holds it already, under the key `result` names.
+                local stored = result
+                if has_result == '1' then
+                    stored = result_key(key, generation)
+                    redis.call('SET', stored, result, 'PX', ttl_ms)
+                end
                 redis.call('HSET', record, 'result_key', stored)
-            elseif tonumber(ttl_ms) > 0 and has_result == '2' then
-                redis.call('HSET', record, 'result_key', result)
             end
             if next_kind == '' then
                 conclude(key, state, generation, ttl_ms, error_json, now, not current[5],
