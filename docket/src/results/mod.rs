@@ -85,7 +85,8 @@ pub trait ResultStore: Send + Sync + 'static {
     /// [`Error::ResultStore`](crate::Error::ResultStore).
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<String>, BoxError>> + Send;
 
-    /// Removes the value under `key`, if any.
+    /// Removes the value under `key`, if any. docket itself lets results expire; this is
+    /// for the tools and tests that clean up after themselves.
     ///
     /// # Errors
     /// Whatever kept the store from removing it.

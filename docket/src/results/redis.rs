@@ -36,11 +36,16 @@ impl std::fmt::Debug for RedisResultStore {
 
 impl RedisResultStore {
     /// Connects to the Redis at `url` (`redis://`, `rediss://` or `unix://`, with the
-    /// database to use as its path).
+    /// database to use as its path). A standalone server only (no cluster or Sentinel
+    /// URLs); `rediss://` trusts the system's root certificates.
     ///
     /// # Errors
     /// The URL is not a Redis URL, or nothing answered there.
     pub async fn connect(url: &str) -> Result<Self, BoxError> {
+        if url.starts_with("rediss://") {
+            // One crypto provider for the process, as the docket's own connections use.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
         let client = redis::Client::open(url)?;
         let connection = ConnectionManager::new(client).await?;
         Ok(Self { connection })
