@@ -151,8 +151,9 @@ pub(super) async fn run(
         abort.abort();
     }
     let outcome = outcome_of(task, control, timeout).await;
-    drop(guard);
     let duration = started.elapsed();
+    // Kept before the run leaves the in-flight table, so its message stays renewed
+    // while a result store takes its time.
     let outcome = match outcome {
         Outcome::Completed {
             result: Some(Output::Value(value)),
@@ -162,6 +163,7 @@ pub(super) async fn run(
         },
         outcome => outcome,
     };
+    drop(guard);
     if let Outcome::Failed { error } = &outcome {
         span.record("otel.status_code", "ERROR");
         span.record("otel.status_message", error.message());
