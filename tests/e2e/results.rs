@@ -109,6 +109,46 @@ async fn a_failing_store_fails_the_run_naming_its_error(target: Target) {
     }
 }
 
+/// A store that keeps results but can no longer give them back.
+#[derive(Default)]
+struct WriteOnly(MemoryResultStore);
+
+impl ResultStore for WriteOnly {
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), BoxError> {
+        self.0.put(key, value, ttl).await
+    }
+
+    async fn get(&self, _key: &str) -> Result<Option<String>, BoxError> {
+        Err("the archive is offline".into())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BoxError> {
+        self.0.delete(key).await
+    }
+}
+
+async fn a_store_that_cannot_answer_fails_result_naming_its_error(target: Target) {
+    let docket = target
+        .builder()
+        .result_store(WriteOnly::default())
+        .connect()
+        .await
+        .unwrap();
+    let execution = docket.add(AddNumbers::new(1, 2)).await.unwrap();
+    drain(&docket).await;
+
+    assert_eq!(execution.state().await.unwrap(), ExecutionState::Completed);
+    match execution.result().await {
+        Err(error @ Error::ResultStore { .. }) => {
+            assert!(
+                error.to_string().contains("the archive is offline"),
+                "{error}"
+            );
+        }
+        other => panic!("expected the store's error, got {other:?}"),
+    }
+}
+
 async fn an_oversize_result_fails_the_run_naming_its_size(target: Target) {
     // On the docket's own storage and on a store of its own alike.
     let own = target
@@ -187,6 +227,7 @@ async fn results_expire_with_the_call_s_ttl(target: Target) {
 on_both_backends!(
     a_store_on_a_second_database_keeps_the_results,
     a_failing_store_fails_the_run_naming_its_error,
+    a_store_that_cannot_answer_fails_result_naming_its_error,
     an_oversize_result_fails_the_run_naming_its_size,
     results_expire_with_the_call_s_ttl,
 );
