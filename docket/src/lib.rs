@@ -37,8 +37,8 @@ pub use crate::client::{
 pub use crate::error::{Error, Result, StoreError, WriteRefusal};
 pub use crate::execution::Execution;
 pub use crate::model::{
-    ActiveWorker, DeadLetter, Disposition, Event, ExecutionRecord, ExecutionState, Message,
-    ProgressState, TaskError, When,
+    ActiveWorker, Activity, ActivityInterval, DeadLetter, Disposition, Event, ExecutionRecord,
+    ExecutionState, Listing, Message, Page, ProgressState, TaskCounts, TaskError, When,
 };
 pub use inject::{
     Depends, FromExecution, FromWorker, Perpetual, Progress, Retry, Shared, TaskKey, TaskLogger,

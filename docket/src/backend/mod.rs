@@ -30,8 +30,8 @@ pub use self::options::{BoxError, ConnectionOptions, Credentials};
 pub(crate) use self::url::{BackendUrl, redact};
 use crate::error::{Error, Result};
 use crate::model::{
-    ActiveWorker, DeadLetter, Disposition, Event, ExecutionRecord, Instruction, Message,
-    ProgressState, TaskError, TaskErrorKind, When,
+    ActiveWorker, Activity, ActivityInterval, DeadLetter, Disposition, Event, ExecutionRecord,
+    Instruction, Listing, Message, Page, ProgressState, TaskCounts, TaskError, TaskErrorKind, When,
 };
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -258,19 +258,11 @@ pub(crate) struct LiveTasks {
     pub running: Vec<ExecutionRecord>,
 }
 
-/// How many tasks are live, cheaply.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct LiveCounts {
-    pub queued: usize,
-    pub scheduled: usize,
-    pub running: usize,
-}
+/// The length of one interval of the activity history heartbeats feed.
+pub(crate) const ACTIVITY_INTERVAL: Duration = Duration::from_secs(5);
 
-impl LiveCounts {
-    pub(crate) fn is_empty(self) -> bool {
-        self.queued == 0 && self.scheduled == 0 && self.running == 0
-    }
-}
+/// How long the activity history is kept.
+pub(crate) const ACTIVITY_KEPT: Duration = Duration::from_mins(15);
 
 /// docket's operations on its store. One implementation per backend.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -327,11 +319,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Records a worker heartbeat and the tasks it runs; prunes workers not seen for
     /// `expire_after`; queues the calls of those tasks that wait for a worker serving
     /// them ([`Wait::Server`]).
+    /// Adds `activity` (the runs that ended since its last heartbeat) to the docket's
+    /// activity history.
     fn heartbeat(
         &self,
         worker: &str,
         tasks: &[&'static str],
         expire_after: Duration,
+        activity: Activity,
     ) -> BoxFuture<'_, Result<()>>;
 
     /// The tasks with calls waiting for a worker that serves them.
@@ -362,8 +357,21 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Forgets a dead letter; false when there was none for `key`.
     fn forget_dead_letter(&self, key: &str) -> BoxFuture<'_, Result<bool>>;
 
+    /// One page of `listing`: at most `limit` tasks after the cursor `after` (a
+    /// cursor this backend returned, or none for the first page).
+    fn page(
+        &self,
+        listing: Listing,
+        after: Option<&str>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Page>>;
+
+    /// The activity history from `since` on, one entry per [`ACTIVITY_INTERVAL`] in
+    /// which some run ended, oldest first.
+    fn activity(&self, since: SystemTime) -> BoxFuture<'_, Result<Vec<ActivityInterval>>>;
+
     /// How many tasks are live.
-    fn live_counts(&self) -> BoxFuture<'_, Result<LiveCounts>>;
+    fn live_counts(&self) -> BoxFuture<'_, Result<TaskCounts>>;
 
     /// Removes every queued and scheduled task (their records end CANCELLED). Returns how many.
     fn clear(&self) -> BoxFuture<'_, Result<usize>>;

@@ -1,6 +1,7 @@
 //! [`Docket`]: the client handle producers and workers share.
 
 mod add;
+mod browse;
 mod builder;
 mod schedule;
 mod snapshot;

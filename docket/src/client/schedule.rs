@@ -46,6 +46,7 @@ const RESERVED_KEYS: &[&str] = &[
     "memory-check",
     "listeners",
     "unserved",
+    "activity",
 ];
 
 /// The metrics of one batch of calls, counted per task and kind and recorded once: an

@@ -7,6 +7,7 @@
 
 mod dead_letter;
 mod failure;
+mod listing;
 mod message;
 mod options;
 mod state;
@@ -17,6 +18,7 @@ mod worker;
 pub use dead_letter::DeadLetter;
 pub use failure::TaskError;
 pub(crate) use failure::TaskErrorKind;
+pub use listing::{Activity, ActivityInterval, Listing, Page, TaskCounts};
 pub use message::{Message, When};
 pub use options::{ConcurrencyLimit, RateLimit, RetryPolicy, Schedule, TaskOptions};
 pub use state::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};

@@ -367,6 +367,7 @@ impl WorkerBuilder {
                 stopping: watch::channel(false).0,
                 running: AtomicBool::new(false),
                 disruptions: AtomicU64::new(0),
+                tally: super::tally::Tally::default(),
                 connected: AtomicBool::new(false),
                 trouble: Mutex::new(None),
                 progress_ms: AtomicU64::new(0),

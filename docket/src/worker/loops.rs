@@ -196,17 +196,21 @@ async fn heartbeat(shared: Arc<Shared>) {
     let expire_after = every * shared.settings.missed_heartbeats;
     let tasks = shared.tasks.names();
     loop {
+        let activity = shared.tally.take();
         match shared
             .docket
             .backend()
-            .heartbeat(shared.info.name(), &tasks, expire_after)
+            .heartbeat(shared.info.name(), &tasks, expire_after, activity)
             .await
         {
             Ok(()) => {
                 shared.mark_written();
                 refresh_gauges(&shared).await;
             }
-            Err(error) => shared.mark_lost("the heartbeat", &error),
+            Err(error) => {
+                shared.tally.restore(activity);
+                shared.mark_lost("the heartbeat", &error);
+            }
         }
         if !pause(&shared, every).await {
             return;

@@ -34,6 +34,7 @@ mod loops;
 mod main_loop;
 mod run;
 mod serve;
+mod tally;
 mod unserved;
 
 use std::any::Any;
@@ -99,6 +100,8 @@ pub(crate) struct Shared {
     pub stopping: watch::Sender<bool>,
     pub running: AtomicBool,
     pub disruptions: AtomicU64,
+    /// Runs ended since the last heartbeat reported them.
+    pub tally: tally::Tally,
     /// Health: the last backend call succeeded, and when the worker last made progress
     /// (milliseconds since `epoch`).
     pub connected: AtomicBool,

@@ -30,9 +30,10 @@ use tokio::sync::{Notify, broadcast};
 use self::store::{Record, State};
 use super::subscriptions::Subscriptions;
 use super::{
-    ActiveWorker, AdmissionRule, Backend, BackendConfig, BoxFuture, Cancelled, Consumer,
-    DeadLetter, Delivery, EntryId, EventStream, Finish, FinishOutcome, LiveCounts, LiveTasks,
-    NewTask, ProgressUpdate, Promotion, ScheduleOutcome, Slot, StrikeReader, Unserved,
+    ActiveWorker, Activity, ActivityInterval, AdmissionRule, Backend, BackendConfig, BoxFuture,
+    Cancelled, Consumer, DeadLetter, Delivery, EntryId, EventStream, Finish, FinishOutcome,
+    Listing, LiveTasks, NewTask, Page, ProgressUpdate, Promotion, ScheduleOutcome, Slot,
+    StrikeReader, TaskCounts, Unserved,
 };
 use crate::error::Result;
 use crate::model::{Event, ExecutionRecord, Instruction, ProgressState, TaskError};
@@ -181,8 +182,9 @@ impl Backend for MemoryBackend {
         worker: &str,
         tasks: &[&'static str],
         expire_after: Duration,
+        activity: Activity,
     ) -> BoxFuture<'_, Result<()>> {
-        self.beat(worker, tasks, expire_after);
+        self.beat(worker, tasks, expire_after, activity);
         ready(())
     }
 
@@ -220,7 +222,20 @@ impl Backend for MemoryBackend {
         ready(self.forget_letter(key))
     }
 
-    fn live_counts(&self) -> BoxFuture<'_, Result<LiveCounts>> {
+    fn page(
+        &self,
+        listing: Listing,
+        after: Option<&str>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Page>> {
+        ready(self.page_of(listing, after, limit))
+    }
+
+    fn activity(&self, since: SystemTime) -> BoxFuture<'_, Result<Vec<ActivityInterval>>> {
+        ready(self.activity_since(since))
+    }
+
+    fn live_counts(&self) -> BoxFuture<'_, Result<TaskCounts>> {
         ready(self.counts())
     }
 

@@ -1,6 +1,7 @@
 //! Watching an in-memory docket: records, results, progress, events, cancellations,
 //! heartbeats and the workers they register, live tasks.
 
+use std::ops::Bound;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -10,8 +11,13 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::MemoryBackend;
 use super::store::{Beat, Record};
-use crate::backend::{Cancelled, EventStream, LiveCounts, LiveTasks, ProgressUpdate};
-use crate::model::{ActiveWorker, Event, ExecutionRecord, ExecutionState, ProgressState};
+use crate::backend::{
+    ACTIVITY_INTERVAL, ACTIVITY_KEPT, Cancelled, EventStream, LiveTasks, ProgressUpdate,
+};
+use crate::model::{
+    ActiveWorker, Activity, ActivityInterval, Event, ExecutionRecord, ExecutionState, Listing,
+    Page, ProgressState, TaskCounts,
+};
 
 impl MemoryBackend {
     pub(super) fn record_of(&self, key: &str) -> Option<ExecutionRecord> {
@@ -73,12 +79,24 @@ impl MemoryBackend {
     /// Records a heartbeat: the worker's tasks (sorted, once each) and when it lapses
     /// without another; forgets the workers not seen for `expire_after`; queues the calls
     /// of its tasks that wait for a worker serving them.
-    pub(super) fn beat(&self, worker: &str, tasks: &[&'static str], expire_after: Duration) {
+    pub(super) fn beat(
+        &self,
+        worker: &str,
+        tasks: &[&'static str],
+        expire_after: Duration,
+        activity: Activity,
+    ) {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let mut tasks: Vec<String> = tasks.iter().map(|t| (*t).to_owned()).collect();
         tasks.sort_unstable();
         tasks.dedup();
         let mut state = self.state();
+        if !activity.is_empty() {
+            let interval = interval_of(state.wall());
+            state.activity.entry(interval).or_default().add(activity);
+            let kept = interval.saturating_sub(intervals_kept());
+            state.activity.retain(|number, _| *number > kept);
+        }
         let queued: usize = tasks
             .iter()
             .map(|task| self.serve_waiters(&mut state, task))
@@ -178,13 +196,116 @@ impl MemoryBackend {
         }
     }
 
-    pub(super) fn counts(&self) -> LiveCounts {
+    pub(super) fn counts(&self) -> TaskCounts {
         let state = self.state();
-        LiveCounts {
+        TaskCounts {
             queued: state.stream.waiting_len(),
             // Parked: due later, or waiting for a concurrency slot.
             scheduled: state.parked.len(),
             running: state.stream.delivered.len(),
         }
     }
+
+    /// One page of a listing: scheduled tasks by due time (the cursor is a rank),
+    /// queued and running ones in stream order (the cursor is an entry number).
+    pub(super) fn page_of(&self, listing: Listing, after: Option<&str>, limit: usize) -> Page {
+        let now = Instant::now();
+        let limit = limit.max(1);
+        let state = self.state();
+        let current = |key: &Arc<str>, seq: Option<u64>| {
+            state
+                .records
+                .get(key)
+                .map(|record| &**record)
+                .filter(|record| record.expires.is_none_or(|at| at > now))
+                .filter(|record| seq.is_none_or(|seq| record.seq() == Some(seq)))
+                .map(|record| record.to_execution(key))
+        };
+        let after_seq = after.and_then(|cursor| cursor.parse::<u64>().ok());
+        let (records, next) = match listing {
+            Listing::Scheduled => {
+                let from = usize::try_from(after_seq.unwrap_or(0)).unwrap_or(usize::MAX);
+                let keys: Vec<&Arc<str>> = state
+                    .queue
+                    .iter()
+                    .skip(from)
+                    .take(limit)
+                    .map(|(_, key)| key)
+                    .collect();
+                let more = keys.len() == limit && state.queue.len() > from + limit;
+                let records = keys
+                    .into_iter()
+                    .filter_map(|key| current(key, None))
+                    .collect();
+                (records, more.then(|| (from + limit).to_string()))
+            }
+            Listing::Queued => {
+                let entries: Vec<(u64, &Arc<str>)> = state
+                    .stream
+                    .waiting_entries()
+                    .filter(|(seq, _)| after_seq.is_none_or(|after| *seq > after))
+                    .take(limit)
+                    .map(|(seq, entry)| (seq, &entry.key))
+                    .collect();
+                paged(&entries, limit, |(seq, key)| current(key, Some(*seq)))
+            }
+            Listing::Running => {
+                let from = after_seq.map_or(Bound::Unbounded, Bound::Excluded);
+                let entries: Vec<(u64, &Arc<str>)> = state
+                    .stream
+                    .delivered
+                    .range((from, Bound::Unbounded))
+                    .take(limit)
+                    .map(|(seq, delivered)| (*seq, &delivered.entry.key))
+                    .collect();
+                paged(&entries, limit, |(seq, key)| current(key, Some(*seq)))
+            }
+        };
+        Page::new(records, next)
+    }
+
+    /// The activity history from `since` on, oldest first.
+    pub(super) fn activity_since(&self, since: SystemTime) -> Vec<ActivityInterval> {
+        let state = self.state();
+        let first =
+            interval_of(since).max(interval_of(state.wall()).saturating_sub(intervals_kept()));
+        state
+            .activity
+            .range(first..)
+            .map(|(number, activity)| {
+                ActivityInterval::new(
+                    SystemTime::UNIX_EPOCH
+                        + ACTIVITY_INTERVAL * u32::try_from(*number).unwrap_or(u32::MAX),
+                    *activity,
+                )
+            })
+            .collect()
+    }
+}
+
+/// A page of stream entries: their current records, and the cursor after the last
+/// entry when the page is full.
+fn paged(
+    entries: &[(u64, &Arc<str>)],
+    limit: usize,
+    current: impl Fn(&(u64, &Arc<str>)) -> Option<ExecutionRecord>,
+) -> (Vec<ExecutionRecord>, Option<String>) {
+    let next = (entries.len() == limit)
+        .then(|| entries.last().map(|(seq, _)| seq.to_string()))
+        .flatten();
+    (entries.iter().filter_map(current).collect(), next)
+}
+
+/// The number of the activity interval `at` falls in.
+fn interval_of(at: SystemTime) -> u64 {
+    let millis = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    u64::try_from(millis / ACTIVITY_INTERVAL.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How many intervals of activity history are kept.
+fn intervals_kept() -> u64 {
+    u64::try_from(ACTIVITY_KEPT.as_millis() / ACTIVITY_INTERVAL.as_millis()).unwrap_or(u64::MAX)
 }

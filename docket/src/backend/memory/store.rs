@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::model::{
-    ActiveWorker, DeadLetter, ExecutionRecord, ExecutionState, Instruction, Message, ProgressState,
-    TaskError,
+    ActiveWorker, Activity, DeadLetter, ExecutionRecord, ExecutionState, Instruction, Message,
+    ProgressState, TaskError,
 };
 
 /// The arguments of a call without parameters, shared by every such record.
@@ -429,6 +429,8 @@ pub(super) struct State {
     pub results: HashMap<(Arc<str>, u64), (Box<str>, Instant)>,
     pub progress: HashMap<String, ProgressState>,
     pub workers: HashMap<String, Beat>,
+    /// The activity history: interval number → what ended in it.
+    pub activity: BTreeMap<u64, Activity>,
     pub sweep_lock: Option<(String, Instant)>,
     pub last_purge: Option<Instant>,
     /// Virtual time (`docket::testing`): how far the docket's clock is ahead of the

@@ -106,6 +106,11 @@ impl Keys {
     }
 
     /// `{p}:task-workers:{task}`: workers able to run `task`, → last heartbeat in ms.
+    /// One interval of the activity history workers report with their heartbeats.
+    pub(super) fn activity(&self, interval: u64) -> String {
+        format!("{}:activity:{interval}", self.prefix)
+    }
+
     pub(super) fn task_workers(&self, task: &str) -> String {
         format!("{}:task-workers:{task}", self.prefix)
     }

@@ -37,9 +37,9 @@ use self::connection::{Connection, Endpoint, Pool};
 use self::keys::Keys;
 use super::subscriptions::Subscriptions;
 use super::{
-    AdmissionRule, Backend, BackendConfig, BoxFuture, Consumer, Delivery, EntryId, EventStream,
-    Finish, FinishOutcome, LiveCounts, LiveTasks, NewTask, ProgressUpdate, Promotion,
-    ScheduleOutcome, Slot, StrikeReader, Unserved,
+    Activity, ActivityInterval, AdmissionRule, Backend, BackendConfig, BoxFuture, Consumer,
+    Delivery, EntryId, EventStream, Finish, FinishOutcome, Listing, LiveTasks, NewTask, Page,
+    ProgressUpdate, Promotion, ScheduleOutcome, Slot, StrikeReader, TaskCounts, Unserved,
 };
 use crate::error::{Error, Result, StoreError, WriteRefusal};
 use crate::model::{
@@ -337,12 +337,13 @@ impl Backend for RedisBackend {
         worker: &str,
         tasks: &[&'static str],
         expire_after: Duration,
+        activity: Activity,
     ) -> BoxFuture<'_, Result<()>> {
         let worker = worker.to_owned();
         let tasks = tasks.to_vec();
-        Box::pin(
-            async move { observe::heartbeat(&self.shared, &worker, &tasks, expire_after).await },
-        )
+        Box::pin(async move {
+            observe::heartbeat(&self.shared, &worker, &tasks, expire_after, activity).await
+        })
     }
 
     fn append_strike(
@@ -415,7 +416,21 @@ impl Backend for RedisBackend {
         Box::pin(observe::live(&self.shared))
     }
 
-    fn live_counts(&self) -> BoxFuture<'_, Result<LiveCounts>> {
+    fn page(
+        &self,
+        listing: Listing,
+        after: Option<&str>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Page>> {
+        let after = after.unwrap_or_default().to_owned();
+        Box::pin(async move { observe::page(&self.shared, listing, &after, limit).await })
+    }
+
+    fn activity(&self, since: SystemTime) -> BoxFuture<'_, Result<Vec<ActivityInterval>>> {
+        Box::pin(observe::activity(&self.shared, since))
+    }
+
+    fn live_counts(&self) -> BoxFuture<'_, Result<TaskCounts>> {
         Box::pin(observe::live_counts(&self.shared))
     }
 

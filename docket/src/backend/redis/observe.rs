@@ -8,9 +8,12 @@ use redis::Value;
 use super::Shared;
 use super::scripts::SCRIPTS;
 use super::wire::{duration_millis, from_epoch_millis, parse_progress, parse_record, text_fields};
-use crate::backend::{LiveCounts, LiveTasks, ProgressUpdate};
+use crate::backend::{ACTIVITY_INTERVAL, ACTIVITY_KEPT, LiveTasks, ProgressUpdate};
 use crate::error::Result;
-use crate::model::{ActiveWorker, ExecutionRecord, ProgressState};
+use crate::model::{
+    ActiveWorker, Activity, ActivityInterval, ExecutionRecord, Listing, Page, ProgressState,
+    TaskCounts,
+};
 
 /// The fields of a hash, as text.
 async fn hash(shared: &Shared, key: String) -> Result<std::collections::HashMap<String, String>> {
@@ -72,6 +75,7 @@ pub(super) async fn heartbeat(
     worker: &str,
     tasks: &[&'static str],
     expire_after: Duration,
+    activity: Activity,
 ) -> Result<()> {
     let _: i64 = SCRIPTS
         .heartbeat
@@ -81,6 +85,11 @@ pub(super) async fn heartbeat(
         .arg(shared.keys.prefix())
         .arg(worker)
         .arg(duration_millis(expire_after).max(1))
+        .arg(activity.succeeded)
+        .arg(activity.failed)
+        .arg(activity.retried)
+        .arg(duration_millis(ACTIVITY_INTERVAL))
+        .arg(duration_millis(ACTIVITY_KEPT))
         .arg(tasks)
         .invoke_async(&mut shared.connection())
         .await?;
@@ -164,9 +173,27 @@ pub(super) async fn workers(shared: &Shared, task: Option<&str>) -> Result<Vec<A
         .collect())
 }
 
+/// `(key, record fields)` pairs as the listing scripts return them.
+type Listed = Vec<(String, Value)>;
+
+/// The records of listed pairs; one that cannot be read is logged and left out.
+fn listed_records(shared: &Shared, listed: Listed) -> Vec<ExecutionRecord> {
+    listed
+        .into_iter()
+        .filter_map(
+            |(key, fields)| match parse_record(&key, &text_fields(&fields)) {
+                Ok(record) => record,
+                Err(error) => {
+                    tracing::warn!(docket = %shared.keys.prefix(), "{error}");
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
 /// Every live task with its record, read in one script (live.lua).
 pub(super) async fn live(shared: &Shared) -> Result<LiveTasks> {
-    type Listed = Vec<(String, Value)>;
     let (scheduled, queued, running): (Listed, Listed, Listed) = SCRIPTS
         .live
         .key(shared.keys.stream())
@@ -174,20 +201,7 @@ pub(super) async fn live(shared: &Shared) -> Result<LiveTasks> {
         .arg(shared.keys.prefix())
         .invoke_async(&mut shared.connection())
         .await?;
-    let records = |listed: Listed| -> Vec<ExecutionRecord> {
-        listed
-            .into_iter()
-            .filter_map(
-                |(key, fields)| match parse_record(&key, &text_fields(&fields)) {
-                    Ok(record) => record,
-                    Err(error) => {
-                        tracing::warn!(docket = %shared.keys.prefix(), "{error}");
-                        None
-                    }
-                },
-            )
-            .collect()
-    };
+    let records = |listed| listed_records(shared, listed);
     Ok(LiveTasks {
         queued: records(queued),
         scheduled: records(scheduled),
@@ -195,8 +209,62 @@ pub(super) async fn live(shared: &Shared) -> Result<LiveTasks> {
     })
 }
 
+/// One page of a listing, read in one script (page.lua).
+pub(super) async fn page(
+    shared: &Shared,
+    listing: Listing,
+    after: &str,
+    limit: usize,
+) -> Result<Page> {
+    let (next, listed): (String, Listed) = SCRIPTS
+        .page
+        .key(shared.keys.stream())
+        .key(shared.keys.queue())
+        .arg(shared.keys.prefix())
+        .arg(listing.as_str())
+        .arg(after)
+        .arg(limit.max(1))
+        .invoke_async(&mut shared.connection())
+        .await?;
+    let next = (!next.is_empty()).then_some(next);
+    Ok(Page::new(listed_records(shared, listed), next))
+}
+
+/// The activity history from `since` on: the intervals' hashes, read in one pipeline.
+pub(super) async fn activity(shared: &Shared, since: SystemTime) -> Result<Vec<ActivityInterval>> {
+    let interval_ms = duration_millis(ACTIVITY_INTERVAL);
+    let millis =
+        |at: SystemTime| duration_millis(at.duration_since(UNIX_EPOCH).unwrap_or_default());
+    let now = now(shared).await?;
+    let kept_from = now.checked_sub(ACTIVITY_KEPT).unwrap_or(UNIX_EPOCH);
+    let first = millis(since.max(kept_from)) / interval_ms;
+    let last = millis(now) / interval_ms;
+    if first > last {
+        return Ok(Vec::new());
+    }
+    let mut pipeline = redis::pipe();
+    for interval in first..=last {
+        pipeline
+            .cmd("HMGET")
+            .arg(shared.keys.activity(interval))
+            .arg("s")
+            .arg("f")
+            .arg("r");
+    }
+    let counts: Vec<(Option<u64>, Option<u64>, Option<u64>)> =
+        pipeline.query_async(&mut shared.connection()).await?;
+    Ok((first..=last)
+        .zip(counts)
+        .filter_map(|(interval, (s, f, r))| {
+            let activity = Activity::new(s.unwrap_or(0), f.unwrap_or(0), r.unwrap_or(0));
+            (!activity.is_empty())
+                .then(|| ActivityInterval::new(from_epoch_millis(interval * interval_ms), activity))
+        })
+        .collect())
+}
+
 /// How many tasks are live, read in one script (counts.lua).
-pub(super) async fn live_counts(shared: &Shared) -> Result<LiveCounts> {
+pub(super) async fn live_counts(shared: &Shared) -> Result<TaskCounts> {
     let (queued, scheduled, running): (usize, usize, usize) = SCRIPTS
         .counts
         .key(shared.keys.stream())
@@ -204,7 +272,7 @@ pub(super) async fn live_counts(shared: &Shared) -> Result<LiveCounts> {
         .arg(shared.keys.prefix())
         .invoke_async(&mut shared.connection())
         .await?;
-    Ok(LiveCounts {
+    Ok(TaskCounts {
         queued,
         scheduled,
         running,

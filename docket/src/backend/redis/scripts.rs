@@ -195,6 +195,7 @@ pub(super) struct Scripts {
     pub clear: Script,
     pub counts: Script,
     pub live: Script,
+    pub page: Script,
     pub listen: Script,
     pub unserved: Script,
 }
@@ -202,7 +203,7 @@ pub(super) struct Scripts {
 impl Scripts {
     /// Every one of them.
     #[cfg(test)]
-    pub(super) fn all(&self) -> [&Script; 18] {
+    pub(super) fn all(&self) -> [&Script; 19] {
         [
             &self.add,
             &self.schedule,
@@ -220,6 +221,7 @@ impl Scripts {
             &self.clear,
             &self.counts,
             &self.live,
+            &self.page,
             &self.listen,
             &self.unserved,
         ]
@@ -257,6 +259,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     clear: worker(include_str!("lua/clear.lua")),
     counts: plain(include_str!("lua/counts.lua")),
     live: plain(include_str!("lua/live.lua")),
+    page: plain(include_str!("lua/page.lua")),
     // A waiter still registers while Redis is out of memory (one small member).
     listen: worker(include_str!("lua/listen.lua")),
     unserved: worker(include_str!("lua/unserved.lua")),

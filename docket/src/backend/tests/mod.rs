@@ -31,7 +31,7 @@ use super::{
     FinishOutcome, NewTask, Outcome, Output, ProgressUpdate, Slot,
 };
 use crate::error::Result;
-use crate::model::{Event, ExecutionState, Instruction, Message, Strike, When};
+use crate::model::{Activity, Event, ExecutionState, Instruction, Listing, Message, Strike, When};
 use docket_testkit::RedisServer as TestServer;
 
 pub(in crate::backend) use super::redis::epoch_millis;
@@ -76,6 +76,8 @@ on_both_backends! {
     scheduling::live_lists_every_live_task_with_its_record,
     scheduling::live_lists_tasks_in_the_order_they_will_run,
     scheduling::a_fresh_key_is_written_as_any_new_key,
+    scheduling::pages_list_live_tasks_in_order_cursor_to_cursor,
+    scheduling::heartbeats_add_their_activity_to_the_history,
     leases::a_sweeper_takes_over_abandoned_messages_and_fences_the_old_worker,
     leases::renewal_keeps_a_message_from_the_sweeper,
     leases::a_run_that_keeps_losing_its_worker_is_dead_lettered,
@@ -280,7 +282,9 @@ pub(in crate::backend) async fn exercise_everything(backend: &dyn Backend) -> Re
             call("gone", When::Now),
         ])
         .await?;
-    backend.heartbeat("w1", &["send_email"], TTL).await?;
+    backend
+        .heartbeat("w1", &["send_email"], TTL, Activity::default())
+        .await?;
     assert_eq!(backend.workers(Some("send_email")).await?.len(), 1);
     let mut consumer = backend.consumer("w1").await?;
     let claimed = consumer.claim(1, Duration::from_secs(2)).await?;
@@ -389,6 +393,8 @@ async fn exercise_the_rest(backend: &dyn Backend, consumer: &mut Box<dyn Consume
         1
     );
     backend.schedule(&[call("served", When::Now)]).await?;
-    backend.heartbeat("w1", &["send_email"], TTL).await?;
+    backend
+        .heartbeat("w1", &["send_email"], TTL, Activity::default())
+        .await?;
     Ok(())
 }

@@ -140,8 +140,14 @@ pub(super) async fn progress_is_kept_only_while_its_run_runs(store: Store) {
 pub(super) async fn heartbeats_register_workers_and_stale_ones_are_pruned(store: Store) {
     let backend = store.open("beat", TTL).await;
     let long = Duration::from_mins(1);
-    backend.heartbeat("w1", &["a", "b"], long).await.unwrap();
-    backend.heartbeat("w2", &["b"], long).await.unwrap();
+    backend
+        .heartbeat("w1", &["a", "b"], long, Activity::default())
+        .await
+        .unwrap();
+    backend
+        .heartbeat("w2", &["b"], long, Activity::default())
+        .await
+        .unwrap();
     let before = backend.now().await.unwrap();
 
     let all = backend.workers(None).await.unwrap();
@@ -161,7 +167,10 @@ pub(super) async fn heartbeats_register_workers_and_stale_ones_are_pruned(store:
     }
 
     let short = Duration::from_millis(100);
-    backend.heartbeat("w3", &["a"], short).await.unwrap();
+    backend
+        .heartbeat("w3", &["a"], short, Activity::default())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(250)).await;
     let names: Vec<String> = backend
         .workers(Some("a"))
@@ -171,7 +180,10 @@ pub(super) async fn heartbeats_register_workers_and_stale_ones_are_pruned(store:
         .map(|w| w.name)
         .collect();
     assert_eq!(names, ["w1"], "w3's task list expired with it");
-    backend.heartbeat("w4", &["a"], short).await.unwrap();
+    backend
+        .heartbeat("w4", &["a"], short, Activity::default())
+        .await
+        .unwrap();
     let names: Vec<String> = backend
         .workers(None)
         .await
@@ -198,7 +210,10 @@ pub(super) async fn workers_are_listed_oldest_heartbeat_first_with_their_tasks_s
         ("w3", &["b"][..]),
         ("w2", &["b"][..]),
     ] {
-        backend.heartbeat(worker, tasks, TTL).await.unwrap();
+        backend
+            .heartbeat(worker, tasks, TTL, Activity::default())
+            .await
+            .unwrap();
         tokio::time::sleep(apart).await;
     }
     let all = backend.workers(None).await.unwrap();
@@ -223,8 +238,14 @@ pub(super) async fn workers_are_listed_oldest_heartbeat_first_with_their_tasks_s
 /// the others instead of holding it until its lease runs out.
 pub(super) async fn a_worker_that_leaves_is_gone_at_once_and_hands_over_the_sweep(store: Store) {
     let backend = store.open("leave", TTL).await;
-    backend.heartbeat("w1", &["send_email"], TTL).await.unwrap();
-    backend.heartbeat("w2", &["send_email"], TTL).await.unwrap();
+    backend
+        .heartbeat("w1", &["send_email"], TTL, Activity::default())
+        .await
+        .unwrap();
+    backend
+        .heartbeat("w2", &["send_email"], TTL, Activity::default())
+        .await
+        .unwrap();
     backend
         .schedule(&[call("a", When::Now), call("b", When::Now)])
         .await

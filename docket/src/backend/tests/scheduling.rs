@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::backend::FinishOutcome;
+use crate::backend::{ACTIVITY_INTERVAL, FinishOutcome};
 use crate::model::{Disposition, ExecutionRecord};
 
 pub(super) async fn schedule_queues_due_calls_and_parks_later_ones(store: Store) {
@@ -430,5 +430,133 @@ async fn redis_fields_agree(raw: &mut MultiplexedConnection) {
     assert_eq!(entries.len(), 4);
     for entry in &entries[1..] {
         assert_eq!(names(&entries[0]), names(entry));
+    }
+}
+
+/// Every page of a listing, followed from cursor to cursor.
+async fn every_page(backend: &dyn Backend, listing: Listing, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = backend
+            .page(listing, after.as_deref(), limit)
+            .await
+            .unwrap();
+        pages.push(keys(&page.records).into_iter().map(str::to_owned).collect());
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+/// Pages follow the listing's order, hold at most the number asked for, and chain by
+/// their cursors to the end; a superseded message is left out.
+pub(super) async fn pages_list_live_tasks_in_order_cursor_to_cursor(store: Store) {
+    let backend = store.open("pages", TTL).await;
+    let mut calls = Vec::new();
+    for i in 0..5 {
+        calls.push(call(&format!("now-{i}"), When::Now));
+        calls.push(call(
+            &format!("later-{i}"),
+            When::After(Duration::from_mins(10 - i)),
+        ));
+    }
+    backend.schedule(&calls).await.unwrap();
+    let backend = &*backend;
+    assert_eq!(
+        every_page(backend, Listing::Scheduled, 2).await,
+        [
+            vec!["later-4", "later-3"],
+            vec!["later-2", "later-1"],
+            vec!["later-0"]
+        ]
+    );
+    assert_eq!(
+        every_page(backend, Listing::Queued, 3).await,
+        [vec!["now-0", "now-1", "now-2"], vec!["now-3", "now-4"]]
+    );
+    assert_eq!(
+        every_page(backend, Listing::Running, 3).await,
+        [Vec::<String>::new()]
+    );
+
+    let mut consumer = backend.consumer("w1").await.unwrap();
+    assert_eq!(
+        consumer
+            .claim(3, Duration::from_secs(2))
+            .await
+            .unwrap()
+            .deliveries
+            .len(),
+        3
+    );
+    assert_eq!(
+        every_page(backend, Listing::Running, 2).await,
+        [vec!["now-0", "now-1"], vec!["now-2"]]
+    );
+    assert_eq!(
+        every_page(backend, Listing::Queued, 10).await,
+        [vec!["now-3", "now-4"]]
+    );
+    // A replaced call is listed once, where its new message is.
+    backend
+        .schedule(&[replacing("now-3", When::Now)])
+        .await
+        .unwrap();
+    assert_eq!(
+        every_page(backend, Listing::Queued, 10).await,
+        [vec!["now-4", "now-3"]]
+    );
+    let first = backend.page(Listing::Queued, None, 1).await.unwrap();
+    assert_eq!(
+        first.records[0].message.args,
+        r#"{"to":"now-4@example.com"}"#
+    );
+    assert!(first.next.is_some());
+}
+
+/// Heartbeats add up the runs workers report, per interval of the docket's clock.
+pub(super) async fn heartbeats_add_their_activity_to_the_history(store: Store) {
+    let backend = store.open("activity", TTL).await;
+    let start = backend.now().await.unwrap();
+    assert!(backend.activity(start).await.unwrap().is_empty());
+    backend
+        .heartbeat("w1", &["a"], TTL, Activity::new(3, 1, 1))
+        .await
+        .unwrap();
+    backend
+        .heartbeat("w2", &["a"], TTL, Activity::new(2, 0, 0))
+        .await
+        .unwrap();
+    backend
+        .heartbeat("w2", &["a"], TTL, Activity::default())
+        .await
+        .unwrap();
+    let history = backend.activity(start - ACTIVITY_INTERVAL).await.unwrap();
+    let total = history
+        .iter()
+        .fold(Activity::default(), |mut sum, interval| {
+            sum.add(interval.activity);
+            sum
+        });
+    assert_eq!(total, Activity::new(5, 1, 1), "{history:?}");
+    assert!(
+        history.len() <= 2,
+        "the heartbeats fall in one or two intervals"
+    );
+    for interval in &history {
+        assert!(interval.start <= backend.now().await.unwrap());
+        assert!(interval.start + ACTIVITY_INTERVAL > start, "{history:?}");
+    }
+    let later = backend.now().await.unwrap() + ACTIVITY_INTERVAL;
+    assert!(backend.activity(later).await.unwrap().is_empty());
+    if let Some(mut raw) = store.redis().await {
+        let keys: Vec<String> = raw.keys("activity:activity:*").await.unwrap();
+        assert!(!keys.is_empty());
+        for key in keys {
+            let ttl: i64 = raw.pttl(&key).await.unwrap();
+            assert!(ttl > 0 && ttl <= 15 * 60 * 1000, "{key}: {ttl}");
+        }
     }
 }

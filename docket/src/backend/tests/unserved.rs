@@ -71,7 +71,10 @@ pub(super) async fn a_handed_back_call_waits_until_a_worker_serving_its_task_bea
             .deliveries
             .is_empty()
     );
-    backend.heartbeat("old", &["other"], TTL).await.unwrap();
+    backend
+        .heartbeat("old", &["other"], TTL, Activity::default())
+        .await
+        .unwrap();
     assert!(
         old.claim(10, Duration::ZERO)
             .await
@@ -83,7 +86,7 @@ pub(super) async fn a_handed_back_call_waits_until_a_worker_serving_its_task_bea
 
     let mut events = backend.subscribe("a").await.unwrap();
     backend
-        .heartbeat("new", &["send_email"], TTL)
+        .heartbeat("new", &["send_email"], TTL, Activity::default())
         .await
         .unwrap();
     assert_eq!(backend.live_counts().await.unwrap().queued, 2);
@@ -138,7 +141,7 @@ pub(super) async fn calls_no_worker_serves_are_abandoned_only_past_their_time(st
     let backend = store.open("abandon", TTL).await;
     let error = TaskError::new(TaskErrorKind::UnknownTask, "nobody serves `send_email`");
     backend
-        .heartbeat("new", &["send_email"], TTL)
+        .heartbeat("new", &["send_email"], TTL, Activity::default())
         .await
         .unwrap();
     backend
@@ -230,7 +233,7 @@ pub(super) async fn a_waiting_call_cancelled_or_replaced_no_longer_waits(store: 
         "only `kept` still waits: {waiting:?}"
     );
     backend
-        .heartbeat("new", &["send_email"], TTL)
+        .heartbeat("new", &["send_email"], TTL, Activity::default())
         .await
         .unwrap();
     let mut new = backend.consumer("new").await.unwrap();

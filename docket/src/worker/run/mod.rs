@@ -238,6 +238,7 @@ fn hand_over(
 fn log_next(shared: &Shared, execution: &Execution, next: Option<&Reschedule>) {
     let Some(next) = next else { return };
     let (what, counter) = if next.attempt > execution.attempt() {
+        shared.tally.retried();
         ("task will be retried", "docket_tasks_retried")
     } else {
         ("task will run again", "docket_tasks_perpetuated")

@@ -175,8 +175,14 @@ pub(super) async fn run(
     }
     span.in_scope(|| log_end(shared, &execution, &outcome, duration));
     let ended = match &outcome {
-        Outcome::Completed { .. } => Some("docket_tasks_succeeded"),
-        Outcome::Failed { .. } => Some("docket_tasks_failed"),
+        Outcome::Completed { .. } => {
+            shared.tally.succeeded();
+            Some("docket_tasks_succeeded")
+        }
+        Outcome::Failed { .. } => {
+            shared.tally.failed();
+            Some("docket_tasks_failed")
+        }
         Outcome::Cancelled => Some("docket_tasks_cancelled"),
         Outcome::Deferred | Outcome::Refused { .. } => None,
     };
