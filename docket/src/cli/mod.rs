@@ -22,7 +22,6 @@ mod docs_check;
 mod duration;
 mod logging;
 mod table;
-mod values;
 mod watch;
 mod worker;
 

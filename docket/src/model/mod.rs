@@ -13,6 +13,7 @@ mod options;
 mod state;
 mod strike;
 mod strike_set;
+mod strike_value;
 mod worker;
 
 pub use dead_letter::DeadLetter;
@@ -24,4 +25,5 @@ pub use options::{ConcurrencyLimit, RateLimit, RetryPolicy, Schedule, TaskOption
 pub use state::{Disposition, Event, ExecutionRecord, ExecutionState, ProgressState};
 pub use strike::{Operator, Strike};
 pub(crate) use strike_set::{Instruction, StrikeSet};
+pub(crate) use strike_value::{check_strike_value, parse_strike_value};
 pub use worker::{ActiveWorker, WorkerInfo};

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::Value;
 
-use crate::cli::values::parse_strike_value;
+use crate::model::{check_strike_value, parse_strike_value};
 use crate::strikes::Operator;
 
 /// `docket strike` / `docket restore`:
@@ -41,7 +41,7 @@ impl StrikeArgs {
         let condition = |parameter: &str, operator: &str, value: &str| {
             let operator: Operator = operator.parse()?;
             let value = parse_strike_value(value)?;
-            crate::cli::values::check_strike_value(operator, &value)?;
+            check_strike_value(operator, &value)?;
             Ok::<_, String>((parameter.to_owned(), operator, value))
         };
         let nonempty = |text: &str, what: &str| {

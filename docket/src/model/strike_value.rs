@@ -1,8 +1,8 @@
-//! Typed strike values and other small command-line values.
+//! Strike values typed as text, as the command line and the dashboard take them.
 
 use serde_json::Value;
 
-use crate::strikes::Operator;
+use super::Operator;
 
 /// The typed forms a strike value may take, appended to every error.
 const VALUE_FORMS: &str = "use `int:7`, `float:1.5`, `bool:true`, `json:[1,10]` or plain \
@@ -14,7 +14,7 @@ const VALUE_FORMS: &str = "use `int:7`, `float:1.5`, `bool:true`, `json:[1,10]` 
 /// # Errors
 /// A message naming the value when a typed prefix is followed by something of another
 /// type.
-pub(super) fn parse_strike_value(text: &str) -> Result<Value, String> {
+pub(crate) fn parse_strike_value(text: &str) -> Result<Value, String> {
     let invalid = |what: &str| format!("invalid strike value `{text}`: {what}; {VALUE_FORMS}");
     let Some((kind, rest)) = text.split_once(':') else {
         return Ok(Value::String(text.to_owned()));
@@ -51,7 +51,7 @@ pub(super) fn parse_strike_value(text: &str) -> Result<Value, String> {
 ///
 /// # Errors
 /// A message naming the value.
-pub fn check_strike_value(operator: Operator, value: &Value) -> Result<(), String> {
+pub(crate) fn check_strike_value(operator: Operator, value: &Value) -> Result<(), String> {
     match (operator, value) {
         (Operator::Between, Value::Array(items)) if items.len() == 2 => Ok(()),
         (Operator::Between, other) => Err(format!(
