@@ -62,6 +62,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "dashboard",
+        &["model", "error", "execution", "task", "client"],
+    ),
+    (
         "cli",
         &[
             "model",
@@ -73,6 +77,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "task",
             "client",
             "worker",
+            "dashboard",
         ],
     ),
     ("testing", &["model", "error", "client", "task"]),

@@ -6,6 +6,8 @@ mod backend;
 pub mod behaviors;
 pub mod cli;
 mod client;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 mod error;
 mod execution;
 pub mod inject;

@@ -303,6 +303,14 @@ impl Docket {
         Ok(Some(self.placed(task, &outcome)))
     }
 
+    /// Forgets one dead letter; false when no dead letter has that key.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn purge_dead_letter(&self, key: &str) -> Result<bool> {
+        self.backend().forget_dead_letter(key).await
+    }
+
     /// Forgets every dead letter. Returns how many there were.
     ///
     /// # Errors
