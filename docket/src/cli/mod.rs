@@ -176,6 +176,8 @@ async fn dispatch(cli: Cli, serve: Option<&TaskModules>) -> Outcome {
                 Command::Watch { key } => watch::run(&docket, &key).await,
                 Command::Workers(which) => admin::workers(&docket, which).await,
                 Command::Tasks(which) => admin::add_builtin(&docket, which).await,
+                #[cfg(feature = "dashboard")]
+                Command::Dashboard(args) => dashboard(docket, args).await,
                 _ => unreachable!("handled above"),
             }
         }
@@ -194,9 +196,35 @@ fn name_of(command: &Command) -> &'static str {
         Command::Watch { .. } => "watch",
         Command::Workers(_) => "workers",
         Command::Tasks(_) => "tasks",
+        #[cfg(feature = "dashboard")]
+        Command::Dashboard(_) => "dashboard",
         Command::Version => "version",
         Command::Completions { .. } => "completions",
     }
+}
+
+/// Serves the dashboard until SIGTERM or SIGINT.
+#[cfg(feature = "dashboard")]
+async fn dashboard(docket: Docket, args: args::DashboardArgs) -> Outcome {
+    let addr = std::net::SocketAddr::new(args.bind, args.port);
+    let mut dashboard = crate::dashboard::Dashboard::new(docket).read_only(args.read_only);
+    if let Some(token) = args.auth_token {
+        dashboard = dashboard.auth_token(token);
+    }
+    eprintln!("docket dashboard on http://{addr}/");
+    dashboard
+        .serve(addr, async {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Connects for a command that operates a docket other processes use: `memory://` is

@@ -217,9 +217,7 @@ pub(super) async fn secure_headers(mut request: Request, next: Next) -> Response
         || request.uri().path().to_owned(),
         |uri| uri.path().to_owned(),
     );
-    let inner = request.uri().path();
-    let mount = full.strip_suffix(inner).unwrap_or_default();
-    let base = Base(format!("{}/", mount.trim_end_matches('/')));
+    let base = Base::of(&full, request.uri().path());
     let peer = peer(request.extensions());
     request.extensions_mut().insert(base);
     request.extensions_mut().insert(Peer(peer));
@@ -297,9 +295,9 @@ pub(super) async fn login(
         who = %peer.0, action = "login", "signed in");
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path={}; HttpOnly; SameSite=Strict",
-        app.access.session, base.0
+        app.access.session, base.home
     );
-    let mut response = Redirect::to(&base.0).into_response();
+    let mut response = Redirect::to(&base.home).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -309,9 +307,9 @@ pub(super) async fn login(
 pub(super) async fn logout(Extension(base): Extension<Base>) -> Response {
     let cookie = format!(
         "{SESSION_COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0",
-        base.0
+        base.home
     );
-    let mut response = Redirect::to(&base.0).into_response();
+    let mut response = Redirect::to(&base.home).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

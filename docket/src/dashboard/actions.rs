@@ -136,7 +136,7 @@ pub(super) async fn act(
         )),
     };
     match done {
-        Ok(Done::Redirect(to)) => Redirect::to(&format!("{}{to}", base.0)).into_response(),
+        Ok(Done::Redirect(to)) => Redirect::to(&format!("{}{to}", base.href)).into_response(),
         Ok(Done::Page(body)) => layout::html(StatusCode::OK, chrome.page(body)),
         Err(Refused(status, why)) => layout::problem(&chrome, status, &why),
     }

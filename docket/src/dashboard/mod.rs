@@ -37,6 +37,8 @@ mod actions;
 mod live;
 mod pages;
 mod scan;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -133,6 +133,10 @@ pub enum Command {
     /// Add a built-in task: check a fleet end to end.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Serve the web dashboard: what is queued, scheduled and running, runs by key,
+    /// dead letters, workers, strikes; and, with a token, act on them.
+    #[cfg(feature = "dashboard")]
+    Dashboard(DashboardArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script.
@@ -444,4 +448,24 @@ mod tests {
             assert!(help.contains(default), "{default} missing from:\n{help}");
         }
     }
+}
+
+/// `docket dashboard`.
+#[cfg(feature = "dashboard")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct DashboardArgs {
+    /// The port to listen on.
+    #[arg(long, env = "DOCKET_DASHBOARD_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The address to bind: loopback unless told otherwise (`0.0.0.0` for every
+    /// interface, behind a proxy that terminates TLS).
+    #[arg(long, env = "DOCKET_DASHBOARD_BIND", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Show only: no action buttons, and every POST refused, even with a token.
+    #[arg(long, env = "DOCKET_DASHBOARD_READ_ONLY")]
+    pub read_only: bool,
+    /// The token operators give to act (the login form, or `Authorization: Bearer`).
+    /// Without one the dashboard is read-only.
+    #[arg(long, env = "DOCKET_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
 }

@@ -14,14 +14,42 @@ use super::super::App;
 use super::super::access::Proof;
 use crate::model::{ExecutionRecord, ExecutionState};
 
-/// Where the dashboard is mounted, ending in `/`: every link is relative to it.
+/// Where the dashboard is mounted.
 #[derive(Debug, Clone)]
-pub(in crate::dashboard) struct Base(pub String);
+pub(in crate::dashboard) struct Base {
+    /// The mount path ending in `/`: every link is relative to it.
+    pub href: String,
+    /// The overview's path: the mount path itself (a router nested at `/ops` answers
+    /// `/ops`, not `/ops/`), or `/`.
+    pub home: String,
+}
+
+impl Base {
+    /// The base of a request for `full` (the path the client asked for) that the
+    /// dashboard's router saw as `inner`.
+    pub(in crate::dashboard) fn of(full: &str, inner: &str) -> Self {
+        let mount = match full.strip_suffix(inner) {
+            Some(mount) => mount,
+            // A router nested at `/ops` sees `/ops` as `/`.
+            None if inner == "/" => full,
+            None => "",
+        }
+        .trim_end_matches('/');
+        Self {
+            href: format!("{mount}/"),
+            home: if mount.is_empty() {
+                "/".to_owned()
+            } else {
+                mount.to_owned()
+            },
+        }
+    }
+}
 
 /// What the frame of a page knows about the dashboard and the operator.
 pub(in crate::dashboard) struct Chrome<'a> {
     app: &'a App,
-    base: &'a str,
+    base: &'a Base,
     title: String,
     /// The operator may act (signed in, or a bearer token).
     pub acting: bool,
@@ -38,7 +66,7 @@ impl<'a> Chrome<'a> {
     ) -> Self {
         Self {
             app,
-            base: &base.0,
+            base,
             title: title.to_owned(),
             acting: app.access.proof(headers) != Proof::None,
             events: None,
@@ -75,18 +103,18 @@ impl<'a> Chrome<'a> {
                 head {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
-                    base href=(self.base);
+                    base href=(self.base.href);
                     title { (self.title) " · " (docket) " · docket" }
                     link rel="stylesheet" href="assets/dashboard.css";
                     script src="assets/dashboard.js" defer {}
                 }
                 body {
                     header.top {
-                        a.brand href="./" { "docket" }
+                        a.brand href=(self.base.home) { "docket" }
                         span.docket title="docket name" { (docket) }
                         span.server { (server) }
                         nav {
-                            a href="./" { "Overview" }
+                            a href=(self.base.home) { "Overview" }
                             a href="tasks?list=queued" { "Queued" }
                             a href="tasks?list=scheduled" { "Scheduled" }
                             a href="tasks?list=running" { "Running" }
@@ -343,6 +371,23 @@ mod tests {
         assert_eq!(relative(now - Duration::from_secs(7_300), now), "2h 1m ago");
         assert_eq!(relative(now, now), "now");
         assert_eq!(span(Duration::from_hours(25)), "1d 1h");
+    }
+
+    #[test]
+    fn links_are_relative_to_where_the_dashboard_is_mounted() {
+        for (full, inner, href, home) in [
+            ("/", "/", "/", "/"),
+            ("/tasks", "/tasks", "/", "/"),
+            ("/ops/docket", "/", "/ops/docket/", "/ops/docket"),
+            ("/ops/docket/run", "/run", "/ops/docket/", "/ops/docket"),
+        ] {
+            let base = Base::of(full, inner);
+            assert_eq!(
+                (base.href.as_str(), base.home.as_str()),
+                (href, home),
+                "{full}"
+            );
+        }
     }
 
     #[test]
