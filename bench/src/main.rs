@@ -50,7 +50,7 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Only these scenarios (comma-separated: enqueue, drain, commands, latency,
-    /// lateness, memory, scale, durable, waiting), for development; the ceilings always run.
+    /// lateness, memory, scale, durable, waiting, dashboard), for development; the ceilings always run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Spawn this build of docket-bench-worker as the worker process, instead of
@@ -141,6 +141,10 @@ async fn scenarios_wanted(
     if wants("waiting") {
         let waiting = step("11 waiting", scenarios::waiting(bench)).await?;
         outcomes.push(("waiting", waiting));
+    }
+    if wants("dashboard") {
+        let dashboard = step("12 dashboard", scenarios::dashboard(bench)).await?;
+        outcomes.push(("dashboard", dashboard));
     }
 
     Ok(outcomes)

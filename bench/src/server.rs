@@ -194,7 +194,20 @@ pub(crate) async fn reset_stats(connection: &mut MultiplexedConnection) -> Resul
 
 /// `FLUSHALL` (only ever called on a server this run started).
 pub(crate) async fn flushall(connection: &mut MultiplexedConnection) -> Result<()> {
-    redis::cmd("FLUSHALL").query_async::<()>(connection).await?;
+    // Freed in the background, so that emptying millions of keys does not outlast the
+    // connection's response timeout; then waited for, so that the next scenario starts
+    // from memory already given back.
+    redis::cmd("FLUSHALL")
+        .arg("ASYNC")
+        .query_async::<()>(connection)
+        .await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
+    while info_u64(connection, "memory", "lazyfree_pending_objects").await? > 0 {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("FLUSHALL ASYNC still freeing objects after 2 minutes");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     Ok(())
 }
 

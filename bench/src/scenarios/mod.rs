@@ -1,10 +1,11 @@
 //! The bench's context, worker processes, and the throughput scenarios: ceilings (`L`,
 //! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS), 5 Redis commands per task, 10
-//! durable acknowledgements and 11 waiting at scale.
+//! durable acknowledgements, 11 waiting at scale and 12 dashboard pages at scale.
 
 mod ceilings;
 mod commands;
 mod context;
+mod dashboard;
 mod drain;
 mod durable;
 mod enqueue;
@@ -15,6 +16,7 @@ use std::time::Duration;
 pub(crate) use ceilings::ceilings;
 pub(crate) use commands::commands;
 pub(crate) use context::{Bench, Ceilings, WorkerProcess, ttl_label};
+pub(crate) use dashboard::dashboard;
 pub(crate) use drain::drain;
 pub(crate) use durable::durable;
 pub(crate) use enqueue::enqueue;

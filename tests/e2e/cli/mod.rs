@@ -3,6 +3,7 @@
 //! module is the harness; the tests are in its submodules.
 
 mod commands;
+mod dashboard;
 mod faults;
 mod fleet;
 mod logging;
