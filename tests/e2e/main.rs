@@ -7,6 +7,7 @@ mod availability;
 mod behaviors;
 mod chaos;
 mod cli;
+mod dashboard;
 mod deployments;
 mod faults;
 mod fleets;

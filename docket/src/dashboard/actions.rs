@@ -295,7 +295,10 @@ async fn bulk(app: &App, chrome: &Chrome<'_>, who: &Who, fields: &Fields) -> Res
         Targets::Live(listing) => format!("{} tasks", listing.as_str()),
     };
     let confirmed = fields.get("confirm").and_then(|n| n.parse::<usize>().ok());
-    if confirmed.is_none() {
+    // Confirmed for another count (tasks came or went since): ask again, with the count
+    // as it is now.
+    let changed = confirmed.filter(|count| *count != keys.len());
+    if confirmed.is_none() || changed.is_some() {
         let described = if by_filter {
             describe(&filter)
         } else {
@@ -303,6 +306,9 @@ async fn bulk(app: &App, chrome: &Chrome<'_>, who: &Who, fields: &Fields) -> Res
         };
         return Ok(Done::Page(html! {
             h1 { (verb) " " (layout::count(keys.len())) " " (what) "?" }
+            @if let Some(before) = changed {
+                p.problem { "The count changed since you confirmed " (before) ": it is " (keys.len()) " now." }
+            }
             p.confirm { (verb) " " strong.confirm-count { (keys.len()) } " " (what) " (" (described) ")." }
             form.bulk action="actions/bulk" method="post" {
                 (chrome.csrf())

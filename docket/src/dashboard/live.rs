@@ -99,12 +99,14 @@ async fn wait_or_gone(sender: &mpsc::Sender<()>) -> bool {
     }
 }
 
-/// Follows the docket's counts, workers and dead letters.
+/// Follows the docket's counts, workers and recent activity. The first look counts as
+/// a change: whatever changed between rendering the page and this stream's first look
+/// is shown too.
 async fn follow_docket(app: &App, sender: &mpsc::Sender<()>) {
     let mut last = None;
     loop {
         let seen = fingerprint(app).await;
-        if seen.is_some() && last.is_some() && seen != last && !changed(sender).await {
+        if seen.is_some() && seen != last && !changed(sender).await {
             return;
         }
         if seen.is_some() {

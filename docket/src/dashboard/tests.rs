@@ -337,6 +337,28 @@ async fn a_bulk_action_on_a_filter_names_the_count_then_acts_on_each_match() {
         30,
         "nothing done before confirming"
     );
+    let stale = post(
+        &app,
+        "/actions/bulk",
+        &format!("{form}&confirm=9"),
+        &[BEARER],
+    )
+    .await;
+    assert!(
+        stale.body.contains("count changed since you confirmed 9"),
+        "{}",
+        stale.body
+    );
+    assert!(
+        stale
+            .body
+            .contains(r#"<strong class="confirm-count">10</strong>"#)
+    );
+    assert_eq!(
+        docket.counts().await.unwrap().scheduled,
+        30,
+        "nothing done on a stale count"
+    );
     let done = post(
         &app,
         "/actions/bulk",

@@ -63,5 +63,7 @@
 
   var source = new EventSource(stream);
   source.addEventListener("changed", function () { schedule(); });
-  document.documentElement.setAttribute("data-live", "connected");
+  source.addEventListener("open", function () {
+    document.documentElement.setAttribute("data-live", "connected");
+  });
 })();

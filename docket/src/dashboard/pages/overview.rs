@@ -70,7 +70,7 @@ async fn render(app: &App) -> crate::Result<Markup> {
             }
         }
         section.chart {
-            h2 { "Runs ended, last " (layout::span(CHART_SPAN)) }
+            h2 { "Runs ended, last " (CHART_SPAN.as_secs() / 60) " minutes" }
             (chart(&history, now))
             p.legend {
                 span.key-ok { "completed" } " · " span.key-bad { "failed" } " · " span.key-warn { "retried" }
@@ -161,9 +161,9 @@ fn chart(history: &[ActivityInterval], now: SystemTime) -> Markup {
             );
         }
     }
-    let _ = write!(
-        svg,
-        r#"<text x="4" y="14">peak {peak:.0} per 5 s</text></svg>"#
-    );
-    html! { (layout::svg(svg)) }
+    svg.push_str("</svg>");
+    html! {
+        p.peak { "Tallest bar: " (format!("{peak:.0}")) " runs in 5 s" }
+        (layout::svg(svg))
+    }
 }
