@@ -578,6 +578,51 @@ fn command(connection: &mut ::redis::Connection, words: &[&str]) -> ::redis::Val
     command.query(connection).unwrap()
 }
 
+/// Replaces the queued message of `key` with a copy whose `field` is `value` (or
+/// missing), as a message damaged in the stream would be: the record names the copy.
+fn corrupt_queued_message(
+    connection: &mut ::redis::Connection,
+    name: &str,
+    key: &str,
+    field: &str,
+    value: Option<&str>,
+) {
+    let (stream, record) = (format!("{name}:stream"), format!("{name}:runs:{key}"));
+    let id: String = ::redis::cmd("HGET")
+        .arg(&record)
+        .arg("stream_id")
+        .query(connection)
+        .unwrap();
+    let entries: Vec<(String, Vec<(String, String)>)> = ::redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg(&id)
+        .arg(&id)
+        .query(connection)
+        .unwrap();
+    let mut fields = entries.into_iter().next().expect("the queued message").1;
+    fields.retain(|(name, _)| name != field);
+    if let Some(value) = value {
+        fields.push((field.to_owned(), value.to_owned()));
+    }
+    let _: i64 = ::redis::cmd("XDEL")
+        .arg(&stream)
+        .arg(&id)
+        .query(connection)
+        .unwrap();
+    let copy: String = ::redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg(&fields)
+        .query(connection)
+        .unwrap();
+    let _: i64 = ::redis::cmd("HSET")
+        .arg(&record)
+        .arg("stream_id")
+        .arg(copy)
+        .query(connection)
+        .unwrap();
+}
+
 /// Messages a worker cannot run — a field missing or unreadable, arguments that are not
 /// JSON or do not fit the task, entries no docket call wrote — are acknowledged and
 /// recorded FAILED naming what is wrong, and the worker goes on. (A call of a task the
@@ -591,19 +636,8 @@ async fn malformed_messages_fail_clearly_and_never_block_the_worker() {
     let name = &target.name;
     let mut executions = Vec::new();
     for (key, field, value, _) in CORRUPTIONS {
-        executions.push(
-            docket
-                .add(AddNumbers::new(1, 2))
-                .key(key)
-                .after(Duration::from_millis(300))
-                .await
-                .unwrap(),
-        );
-        let parked = format!("{name}:{key}");
-        match value {
-            None => command(&mut connection, &["HDEL", &parked, field]),
-            Some(value) => command(&mut connection, &["HSET", &parked, field, value]),
-        };
+        executions.push(docket.add(AddNumbers::new(1, 2)).key(key).await.unwrap());
+        corrupt_queued_message(&mut connection, name, key, field, value);
     }
     // Entries written by something other than docket: one with no key at all, one
     // whose key has no record.

@@ -78,6 +78,7 @@ on_both_backends! {
     scheduling::a_fresh_key_is_written_as_any_new_key,
     scheduling::pages_list_live_tasks_in_order_cursor_to_cursor,
     scheduling::heartbeats_add_their_activity_to_the_history,
+    scheduling::a_parked_call_is_queued_with_the_message_its_record_holds,
     leases::a_sweeper_takes_over_abandoned_messages_and_fences_the_old_worker,
     leases::renewal_keeps_a_message_from_the_sweeper,
     leases::a_run_that_keeps_losing_its_worker_is_dead_lettered,

@@ -51,11 +51,14 @@ pub(super) async fn schedule_queues_due_calls_and_parks_later_ones(store: Store)
         assert_eq!(queued, 2);
         let parked: Vec<String> = raw.zrange("sched:queue", 0, -1).await.unwrap();
         assert_eq!(parked, ["later"]);
-        let message: HashMap<String, String> = raw.hgetall("sched:later").await.unwrap();
-        assert_eq!(message["function"], "send_email");
-        assert_eq!(message["generation"], "1");
-        assert_eq!(message["attempt"], "1");
-        assert!(!message.contains_key("traceparent"));
+        // A parked call has no copy of its message: its record holds it.
+        let exists: bool = raw.exists("sched:later").await.unwrap();
+        assert!(!exists);
+        let record: HashMap<String, String> = raw.hgetall("sched:runs:later").await.unwrap();
+        assert_eq!(record["function"], "send_email");
+        assert_eq!(record["generation"], "1");
+        assert_eq!(record["attempt"], "1");
+        assert!(!record.contains_key("traceparent"));
     }
 
     let counts = backend.live_counts().await.unwrap();
@@ -558,5 +561,59 @@ pub(super) async fn heartbeats_add_their_activity_to_the_history(store: Store) {
             let ttl: i64 = raw.pttl(&key).await.unwrap();
             assert!(ttl > 0 && ttl <= 15 * 60 * 1000, "{key}: {ttl}");
         }
+    }
+}
+
+/// A parked call's message is made from its record when it falls due: the same
+/// function, arguments, attempt and generation, and its producer's trace context, which
+/// the record keeps only while the call is parked.
+pub(super) async fn a_parked_call_is_queued_with_the_message_its_record_holds(store: Store) {
+    let backend = store.open("parked", TTL).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut traced = call("traced", When::After(Duration::from_millis(50)));
+    traced.message.traceparent = Some(traceparent.to_owned());
+    backend
+        .schedule(&[
+            traced,
+            call("plain", When::After(Duration::from_millis(50))),
+        ])
+        .await
+        .unwrap();
+    if let Some(mut raw) = store.redis().await {
+        let kept: Option<String> = raw.hget("parked:runs:traced", "traceparent").await.unwrap();
+        assert_eq!(kept.as_deref(), Some(traceparent));
+    }
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(backend.promote_due(10).await.unwrap().moved, 2);
+    let mut consumer = backend.consumer("w1").await.unwrap();
+    let mut claimed = consumer
+        .claim(10, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .deliveries;
+    claimed.sort_by(|a, b| a.message.key.cmp(&b.message.key));
+    let [plain, traced] = &claimed[..] else {
+        panic!("{claimed:?}")
+    };
+    assert_eq!(traced.message.traceparent.as_deref(), Some(traceparent));
+    assert_eq!(plain.message.traceparent, None);
+    for delivery in [plain, traced] {
+        let message = &delivery.message;
+        assert_eq!(
+            (
+                message.function.as_str(),
+                message.attempt,
+                message.generation
+            ),
+            ("send_email", 1, 1)
+        );
+        assert_eq!(
+            message.args,
+            format!(r#"{{"to":"{}@example.com"}}"#, message.key)
+        );
+    }
+    if let Some(mut raw) = store.redis().await {
+        let kept: Option<String> = raw.hget("parked:runs:traced", "traceparent").await.unwrap();
+        assert_eq!(kept, None, "the message carries it now");
     }
 }

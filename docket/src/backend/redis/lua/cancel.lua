@@ -7,7 +7,7 @@
 -- ARGV[3]  ttl_ms     execution_ttl for a record that does not carry its producer's
 --                     (0: delete the record)
 --
--- SCHEDULED: the parked copy is removed. QUEUED: the message is deleted (and
+-- SCHEDULED: its key leaves the queue. QUEUED: the message is deleted (and
 -- acknowledged, in case a worker just read it). RUNNING: its worker is signalled on
 -- {p}:cancel:{key} with the generation as the message. Each ends CANCELLED. Returns 1, or 0 when the key was not live.
 
@@ -18,7 +18,6 @@ local current = redis.call('HMGET', record_key(key), 'state', 'generation', 'str
 local state = current[1]
 if state == 'SCHEDULED' then
     redis.call('ZREM', queue, key)
-    redis.call('DEL', parked_key(key))
 elseif state == 'QUEUED' then
     drop_message(stream, current[3])
 elseif state == 'RUNNING' then

@@ -13,7 +13,6 @@ local now = now_ms()
 local removed = 0
 
 for _, key in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
-    redis.call('DEL', parked_key(key))
     local current = redis.call('HMGET', record_key(key), 'state', 'generation')
     if current[1] == 'SCHEDULED' then
         conclude(key, 'CANCELLED', current[2], call_ttl(key, ttl_ms), nil, now)

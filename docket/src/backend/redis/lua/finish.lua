@@ -71,11 +71,8 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
         new_generation, traceparent)
     local new_state, id = 'SCHEDULED', ''
     if unserved then
-        park_unserved(queue, key, fields, current['function'], now)
+        park_unserved(queue, key, current['function'], now)
     elseif waiting then
-        local parked = parked_key(key)
-        redis.call('DEL', parked)
-        redis.call('HSET', parked, unpack(fields))
         redis.call('ZADD', queue, PARKED_FOREVER, key)
         redis.call('RPUSH', waiting_key(slot_scope), key)
         redis.call('HSET', WAITING_SCOPES, slot_scope, slot_max)
@@ -94,6 +91,13 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
         'when', when, 'args', args, 'attempt', attempt)
     if id ~= '' then
         redis.call('HSET', record, 'stream_id', id)
+    end
+    -- A parked call's message is made from its record: it keeps the trace context the
+    -- next message carries, and no other.
+    if id == '' and traceparent and traceparent ~= '' then
+        redis.call('HSET', record, 'traceparent', traceparent)
+    elseif current['traceparent'] then
+        redis.call('HDEL', record, 'traceparent')
     end
     if state == 'FAILED' and error_json ~= '' then
         redis.call('HSET', record, 'error', error_json)

@@ -33,7 +33,6 @@ local function continue_when_out_of_memory()
     redis.pcall('XACK', PREFIX .. ':stream', GROUP, '0-0')
 end
 
-local function parked_key(key) return PREFIX .. ':' .. key end
 local function record_key(key) return PREFIX .. ':runs:' .. key end
 local function progress_key(key) return PREFIX .. ':progress:' .. key end
 local function result_key(key, generation) return PREFIX .. ':results:' .. key .. ':' .. generation end
@@ -183,17 +182,34 @@ local function conclude(key, state, generation, ttl_ms, error_json, now, no_prog
     publish_state(key, state, generation, nil, error_json)
 end
 
--- The fields of a stream message (and of a parked task).
+-- The fields of a stream message. A field with no value is left out (a record read
+-- back without one makes a message a worker refuses by name, never a shifted one).
 local function message_fields(key, when, fn, args, attempt, generation, traceparent)
-    local fields = {
-        'key', key, 'when', when, 'function', fn, 'args', args,
-        'attempt', attempt, 'generation', generation,
-    }
-    if traceparent and traceparent ~= '' then
-        fields[#fields + 1] = 'traceparent'
-        fields[#fields + 1] = traceparent
+    local fields = {}
+    local function put(name, value)
+        if value and value ~= '' then
+            fields[#fields + 1] = name
+            fields[#fields + 1] = value
+        end
     end
+    put('key', key)
+    put('when', when)
+    put('function', fn)
+    put('args', args)
+    put('attempt', attempt)
+    put('generation', generation)
+    put('traceparent', traceparent)
     return fields
+end
+
+-- The record fields a parked call's message is made of at promotion: a parked call
+-- has no copy of its message, its record holds it.
+local MESSAGE_IN_RECORD = { 'when', 'function', 'args', 'attempt', 'generation', 'traceparent' }
+
+-- The message of a parked call, from the values of MESSAGE_IN_RECORD read from its
+-- record (in that order).
+local function parked_message(key, values)
+    return message_fields(key, values[1], values[2], values[3], values[4], values[5], values[6])
 end
 
 -- Queues a call under a key the producer generated for it (a UUID v7: there is no
@@ -207,15 +223,13 @@ local function queue_generated(stream, key, fn, args, when, ttl_ms)
         'function', fn, 'args', args, 'attempt', '1', 'stream_id', id, 'ttl', ttl_ms)
 end
 
--- Queues a message that is due (XADD) or parks it until `due` (ms). Returns the new
--- state and the stream id ('' when parked).
+-- Queues a message that is due (XADD) or parks its key until `due` (ms): the caller
+-- writes the record, which holds a parked call's message (with its `traceparent`).
+-- Returns the new state and the stream id ('' when parked).
 local function place(stream, queue, key, fields, due, now)
     if due <= now then
         return 'QUEUED', redis.call('XADD', stream, '*', unpack(fields))
     end
-    local parked = parked_key(key)
-    redis.call('DEL', parked)
-    redis.call('HSET', parked, unpack(fields))
     redis.call('ZADD', queue, int(due), key)
     return 'SCHEDULED', ''
 end
@@ -266,17 +280,15 @@ local function live_holders(slots, now)
     return redis.call('ZCARD', slots)
 end
 
--- Queues a parked waiter of `generation`: its message goes from its parked hash to the
--- stream, its record says QUEUED and no longer names what it waited for (`field`).
+-- Queues a parked waiter of `generation`: its message, made from its record, goes to
+-- the stream; its record says QUEUED and no longer names what it waited for (`field`).
 local function queue_waiter(stream, queue, key, generation, field)
-    local parked = parked_key(key)
-    local fields = redis.call('HGETALL', parked)
-    redis.call('DEL', parked)
+    local record = record_key(key)
+    local fields = parked_message(key, redis.call('HMGET', record, unpack(MESSAGE_IN_RECORD)))
     redis.call('ZREM', queue, key)
     local id = redis.call('XADD', stream, '*', unpack(fields))
-    local record = record_key(key)
     redis.call('HSET', record, 'state', 'QUEUED', 'stream_id', id)
-    redis.call('HDEL', record, field)
+    redis.call('HDEL', record, field, 'traceparent')
     publish_state(key, 'QUEUED', generation)
 end
 
@@ -285,13 +297,10 @@ end
 local function unserved_key(task) return PREFIX .. ':unserved:' .. task end
 local UNSERVED_TASKS = PREFIX .. ':unserved'
 
--- Parks a call of `task` until a worker that serves the task is alive: its message in
--- the parked hash, never due in the queue, its key in the task's list; its record says
+-- Parks a call of `task` until a worker that serves the task is alive: never due in
+-- the queue, its key in the task's list; its record (which holds its message) says
 -- since when (`unserved_ms`).
-local function park_unserved(queue, key, fields, task, now)
-    local parked = parked_key(key)
-    redis.call('DEL', parked)
-    redis.call('HSET', parked, unpack(fields))
+local function park_unserved(queue, key, task, now)
     redis.call('ZADD', queue, PARKED_FOREVER, key)
     redis.call('RPUSH', unserved_key(task), key)
     redis.call('SADD', UNSERVED_TASKS, task)

@@ -7,8 +7,9 @@
 --
 -- Returns: moved, and milliseconds until the next scheduled task is due (-1: none;
 -- waiters for a concurrency slot are never due).
--- A parked copy whose record no longer expects it (another generation, not SCHEDULED)
--- is dropped instead of queued.
+-- A parked call's message is made from its record (see parked_message). A key whose
+-- record is no longer SCHEDULED (cancelled, replaced by a queued copy, expired) only
+-- leaves the queue.
 
 local stream, queue = KEYS[1], KEYS[2]
 local limit = tonumber(ARGV[2])
@@ -16,21 +17,20 @@ local now = now_ms()
 local moved = 0
 
 local due = redis.call('ZRANGEBYSCORE', queue, '-inf', int(now), 'LIMIT', 0, limit)
+local wanted = { 'state', unpack(MESSAGE_IN_RECORD) }
 for _, key in ipairs(due) do
-    local parked = parked_key(key)
-    local message = redis.call('HGETALL', parked)
     redis.call('ZREM', queue, key)
-    redis.call('DEL', parked)
-    if #message > 0 then
-        local generation = to_table(message)['generation']
-        local record = record_key(key)
-        local current = redis.call('HMGET', record, 'state', 'generation')
-        if current[1] == 'SCHEDULED' and current[2] == generation then
-            local id = redis.call('XADD', stream, '*', unpack(message))
-            redis.call('HSET', record, 'state', 'QUEUED', 'stream_id', id)
-            publish_state(key, 'QUEUED', generation)
-            moved = moved + 1
+    local record = record_key(key)
+    local current = redis.call('HMGET', record, unpack(wanted))
+    if current[1] == 'SCHEDULED' then
+        local values = { unpack(current, 2) }
+        local id = redis.call('XADD', stream, '*', unpack(parked_message(key, values)))
+        redis.call('HSET', record, 'state', 'QUEUED', 'stream_id', id)
+        if values[6] then
+            redis.call('HDEL', record, 'traceparent')
         end
+        publish_state(key, 'QUEUED', values[5])
+        moved = moved + 1
     end
 end
 

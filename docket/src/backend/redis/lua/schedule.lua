@@ -14,7 +14,7 @@
 --
 -- Returns, per call: disposition, generation, when (RFC 3339).
 -- A live key (SCHEDULED, QUEUED, RUNNING) is left alone by `add` (ALREADY_SCHEDULED);
--- `replace` removes its parked or queued copy (a running copy is fenced off by the new
+-- `replace` takes its key from the queue or deletes its queued message (a running copy is fenced off by the new
 -- generation) and answers SUPERSEDED. The due time is computed from the server clock.
 
 local stream, queue = KEYS[1], KEYS[2]
@@ -57,7 +57,6 @@ for size, base in sized_entries(4, count) do
                 disposition = 'SUPERSEDED'
                 if state == 'SCHEDULED' then
                     redis.call('ZREM', queue, key)
-                    redis.call('DEL', parked_key(key))
                 elseif state == 'QUEUED' then
                     drop_message(stream, current[4])
                 end
@@ -82,6 +81,10 @@ for size, base in sized_entries(4, count) do
             if id ~= '' then
                 record_fields[#record_fields + 1] = 'stream_id'
                 record_fields[#record_fields + 1] = id
+            elseif traceparent ~= '' then
+                -- A parked call's message is made from its record at promotion.
+                record_fields[#record_fields + 1] = 'traceparent'
+                record_fields[#record_fields + 1] = traceparent
             end
             redis.call('HSET', record, unpack(record_fields))
             publish_state(key, new_state, new_generation)

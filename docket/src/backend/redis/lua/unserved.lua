@@ -74,7 +74,6 @@ elseif action == 'abandon' then
                 ['function'] = r[1], args = r[2], when = r[3], error = error_json,
                 dead_at = rfc3339(now),
             }))
-            redis.call('DEL', parked_key(key))
             redis.call('ZREM', queue, key)
             redis.call('LREM', list, 1, key)
             redis.call('HDEL', record, 'unserved_ms')
