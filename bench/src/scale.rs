@@ -255,7 +255,8 @@ pub(crate) async fn scale(bench: &mut Bench, add_many_rate: f64) -> Result<Outco
             "Redis used_memory per scheduled task",
             "bytes",
             once(per_task),
-        ),
+        )
+        .at_most(350.0, "≤ 350 bytes"),
     ];
     if let Some(promotion) = promotion {
         figures.push(Figure::new(
