@@ -35,7 +35,7 @@ async fn immediate_task_runs_and_returns_its_result(target: Target) {
         execution
             .key()
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'~'),
         "{}",
         execution.key()
     );

@@ -117,8 +117,9 @@ fn unstruck<'a>(tasks: &'a [NewTask], struck: &[bool]) -> std::borrow::Cow<'a, [
         .into()
 }
 
-/// The digits of a generated key, in ASCII order: keys sort as their UUIDs do.
-const KEY_DIGITS: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+/// The digits of a generated key, in ASCII order (keys sort as their UUIDs do), all
+/// unreserved in URLs; none is `-`, so a key never reads as a command-line flag.
+const KEY_DIGITS: &[u8; 64] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~";
 
 /// A key for a call given none: a UUID v7 (unique, and ordered by when it was made)
 /// written as 22 URL-safe characters instead of 36. Every key is stored several times
@@ -305,6 +306,7 @@ mod tests {
             "ключ",
         ] {
             validate_key(key).unwrap();
+            assert!(!key.starts_with('-'), "{key}");
         }
         assert!(validate_key("").is_err());
     }
@@ -335,9 +337,9 @@ mod generated {
 
     #[test]
     fn generated_keys_are_short_url_safe_and_sort_as_they_were_made() {
-        assert_eq!(encode_key(0), "-".repeat(22));
-        // The first digit carries the top 2 bits: at most the fourth digit, `2`.
-        assert_eq!(encode_key(u128::MAX), format!("2{}", "z".repeat(21)));
+        assert_eq!(encode_key(0), "0".repeat(22));
+        // The first digit carries the top 2 bits: at most the fourth digit, `3`.
+        assert_eq!(encode_key(u128::MAX), format!("3{}", "~".repeat(21)));
         let keys: Vec<String> = (0..1000).map(|_| generated_key()).collect();
         for key in &keys {
             assert_eq!(key.len(), 22, "{key}");
