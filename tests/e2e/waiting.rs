@@ -78,10 +78,13 @@ async fn a_hundred_thousand_waiters_on_one_handle_all_get_their_results(target: 
     let worker = test_worker(&docket).concurrency(100).build().unwrap();
     let stop = worker.shutdown_handle();
     let running = tokio::spawn(async move { worker.run_forever().await });
+    // A liveness bound, not a speed target: a debug build drains the 100,000 calls in
+    // about a minute on two cores shared with the rest of the suite.
+    let all_answered = tokio::time::Instant::now() + Duration::from_mins(6);
     for (n, waiter) in (0..WAITERS).zip(waiters) {
-        let result = tokio::time::timeout(Duration::from_mins(2), waiter)
+        let result = tokio::time::timeout_at(all_answered, waiter)
             .await
-            .expect("every waiter gets its result")
+            .unwrap_or_else(|_| panic!("waiter {n} of {WAITERS} got no result within 6 minutes"))
             .unwrap();
         assert_eq!(result.unwrap(), n + 1);
     }
