@@ -38,6 +38,13 @@ pub async fn stamp() -> u64 {
     unix_micros(SystemTime::now())
 }
 
+/// Returns its argument (the payload scenario: arguments and results of one size).
+#[docket::task(name = "bench_echo")]
+pub async fn echo(data: String) -> String {
+    note_start();
+    data
+}
+
 /// Records a task start: first, latest and count (three atomics, no lock).
 fn note_start() {
     let Some(origin) = ORIGIN.get() else {
@@ -115,11 +122,20 @@ pub enum Mode {
     /// once every waiter is subscribed; the clock for the last result starts when
     /// standard input closes.
     Wait,
+    /// As `Drain`, but `run_until_finished` starts only once standard input closes: so
+    /// that several workers start on one docket together (the fleet scenario).
+    Gated,
 }
 
 impl Mode {
     /// Every mode, in `--help`'s order.
-    const ALL: [Self; 4] = [Self::Drain, Self::Serve, Self::Memory, Self::Wait];
+    const ALL: [Self; 5] = [
+        Self::Drain,
+        Self::Serve,
+        Self::Memory,
+        Self::Wait,
+        Self::Gated,
+    ];
 
     /// Its `--mode` value.
     #[must_use]
@@ -129,6 +145,7 @@ impl Mode {
             Self::Serve => "serve",
             Self::Memory => "memory",
             Self::Wait => "wait",
+            Self::Gated => "gated",
         }
     }
 }
@@ -160,14 +177,15 @@ fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
 
 /// The worker program's `--help`.
 pub const WORKER_USAGE: &str = "\
-Usage: docket-bench-worker --mode <drain|serve|memory|wait> --url <URL> --name <NAME> \
+Usage: docket-bench-worker --mode <drain|serve|memory|wait|gated> --url <URL> --name <NAME> \
 --concurrency <N> --ttl-ms <MS> [--tasks <N>]
 
   --mode         drain: run_until_finished on what is queued, then exit;
                  serve: run_forever until standard input closes;
                  memory: add --tasks no-ops to an in-process memory:// docket, drain them
                  wait: add --tasks no-ops and await each one's result (no worker;
-                 docket-bench-waiter only)
+                 docket-bench-waiter only);
+                 gated: as drain, once standard input closes
   --url          the docket's URL
   --name         the docket's name
   --concurrency  the worker's concurrency
@@ -211,7 +229,9 @@ impl WorkerArgs {
         let mode = Mode::ALL
             .into_iter()
             .find(|known| known.name() == mode)
-            .with_context(|| format!("`--mode {mode}`: expected drain, serve, memory or wait"))?;
+            .with_context(|| {
+                format!("`--mode {mode}`: expected drain, serve, memory, wait or gated")
+            })?;
         let (url, name) = (take("url")?, take("name")?);
         let concurrency = number("concurrency", &take("concurrency")?)?;
         let ttl_ms = number("ttl-ms", &take("ttl-ms")?)?;
@@ -293,6 +313,18 @@ pub struct ChildReport {
     /// `wait` mode: the handle's connections to the Redis server, all waiters subscribed.
     #[serde(default)]
     pub connections: u64,
+    /// Runs of `bench_tick` (the schedules scenario), whose lateness is summarized below.
+    #[serde(default)]
+    pub tick_runs: u64,
+    /// Their start − due, in milliseconds: median...
+    #[serde(default)]
+    pub tick_lateness_p50_ms: f64,
+    /// ...99th percentile...
+    #[serde(default)]
+    pub tick_lateness_p99_ms: f64,
+    /// ...and the latest.
+    #[serde(default)]
+    pub tick_lateness_max_ms: f64,
 }
 
 /// Runs the worker role and prints its report.
@@ -329,10 +361,17 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         report.hwm_start_kib = memory_kib().0;
     }
     say("ready")?;
+    if args.mode == Mode::Gated {
+        // Standard input closing opens the gate (read on a blocking thread).
+        tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+            .await??;
+    }
     let origin = *ORIGIN.get_or_init(Instant::now);
     let cpu_before = cpu_ms();
     match args.mode {
-        Mode::Drain | Mode::Memory | Mode::Wait => worker.run_until_finished().await?,
+        Mode::Drain | Mode::Memory | Mode::Wait | Mode::Gated => {
+            worker.run_until_finished().await?;
+        }
         Mode::Serve => {
             let stop = worker.shutdown_handle();
             // Standard input closing is the signal to stop (a plain thread: reading it
@@ -350,6 +389,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     report.first_start_ms = nanos_ms(FIRST_START.load(Ordering::Relaxed).saturating_sub(1));
     report.last_start_ms = nanos_ms(LAST_START.load(Ordering::Relaxed));
     report.starts = STARTS.load(Ordering::Relaxed);
+    limited::report_lateness(&mut report);
     (report.hwm_kib, report.rss_kib) = memory_kib();
     (report.rss_anon_kib, report.rss_file_kib) = rss_split_kib();
     say(&serde_json::to_string(&report)?)
@@ -512,9 +552,106 @@ pub async fn add_noops(docket: &Docket, count: usize, batch: usize) -> Result<()
     Ok(())
 }
 
+/// Adds `count` echo tasks, each carrying `bytes` bytes of argument, with `add_many`,
+/// `batch` per call.
+///
+/// # Errors
+/// When an `add_many` fails.
+pub async fn add_echoes(docket: &Docket, count: usize, bytes: usize, batch: usize) -> Result<()> {
+    let data = "x".repeat(bytes);
+    let mut left = count;
+    while left > 0 {
+        let now = left.min(batch);
+        docket
+            .add_many((0..now).map(|_| Echo::new(data.clone())))
+            .await?;
+        left -= now;
+    }
+    Ok(())
+}
+
 /// A no-op call due at `when`, for `add_many`.
 pub fn noop_at(when: SystemTime) -> docket::Call {
     docket::Call::from(Noop::new()).at(when)
+}
+
+/// The tasks of the admission and schedules scenarios: admission rules (a concurrency
+/// limit per customer, a rate limit, a debounce) and a perpetual schedule. Each notes
+/// its start as the no-op does.
+pub mod limited {
+    use std::sync::Mutex;
+    use std::time::SystemTime;
+
+    use docket::Execution;
+
+    use super::{ChildReport, note_start, unix_micros};
+    use crate::stats::percentile;
+
+    /// Start − due of every `bench_tick` run, in microseconds (0 when it started early).
+    static TICK_LATENESS_US: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+    /// A no-op, one run at a time per customer.
+    #[docket::task(name = "bench_customer_noop", concurrency(max = 1, arg = customer))]
+    pub async fn customer_noop(customer: u32) {
+        let _ = customer;
+        note_start();
+    }
+
+    /// One run at a time per customer; returns when it started, in microseconds since
+    /// the Unix epoch.
+    #[docket::task(name = "bench_customer_stamp", concurrency(max = 1, arg = customer))]
+    pub async fn customer_stamp(customer: u32) -> u64 {
+        let started = unix_micros(SystemTime::now());
+        let _ = customer;
+        note_start();
+        started
+    }
+
+    /// At most 1,000 runs in any second (calls over it wait); returns when it started.
+    #[docket::task(name = "bench_rate_stamp", rate_limit(1000, per = "1s"))]
+    pub async fn rate_stamp() -> u64 {
+        let started = unix_micros(SystemTime::now());
+        note_start();
+        started
+    }
+
+    /// Debounced by 100 ms: every call replaces the one waiting; returns when it started.
+    #[docket::task(name = "bench_debounced", debounce = "100ms")]
+    pub async fn debounced(call: u32) -> u64 {
+        let started = unix_micros(SystemTime::now());
+        let _ = call;
+        note_start();
+        started
+    }
+
+    /// Runs again every second under its key; notes how late it started.
+    #[docket::task(name = "bench_tick", perpetual = "1s")]
+    pub async fn tick(execution: Execution) {
+        let late = SystemTime::now()
+            .duration_since(execution.when())
+            .unwrap_or_default();
+        note_start();
+        let micros = u32::try_from(late.as_micros()).unwrap_or(u32::MAX);
+        TICK_LATENESS_US
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(micros);
+    }
+
+    /// Puts the `bench_tick` runs' lateness into `report`.
+    pub(super) fn report_lateness(report: &mut ChildReport) {
+        let late = TICK_LATENESS_US
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if late.is_empty() {
+            return;
+        }
+        let ms: Vec<f64> = late.iter().map(|&us| f64::from(us) / 1e3).collect();
+        report.tick_runs = u64::try_from(ms.len()).unwrap_or(u64::MAX);
+        report.tick_lateness_p50_ms = percentile(&ms, 50);
+        report.tick_lateness_p99_ms = percentile(&ms, 99);
+        report.tick_lateness_max_ms = percentile(&ms, 100);
+    }
 }
 
 #[cfg(test)]
@@ -578,5 +715,18 @@ mod tests {
             let error = format!("{:#}", parse(&line).unwrap_err());
             assert!(error.contains(named), "{line}: {error}");
         }
+    }
+
+    #[test]
+    fn the_gated_mode_reads_back() {
+        let args = WorkerArgs {
+            mode: Mode::Gated,
+            url: "redis://127.0.0.1:6379/0".to_owned(),
+            name: "fleet".to_owned(),
+            concurrency: 50,
+            ttl_ms: 1,
+            tasks: 0,
+        };
+        assert_eq!(WorkerArgs::parse(args.to_args()).unwrap(), Some(args));
     }
 }

@@ -50,7 +50,8 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Only these scenarios (comma-separated: enqueue, drain, commands, latency,
-    /// lateness, memory, scale, durable, waiting, dashboard), for development; the ceilings always run.
+    /// lateness, memory, scale, durable, waiting, dashboard, payload, fleet, admission,
+    /// schedules), for development; the ceilings always run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Spawn this build of docket-bench-worker as the worker process, instead of
@@ -145,6 +146,22 @@ async fn scenarios_wanted(
     if wants("dashboard") {
         let dashboard = step("12 dashboard", scenarios::dashboard(bench)).await?;
         outcomes.push(("dashboard", dashboard));
+    }
+    if wants("payload") {
+        let payload = step("13 payload", scenarios::payload(bench)).await?;
+        outcomes.push(("payload", payload));
+    }
+    if wants("fleet") {
+        let fleet = step("14 fleet", scenarios::fleet(bench)).await?;
+        outcomes.push(("fleet", fleet));
+    }
+    if wants("admission") {
+        let admission = step("15 admission", scenarios::admission(bench)).await?;
+        outcomes.push(("admission", admission));
+    }
+    if wants("schedules") {
+        let schedules = step("16 schedules", scenarios::schedules(bench)).await?;
+        outcomes.push(("schedules", schedules));
     }
 
     Ok(outcomes)

@@ -1,7 +1,9 @@
 //! The bench's context, worker processes, and the throughput scenarios: ceilings (`L`,
 //! `RTT1`), 1 enqueue, 2 drain (with 6, worker RSS), 5 Redis commands per task, 10
-//! durable acknowledgements, 11 waiting at scale and 12 dashboard pages at scale.
+//! durable acknowledgements, 11 waiting at scale, 12 dashboard pages at scale, 13
+//! payload sizes, 14 many workers, and admission and schedules at scale.
 
+mod admission;
 mod ceilings;
 mod commands;
 mod context;
@@ -9,10 +11,14 @@ mod dashboard;
 mod drain;
 mod durable;
 mod enqueue;
+mod fleet;
+mod payload;
+mod schedules;
 mod waiting;
 
 use std::time::Duration;
 
+pub(crate) use admission::admission;
 pub(crate) use ceilings::ceilings;
 pub(crate) use commands::commands;
 pub(crate) use context::{Bench, Ceilings, WorkerProcess, ttl_label};
@@ -20,6 +26,9 @@ pub(crate) use dashboard::dashboard;
 pub(crate) use drain::drain;
 pub(crate) use durable::durable;
 pub(crate) use enqueue::enqueue;
+pub(crate) use fleet::fleet;
+pub(crate) use payload::payload;
+pub(crate) use schedules::schedules;
 pub(crate) use waiting::waiting;
 
 /// `execution_ttl` of the state-tracking runs: docket's default.

@@ -1,0 +1,314 @@
+//! Scenario 13, payload size: a worker child drains N echo tasks at concurrency 50, with
+//! state tracking, whose arguments and results are 1 KB and 16 KB strings; beside
+//! `L_d`, the whole-cycle script of `L` carrying a d-byte field, measured in the same
+//! run on the same server.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+
+use super::TRACKED;
+use super::context::Bench;
+use super::count_u64;
+use super::drain::{Drained, redis_cpu_ms};
+use crate::child::{Mode, add_echoes};
+use crate::report::{Figure, Outcome};
+use crate::server::{self, Target};
+use crate::stats::{Summary, count, count64};
+
+/// The scenario's name in the table.
+const SCENARIO: &str = "13 payload";
+
+/// The payload sizes measured, in bytes.
+const SIZES: [usize; 2] = [1024, 16 * 1024];
+
+/// The worker's concurrency.
+const CONCURRENCY: usize = 50;
+
+/// `L_d`'s script: the cycle of `L` (`XADD`, `XREADGROUP`, `XACK`, `XDEL`), the message
+/// carrying `ARGV[1]` as its one field. It creates the group when it is missing and
+/// leaves the stream empty.
+const CARRYING_SCRIPT: &str = r"
+local stream = KEYS[1]
+redis.call('XADD', stream, '*', 'f', ARGV[1])
+local read = redis.pcall('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', 1, 'STREAMS', stream, '>')
+if type(read) == 'table' and read.err then
+    redis.call('XGROUP', 'CREATE', stream, 'g', '0', 'MKSTREAM')
+    read = redis.call('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', 1, 'STREAMS', stream, '>')
+end
+local id = read[1][2][1][1]
+redis.call('XACK', stream, 'g', id)
+redis.call('XDEL', stream, id)
+return 1
+";
+
+/// A size as the table names it (`1 KB`, `16 KB`).
+fn size_label(bytes: usize) -> String {
+    format!("{} KB", bytes / 1024)
+}
+
+/// `add_many` batch for tasks of `bytes`: about 1 MB of arguments per call, at most 500.
+fn batch_of(bytes: usize) -> usize {
+    (1_000_000 / bytes.max(1)).clamp(1, 500)
+}
+
+/// Microseconds Redis spent inside each command since the last `CONFIG RESETSTAT`
+/// (`usec=` of `INFO commandstats`; a script's time includes the commands it calls,
+/// which are counted under their own names too).
+async fn command_usec(bench: &mut Bench) -> Result<BTreeMap<String, u64>> {
+    let mut usec = BTreeMap::new();
+    for (name, line) in server::info(&mut bench.admin, "commandstats").await? {
+        let Some(command) = name.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let value = line
+            .split(',')
+            .find_map(|field| field.strip_prefix("usec="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        usec.insert(command.to_owned(), value);
+    }
+    Ok(usec)
+}
+
+/// Adds N echo tasks of `bytes`, drops the producer, resets the server's stats and has a
+/// worker child drain them (state tracking, concurrency 50). Also returns the time Redis
+/// spent in each command over the drain.
+async fn payload_once(bench: &mut Bench, bytes: usize) -> Result<(Drained, BTreeMap<String, u64>)> {
+    bench.clean().await?;
+    let tasks = bench.n(20_000);
+    let name = bench.fresh_name("payload");
+    let producer = bench.producer(&name, TRACKED).await?;
+    add_echoes(&producer, tasks, bytes, batch_of(bytes)).await?;
+    drop(producer);
+    server::reset_stats(&mut bench.admin).await?;
+    let redis_cpu_before = redis_cpu_ms(&mut bench.admin).await?;
+    let worker = bench
+        .spawn_worker(Mode::Drain, &name, CONCURRENCY, TRACKED)
+        .await?;
+    let (child, wall) = worker.finish().await?;
+    let redis_cpu_ms = redis_cpu_ms(&mut bench.admin).await? - redis_cpu_before;
+    let commandstats = server::commandstats(&mut bench.admin).await?;
+    let usec = command_usec(bench).await?;
+    if child.starts != count_u64(tasks) {
+        bail!("the worker started {} echo tasks of {tasks}", child.starts);
+    }
+    let drained = Drained {
+        tasks,
+        child,
+        wall,
+        commandstats,
+        redis_cpu_ms,
+        monitor: None,
+    };
+    Ok((drained, usec))
+}
+
+/// `redis-benchmark`'s host, port, database and credential arguments for `target`.
+fn benchmark_args(target: &Target) -> Vec<String> {
+    let mut args = vec![
+        "-h".to_owned(),
+        target.host.clone(),
+        "-p".to_owned(),
+        target.port.to_string(),
+    ];
+    if let Some(db) = target.db {
+        args.extend(["--dbnum".to_owned(), db.to_string()]);
+    }
+    if let Some(user) = &target.user {
+        args.extend(["--user".to_owned(), user.clone()]);
+    }
+    if let Some(password) = &target.password {
+        args.extend(["-a".to_owned(), password.clone()]);
+    }
+    args
+}
+
+/// The final `N requests per second` of `redis-benchmark -q` output (progress lines are
+/// separated by carriage returns).
+fn requests_per_second(output: &str) -> Option<f64> {
+    output
+        .split(['\r', '\n'])
+        .filter_map(|line| line.split_once(" requests per second"))
+        .filter_map(|(before, _)| before.rsplit(' ').next()?.parse().ok())
+        .next_back()
+}
+
+/// `L_d`: whole queue cycles per second, one script call each carrying `bytes` bytes,
+/// driven by `redis-benchmark -c 50 -n requests EVALSHA`. Checks that the stream ends
+/// empty.
+async fn carrying_ceiling(bench: &mut Bench, bytes: usize, requests: usize) -> Result<f64> {
+    let stream = format!("{}:ceiling-stream", bench.fresh_name("payload-ceiling"));
+    let field = "x".repeat(bytes);
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(CARRYING_SCRIPT)
+        .query_async(&mut bench.admin)
+        .await?;
+    // The setup call creates the group.
+    redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg(&stream)
+        .arg(&field)
+        .query_async::<()>(&mut bench.admin)
+        .await?;
+    let output = tokio::process::Command::new("redis-benchmark")
+        .args(benchmark_args(&bench.target))
+        .args(["-c", "50", "-n", &requests.to_string(), "-q", "EVALSHA"])
+        .args([sha.as_str(), "1", stream.as_str(), field.as_str()])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running redis-benchmark (is it on PATH?)")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "redis-benchmark failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let rate = requests_per_second(&text)
+        .ok_or_else(|| anyhow!("no `requests per second` in redis-benchmark's output: {text}"))?;
+    let left: u64 = redis::cmd("XLEN")
+        .arg(&stream)
+        .query_async(&mut bench.admin)
+        .await?;
+    redis::cmd("DEL")
+        .arg(&stream)
+        .query_async::<()>(&mut bench.admin)
+        .await?;
+    if left != 0 {
+        bail!("the carrying cycle script left {left} messages in {stream}");
+    }
+    Ok(rate)
+}
+
+/// The figures of one size over its runs: `L_d`, the drain (held to `≥ 0.5·L_d`), the
+/// drain as a ratio to `L_d`, and Redis's CPU and server-side commands per task.
+fn size_figures(bytes: usize, ceilings: &[f64], runs: &[Drained]) -> Vec<Figure> {
+    let (size, key) = (size_label(bytes), format!("d{bytes}"));
+    let ceiling = Summary::of(ceilings);
+    let rates: Vec<f64> = runs.iter().map(Drained::rate).collect();
+    let ratios: Vec<f64> = rates.iter().zip(ceilings).map(|(r, l)| r / l).collect();
+    let per_task =
+        |f: &dyn Fn(&Drained) -> f64| Summary::of(&runs.iter().map(f).collect::<Vec<_>>());
+    vec![
+        Figure::new(
+            SCENARIO,
+            format!("payload.L.{key}"),
+            format!("L_{bytes}: the L cycle carrying a {size} field, 50 clients"),
+            "cycles/s",
+            ceiling.clone(),
+        ),
+        Figure::new(
+            SCENARIO,
+            format!("payload.drain.{key}"),
+            format!("drain state, c=50, {size} arguments and results"),
+            "tasks/s",
+            Summary::of(&rates),
+        )
+        .at_least(0.5 * ceiling.median, format!("≥ 0.5·L_{bytes}")),
+        Figure::new(
+            SCENARIO,
+            format!("payload.drain.{key}.vs_L"),
+            format!("drain state, c=50, {size}: drain / L_{bytes} (each run)"),
+            "×L_d",
+            Summary::of(&ratios),
+        ),
+        Figure::new(
+            SCENARIO,
+            format!("payload.drain.{key}.redis_cpu"),
+            format!("drain state, c=50, {size}: Redis CPU per task"),
+            "µs",
+            per_task(&|d| d.redis_cpu_ms * 1e3 / count(d.tasks)),
+        ),
+        Figure::new(
+            SCENARIO,
+            format!("payload.drain.{key}.worker_cpu"),
+            format!("drain state, c=50, {size}: worker CPU per task"),
+            "µs",
+            per_task(&Drained::worker_cpu_us),
+        ),
+        Figure::new(
+            SCENARIO,
+            format!("payload.drain.{key}.server_commands"),
+            format!("drain state, c=50, {size}: server-side executions/task (commandstats)"),
+            "cmds/task",
+            per_task(&Drained::server_commands_per_task),
+        ),
+    ]
+}
+
+/// Scenario 13, payload size: for 1 KB and 16 KB, `L_d` and a drain of N echo tasks at
+/// concurrency 50 with state tracking, in each run one after the other.
+pub(crate) async fn payload(bench: &mut Bench) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let mut details = serde_json::Map::new();
+    let requests = bench.n(100_000);
+    for bytes in SIZES {
+        let (mut ceilings, mut runs, mut usec) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..bench.runs {
+            bench.clean().await?;
+            ceilings.push(carrying_ceiling(bench, bytes, requests).await?);
+            let (drained, spent) = payload_once(bench, bytes).await?;
+            usec.push(
+                spent
+                    .into_iter()
+                    .map(|(command, us)| (command, count64(us) / count(drained.tasks)))
+                    .collect::<BTreeMap<_, _>>(),
+            );
+            runs.push(drained);
+            // Leaves the server as empty as it found it: the records and results of 16 KB
+            // tasks take a gigabyte.
+            bench.clean().await?;
+        }
+        outcome
+            .figures
+            .extend(size_figures(bytes, &ceilings, &runs));
+        details.insert(
+            format!("d{bytes}"),
+            json!({
+                "bytes": bytes,
+                "L_d": Summary::of(&ceilings),
+                "runs": runs.iter().map(Drained::to_json).collect::<Vec<_>>(),
+                "commandstats_usec_per_task": usec,
+            }),
+        );
+    }
+    details.insert(
+        "method".into(),
+        json!({
+            "tasks": bench.n(20_000),
+            "task": "bench_echo(data: String) -> String returns its argument: a string of d \
+                     bytes ('x' repeated) in, the same out (stored as the result, state tracking)",
+            "worker": "a child process, `docket-bench-worker --mode drain`, concurrency 50; \
+                       tasks added beforehand with add_many (about 1 MB of arguments per call)",
+            "rate": "N / (start of run_until_finished → its return), timed in the child",
+            "L_d": format!(
+                "redis-benchmark -c 50 -n {requests} -q EVALSHA <sha> 1 <stream> <d bytes>; the \
+                 script XADDs a message whose one field is the d-byte argument, XREADGROUPs \
+                 it, XACKs and XDELs it, and returns 1; measured just before each drain"
+            ),
+            "between_runs": "FLUSHALL (the server is the bench's own)",
+        }),
+    );
+    outcome.details = serde_json::Value::Object(details);
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_about_a_megabyte() {
+        assert_eq!(batch_of(1024), 500);
+        assert_eq!(batch_of(16 * 1024), 61);
+        assert_eq!(batch_of(0), 500);
+        assert_eq!(size_label(16 * 1024), "16 KB");
+    }
+}
