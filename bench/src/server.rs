@@ -341,7 +341,7 @@ pub(crate) async fn benchmark_single_client(
 }
 
 /// Runs `redis-benchmark` against the target and returns its requests per second.
-async fn redis_benchmark(target: &Target, args: &[&str]) -> Result<f64> {
+pub(crate) async fn redis_benchmark(target: &Target, args: &[&str]) -> Result<f64> {
     let output = tokio::process::Command::new("redis-benchmark")
         .args(target.benchmark_args())
         .args(args)

@@ -4,9 +4,8 @@
 //! run on the same server.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::TRACKED;
@@ -15,7 +14,7 @@ use super::count_u64;
 use super::drain::{Drained, redis_cpu_ms};
 use crate::child::{Mode, add_echoes};
 use crate::report::{Figure, Outcome};
-use crate::server::{self, Target};
+use crate::server;
 use crate::stats::{Summary, count, count64};
 
 /// The scenario's name in the table.
@@ -106,36 +105,6 @@ async fn payload_once(bench: &mut Bench, bytes: usize) -> Result<(Drained, BTree
     Ok((drained, usec))
 }
 
-/// `redis-benchmark`'s host, port, database and credential arguments for `target`.
-fn benchmark_args(target: &Target) -> Vec<String> {
-    let mut args = vec![
-        "-h".to_owned(),
-        target.host.clone(),
-        "-p".to_owned(),
-        target.port.to_string(),
-    ];
-    if let Some(db) = target.db {
-        args.extend(["--dbnum".to_owned(), db.to_string()]);
-    }
-    if let Some(user) = &target.user {
-        args.extend(["--user".to_owned(), user.clone()]);
-    }
-    if let Some(password) = &target.password {
-        args.extend(["-a".to_owned(), password.clone()]);
-    }
-    args
-}
-
-/// The final `N requests per second` of `redis-benchmark -q` output (progress lines are
-/// separated by carriage returns).
-fn requests_per_second(output: &str) -> Option<f64> {
-    output
-        .split(['\r', '\n'])
-        .filter_map(|line| line.split_once(" requests per second"))
-        .filter_map(|(before, _)| before.rsplit(' ').next()?.parse().ok())
-        .next_back()
-}
-
 /// `L_d`: whole queue cycles per second, one script call each carrying `bytes` bytes,
 /// driven by `redis-benchmark -c 50 -n requests EVALSHA`. Checks that the stream ends
 /// empty.
@@ -155,24 +124,14 @@ async fn carrying_ceiling(bench: &mut Bench, bytes: usize, requests: usize) -> R
         .arg(&field)
         .query_async::<()>(&mut bench.admin)
         .await?;
-    let output = tokio::process::Command::new("redis-benchmark")
-        .args(benchmark_args(&bench.target))
-        .args(["-c", "50", "-n", &requests.to_string(), "-q", "EVALSHA"])
-        .args([sha.as_str(), "1", stream.as_str(), field.as_str()])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .context("running redis-benchmark (is it on PATH?)")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "redis-benchmark failed: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let rate = requests_per_second(&text)
-        .ok_or_else(|| anyhow!("no `requests per second` in redis-benchmark's output: {text}"))?;
+    let requests = requests.to_string();
+    let rate = server::redis_benchmark(
+        &bench.target,
+        &[
+            "-c", "50", "-n", &requests, "-q", "EVALSHA", &sha, "1", &stream, &field,
+        ],
+    )
+    .await?;
     let left: u64 = redis::cmd("XLEN")
         .arg(&stream)
         .query_async(&mut bench.admin)
