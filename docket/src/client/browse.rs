@@ -99,7 +99,16 @@ impl Docket {
         let function = record.message.function;
         let mut message = Message::unplaced(key.to_owned(), function.clone(), args, 1);
         message.traceparent = trace::current_traceparent();
-        if self.blocking_strike(&function, &message.args).is_some() {
+        let task = NewTask {
+            message,
+            due,
+            replace: true,
+            fresh: false,
+        };
+        if self
+            .blocking_strike(&function, &task.message.args)
+            .is_some()
+        {
             metrics::count(
                 "docket_tasks_stricken",
                 metrics::labels(self.name(), None, Some(&function)),
@@ -110,28 +119,9 @@ impl Docket {
                 generation: 0,
                 when: SystemTime::now(),
             };
-            return Ok(Some(self.placed(
-                NewTask {
-                    message,
-                    due,
-                    replace: true,
-                    fresh: false,
-                },
-                &refused,
-            )));
+            return Ok(Some(self.placed(task, &refused)));
         }
-        let task = NewTask {
-            message,
-            due,
-            replace: true,
-            fresh: false,
-        };
-        let outcome = self
-            .backend()
-            .schedule(std::slice::from_ref(&task))
-            .await?
-            .pop()
-            .ok_or_else(|| Error::Protocol("the backend scheduled nothing".into()))?;
+        let placed = self.schedule_one(task).await?;
         for counter in ["docket_tasks_replaced", "docket_tasks_scheduled"] {
             metrics::count(
                 counter,
@@ -139,7 +129,7 @@ impl Docket {
                 1,
             );
         }
-        Ok(Some(self.placed(task, &outcome)))
+        Ok(Some(placed))
     }
 }
 

@@ -287,20 +287,28 @@ impl Docket {
         };
         let mut message = Message::unplaced(letter.key, letter.function, letter.args, 1);
         message.traceparent = trace::current_traceparent();
-        let task = NewTask {
-            message,
-            due: When::Now,
-            replace: true,
-            fresh: false,
-        };
+        let placed = self
+            .schedule_one(NewTask {
+                message,
+                due: When::Now,
+                replace: true,
+                fresh: false,
+            })
+            .await?;
+        self.backend().forget_dead_letter(key).await?;
+        Ok(Some(placed))
+    }
+
+    /// Writes one call as it is (no strike or size check: the caller made them) and
+    /// gives its execution.
+    pub(crate) async fn schedule_one(&self, task: NewTask) -> Result<Execution> {
         let outcome = self
             .backend()
             .schedule(std::slice::from_ref(&task))
             .await?
             .pop()
             .ok_or_else(|| Error::Protocol("the backend scheduled nothing".into()))?;
-        self.backend().forget_dead_letter(key).await?;
-        Ok(Some(self.placed(task, &outcome)))
+        Ok(self.placed(task, &outcome))
     }
 
     /// Forgets one dead letter; false when no dead letter has that key.
