@@ -29,6 +29,9 @@ pub(super) struct MainLoop {
     next_sweep: tokio::time::Instant,
     /// The last claim got nothing at all.
     looked_empty: bool,
+    /// A draining worker's last look found tasks queued or running elsewhere: their
+    /// ends may empty the docket any moment.
+    live_elsewhere: bool,
 }
 
 impl MainLoop {
@@ -50,6 +53,7 @@ impl MainLoop {
             limits,
             backoff,
             looked_empty: false,
+            live_elsewhere: false,
             next_sweep: tokio::time::Instant::now(),
         }
     }
@@ -151,9 +155,10 @@ impl MainLoop {
         let draining = self.mode != Mode::Forever;
         let block = if !claimed.deliveries.is_empty() {
             Duration::ZERO
-        } else if draining && in_flight {
-            // The last runs may end any moment, and then the docket may be empty: look
-            // again soon rather than after a whole check interval.
+        } else if draining && (in_flight || self.live_elsewhere) {
+            // The last runs, here or on other workers, may end any moment, and then the
+            // docket may be empty: look again soon rather than after a whole check
+            // interval.
             shared.settings.minimum_check_interval.min(SETTLE_WAIT)
         } else if draining && !self.looked_empty {
             // Nothing runs here and the last read was not empty: look without waiting,
@@ -261,6 +266,7 @@ impl MainLoop {
             return Ok(false);
         }
         let counts = self.shared.docket.backend().live_counts().await?;
+        self.live_elsewhere = counts.queued + counts.running > 0;
         Ok(counts.is_empty())
     }
 

@@ -11,7 +11,7 @@ use super::Shared;
 use super::connection::{Blocking, ensure_group, is_missing_group};
 use super::keys::GROUP;
 use super::scripts::SCRIPTS;
-use super::wire::{Malformed, duration_millis, parse_message, stream_entries, text_fields};
+use super::wire::{Malformed, duration_millis, parse_message, stream_entries, text, text_fields};
 use crate::backend::{BoxFuture, Claimed, Consumer, Delivery, EntryId, dead_letter_error};
 use crate::error::{Error, Result};
 use crate::model::{Message, TaskError, TaskErrorKind};
@@ -94,10 +94,84 @@ impl Consumer for RedisConsumer {
             if max == 0 {
                 return Ok(Claimed::default());
             }
+            // Read and claimed in one round trip while there is something to read; only
+            // an empty stream is waited on, with a blocking read and then claim.lua.
+            let taken = take(&self.shared, &self.worker, max).await?;
+            if taken.read > 0 || block.is_zero() {
+                return Ok(taken.claimed);
+            }
             let entries = self.read(max, block).await?;
             claim_entries(&self.shared, &self.worker, entries, false).await
         })
     }
+}
+
+/// What [`take`] read and what became of it.
+struct Taken {
+    /// How many messages it read.
+    read: usize,
+    claimed: Claimed,
+}
+
+/// Reads up to `max` new messages for `worker` and claims them in one script
+/// (take.lua), without waiting. The messages it leaves unchecked, and runs it claimed
+/// whose message turns out malformed, are judged by claim.lua, which records them
+/// FAILED naming what is malformed. A missing group (Redis restarted) is re-created and
+/// the read retried once.
+async fn take(shared: &Shared, worker: &str, max: usize) -> Result<Taken> {
+    let invoke = || {
+        let mut invocation = SCRIPTS.take.prepare_invoke();
+        invocation
+            .key(shared.keys.stream())
+            .arg(shared.keys.prefix())
+            .arg(worker)
+            .arg(shared.ttl_ms)
+            .arg(shared.max_deliveries)
+            .arg(dead_letter_error(shared.max_deliveries).to_json())
+            .arg(max);
+        async move {
+            invocation
+                .invoke_async::<Value>(&mut shared.connection())
+                .await
+        }
+    };
+    let reply = match invoke().await {
+        Err(error) if is_missing_group(&error) => {
+            ensure_group(&mut shared.connection(), &shared.keys).await?;
+            invoke().await?
+        }
+        reply => reply?,
+    };
+    let unexpected = || Error::Protocol(format!("take.lua answered {reply:?}"));
+    let Value::Array(items) = &reply else {
+        return Err(unexpected());
+    };
+    if items.len() % 3 != 0 {
+        return Err(unexpected());
+    }
+    let mut taken = Taken {
+        read: items.len() / 3,
+        claimed: Claimed::default(),
+    };
+    let mut unjudged = Vec::new();
+    for item in items.chunks_exact(3) {
+        let (Some(id), Some(verdict)) = (text(&item[0]), text(&item[1])) else {
+            return Err(unexpected());
+        };
+        let fields = text_fields(&item[2]);
+        let message = parse_message(&fields);
+        if verdict == "unchecked" || (verdict == "run" && message.is_err()) {
+            unjudged.push((id, fields));
+        } else {
+            settle(shared, &id, message, &verdict, false, &mut taken.claimed)?;
+        }
+    }
+    if !unjudged.is_empty() {
+        let mut judged = claim_entries(shared, worker, unjudged, false).await?;
+        taken.claimed.deliveries.append(&mut judged.deliveries);
+        taken.claimed.superseded.append(&mut judged.superseded);
+    }
+    Ok(taken)
 }
 
 /// Checks and claims messages for `worker` in one script (claim.lua): runnable ones
@@ -171,35 +245,53 @@ async fn claim_entries(
 
     let mut claimed = Claimed::default();
     for ((id, _, message), answer) in parsed.into_iter().zip(answers) {
-        match (message, answer.as_str()) {
-            (Ok(message), "run") => claimed.deliveries.push(Delivery {
-                id: stream_id(&id)?,
-                message,
-                redelivered,
-            }),
-            (Ok(message), "superseded") => {
-                claimed.superseded.push((message.key, message.function));
-            }
-            (Ok(message), "dead") => {
-                tracing::warn!(
-                    docket = %shared.keys.prefix(),
-                    id = %id,
-                    key = %message.key,
-                    task = %message.function,
-                    "dead-lettered `{}` after {} deliveries: recorded FAILED",
-                    message.key,
-                    shared.max_deliveries,
-                );
-            }
-            (Err(_), "dropped") => {}
-            (_, other) => {
-                return Err(Error::Protocol(format!(
-                    "claim.lua answered `{other}` for message `{id}`"
-                )));
-            }
-        }
+        settle(shared, &id, message, &answer, redelivered, &mut claimed)?;
     }
     Ok(claimed)
+}
+
+/// Adds what became of message `id` (claim.lua's or take.lua's `verdict`) to `claimed`:
+/// a run becomes a delivery, a superseded message is reported, a dead-lettered one
+/// logged.
+///
+/// # Errors
+/// [`Error::Protocol`] for a verdict the scripts never give for such a message.
+fn settle(
+    shared: &Shared,
+    id: &str,
+    message: Result<Message, Malformed>,
+    verdict: &str,
+    redelivered: bool,
+    claimed: &mut Claimed,
+) -> Result<()> {
+    match (message, verdict) {
+        (Ok(message), "run") => claimed.deliveries.push(Delivery {
+            id: stream_id(id)?,
+            message,
+            redelivered,
+        }),
+        (Ok(message), "superseded") => {
+            claimed.superseded.push((message.key, message.function));
+        }
+        (Ok(message), "dead") => {
+            tracing::warn!(
+                docket = %shared.keys.prefix(),
+                id = %id,
+                key = %message.key,
+                task = %message.function,
+                "dead-lettered `{}` after {} deliveries: recorded FAILED",
+                message.key,
+                shared.max_deliveries,
+            );
+        }
+        (Err(_), "dropped" | "superseded" | "dead") => {}
+        (_, other) => {
+            return Err(Error::Protocol(format!(
+                "a claim answered `{other}` for message `{id}`"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Resets the idle time of the messages `worker` still holds (renew.lua); returns the

@@ -182,6 +182,7 @@ pub(super) struct Scripts {
     pub add: Script,
     pub schedule: Script,
     pub claim: Script,
+    pub take: Script,
     pub finish: Script,
     pub promote: Script,
     pub renew: Script,
@@ -203,11 +204,12 @@ pub(super) struct Scripts {
 impl Scripts {
     /// Every one of them.
     #[cfg(test)]
-    pub(super) fn all(&self) -> [&Script; 19] {
+    pub(super) fn all(&self) -> [&Script; 20] {
         [
             &self.add,
             &self.schedule,
             &self.claim,
+            &self.take,
             &self.finish,
             &self.promote,
             &self.renew,
@@ -246,6 +248,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     schedule: plain(include_str!("lua/schedule.lua")),
     add: plain(include_str!("lua/add.lua")),
     claim: worker(include_str!("lua/claim.lua")),
+    take: worker(include_str!("lua/take.lua")),
     finish: worker(include_str!("lua/finish.lua")),
     promote: worker(include_str!("lua/promote.lua")),
     renew: worker(include_str!("lua/renew.lua")),

@@ -24,11 +24,9 @@
 --                message no docket call wrote) gets a FAILED record saying why.
 
 local stream = KEYS[1]
-local worker, ttl_ms = ARGV[2], ARGV[3]
-local max_deliveries, dead_json = tonumber(ARGV[4]), ARGV[5]
+local by = claimant(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+local ttl_ms, now = by.ttl_ms, by.now
 local count = tonumber(ARGV[6])
-local now = now_ms()
-local now_text = int(now)
 local out = {}
 
 for i = 0, count - 1 do
@@ -52,36 +50,7 @@ for i = 0, count - 1 do
         end
         out[#out + 1] = 'dropped'
     else
-        local record = record_key(key)
-        local current = redis.call('HMGET', record, 'state', 'generation', 'stream_id',
-            'deliveries')
-        local state = current[1]
-        -- The message id must be the record's: generations restart at 1 on a
-        -- fire-and-forget docket, so a stale message can share a live generation.
-        if (state == 'QUEUED' or state == 'RUNNING') and tonumber(current[2]) == tonumber(generation)
-            and current[3] == id then
-            local deliveries = (tonumber(current[4]) or 0) + 1
-            if deliveries > max_deliveries then
-                -- Kept for an operator to retry or purge (`docket dead-letters`).
-                local r = redis.call('HMGET', record, 'function', 'args', 'when')
-                redis.call('HSET', PREFIX .. ':dead-letters', key, cjson.encode({
-                    ['function'] = r[1], args = r[2], when = r[3], error = dead_json,
-                    dead_at = rfc3339(now),
-                }))
-                drop_message(stream, id)
-                conclude(key, 'FAILED', generation, call_ttl(key, ttl_ms), dead_json, now)
-                out[#out + 1] = 'dead'
-            else
-                redis.call('HSET', record, 'state', 'RUNNING', 'worker', worker,
-                    'started_at', rfc3339(now), 'started_ms', now_text,
-                    'deliveries', deliveries)
-                publish_state(key, 'RUNNING', generation, worker)
-                out[#out + 1] = 'run'
-            end
-        else
-            drop_message(stream, id)
-            out[#out + 1] = 'superseded'
-        end
+        out[#out + 1] = claim_message(stream, id, key, generation, by)
     end
 end
 

@@ -182,6 +182,53 @@ local function conclude(key, state, generation, ttl_ms, error_json, now, no_prog
     publish_state(key, state, generation, nil, error_json)
 end
 
+-- What claim.lua and take.lua know while they claim: the worker taking the messages,
+-- the TTL for records that end here without their producer's, the delivery limit and
+-- the error a dead-lettered run ends with (see claim.lua), and the script's `now`.
+local function claimant(worker, ttl_ms, max_deliveries, dead_json)
+    local now = now_ms()
+    return {
+        worker = worker, ttl_ms = ttl_ms, max_deliveries = tonumber(max_deliveries),
+        dead_json = dead_json, now = now, now_text = int(now),
+    }
+end
+
+-- Claims the well-formed message `id` of `key`'s run `generation` for `by` (a
+-- claimant): 'run', 'superseded' or 'dead', as claim.lua describes them. With
+-- `unknown_left`, a message whose key has no record is left alone: 'unchecked'.
+local function claim_message(stream, id, key, generation, by, unknown_left)
+    local record = record_key(key)
+    local current = redis.call('HMGET', record, 'state', 'generation', 'stream_id',
+        'deliveries')
+    local state = current[1]
+    if unknown_left and not state then
+        return 'unchecked'
+    end
+    -- The message id must be the record's: generations restart at 1 on a
+    -- fire-and-forget docket, so a stale message can share a live generation.
+    if not ((state == 'QUEUED' or state == 'RUNNING')
+            and tonumber(current[2]) == tonumber(generation) and current[3] == id) then
+        drop_message(stream, id)
+        return 'superseded'
+    end
+    local deliveries = (tonumber(current[4]) or 0) + 1
+    if deliveries > by.max_deliveries then
+        -- Kept for an operator to retry or purge (`docket dead-letters`).
+        local r = redis.call('HMGET', record, 'function', 'args', 'when')
+        redis.call('HSET', PREFIX .. ':dead-letters', key, cjson.encode({
+            ['function'] = r[1], args = r[2], when = r[3], error = by.dead_json,
+            dead_at = rfc3339(by.now),
+        }))
+        drop_message(stream, id)
+        conclude(key, 'FAILED', generation, call_ttl(key, by.ttl_ms), by.dead_json, by.now)
+        return 'dead'
+    end
+    redis.call('HSET', record, 'state', 'RUNNING', 'worker', by.worker,
+        'started_at', rfc3339(by.now), 'started_ms', by.now_text, 'deliveries', deliveries)
+    publish_state(key, 'RUNNING', generation, by.worker)
+    return 'run'
+end
+
 -- The fields of a stream message. A field with no value is left out (a record read
 -- back without one makes a message a worker refuses by name, never a shifted one).
 local function message_fields(key, when, fn, args, attempt, generation, traceparent)

@@ -44,6 +44,15 @@ async fn stale_and_malformed_messages_are_refused_at_claim() {
     let length: usize = connection.xlen("stale:stream").await.unwrap();
     assert_eq!(length, 1, "only the running message of `k` is left");
     assert_eq!(backend.live_counts().await.unwrap().running, 1);
+    // A message no docket call wrote leaves a record saying why it never ran.
+    let nobody = backend.record("nobody").await.unwrap().unwrap();
+    assert_eq!(nobody.state, ExecutionState::Failed);
+    let error = nobody.error.unwrap();
+    assert!(
+        error.message().contains("is missing"),
+        "{}",
+        error.message()
+    );
 }
 
 #[tokio::test]
