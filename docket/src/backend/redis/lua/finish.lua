@@ -154,19 +154,20 @@ for size, base in sized_entries(6, count) do
             end
             out[#out + 1] = 'recorded'
         else
+            local stored
             if has_result ~= '0' and tonumber(ttl_ms) > 0 then
                 -- '2': a result store holds it already, under the key `result` names.
-                local stored = result
+                stored = result
                 if has_result == '1' then
                     stored = result_key(key, generation)
                     redis.call('SET', stored, result, 'PX', ttl_ms)
                 end
-                redis.call('HSET', record, 'result_key', stored)
             end
             if next_kind == '' then
                 conclude(key, state, generation, ttl_ms, error_json, now, not current[5],
-                    not current[6])
+                    not current[6], stored)
             else
+                -- The next generation starts without a result (reschedule clears it).
                 reschedule(record, key, generation, next_kind, next_ms, next_attempt,
                     next_args, traceparent, state, error_json, now, slot_scope, slot_max)
             end

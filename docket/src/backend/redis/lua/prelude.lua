@@ -162,14 +162,24 @@ end
 -- ttl_ms, or is deleted at once when fire-and-forget (ttl_ms = 0); it keeps the error
 -- of this end only (not that of the attempt a retry followed). `no_progress` says the
 -- run reported no progress (its record has no `progress` flag), so there is no
--- progress hash to delete; `no_error` that the record holds no error to remove.
-local function conclude(key, state, generation, ttl_ms, error_json, now, no_progress, no_error)
+-- progress hash to delete; `no_error` that the record holds no error to remove;
+-- `result_key`, when given, where the run's result is kept.
+local function conclude(key, state, generation, ttl_ms, error_json, now, no_progress, no_error,
+                        result_key)
     local record = record_key(key)
     if tonumber(ttl_ms) > 0 then
-        redis.call('HSET', record, 'state', state, 'completed_at', rfc3339(now))
-        if error_json and error_json ~= '' then
-            redis.call('HSET', record, 'error', error_json)
-        elseif not no_error then
+        local failed = error_json and error_json ~= ''
+        local fields = { 'state', state, 'completed_at', rfc3339(now) }
+        if failed then
+            fields[#fields + 1] = 'error'
+            fields[#fields + 1] = error_json
+        end
+        if result_key then
+            fields[#fields + 1] = 'result_key'
+            fields[#fields + 1] = result_key
+        end
+        redis.call('HSET', record, unpack(fields))
+        if not failed and not no_error then
             redis.call('HDEL', record, 'error')
         end
         redis.call('PEXPIRE', record, ttl_ms)
