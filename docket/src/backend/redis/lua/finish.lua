@@ -79,33 +79,36 @@ local function reschedule(record, key, generation, kind, ms, attempt, args, trac
     else
         new_state, id = place(stream, queue, key, fields, due, now)
     end
-    redis.call('HDEL', record, 'worker', 'started_at', 'started_ms', 'completed_at',
-        'deliveries', 'stream_id', 'result_key', 'waiting', 'progress')
-    if not unserved and current['unserved_ms'] then
-        redis.call('HDEL', record, 'unserved_ms')
+    -- What the record says of the next generation, in one write, once what it said of
+    -- this run is gone.
+    local set = { 'state', new_state, 'generation', new_generation, 'when', when,
+        'args', args, 'attempt', attempt }
+    local gone = { 'worker', 'started_at', 'started_ms', 'completed_at', 'deliveries',
+        'result_key', 'progress' }
+    local function keep(field, value)
+        if value then
+            set[#set + 1] = field
+            set[#set + 1] = value
+        elseif current[field] then
+            gone[#gone + 1] = field
+        end
     end
-    if waiting then
-        redis.call('HSET', record, 'waiting', slot_scope)
-    end
-    redis.call('HSET', record, 'state', new_state, 'generation', new_generation,
-        'when', when, 'args', args, 'attempt', attempt)
-    if id ~= '' then
-        redis.call('HSET', record, 'stream_id', id)
-    end
+    keep('stream_id', id ~= '' and id or nil)
+    keep('waiting', waiting and slot_scope or nil)
     -- A parked call's message is made from its record: it keeps the trace context the
     -- next message carries, and no other.
-    if id == '' and traceparent and traceparent ~= '' then
-        redis.call('HSET', record, 'traceparent', traceparent)
-    elseif current['traceparent'] then
-        redis.call('HDEL', record, 'traceparent')
+    keep('traceparent', id == '' and traceparent and traceparent ~= '' and traceparent or nil)
+    keep('error', state == 'FAILED' and error_json ~= '' and error_json or nil)
+    if not unserved and current['unserved_ms'] then
+        gone[#gone + 1] = 'unserved_ms'
     end
-    if state == 'FAILED' and error_json ~= '' then
-        redis.call('HSET', record, 'error', error_json)
-    elseif current['error'] then
-        redis.call('HDEL', record, 'error')
+    -- A live record never has an expiry (only conclude sets one, and schedule.lua
+    -- writes a terminal record's key afresh), so there is none to remove here.
+    redis.call('HDEL', record, unpack(gone))
+    redis.call('HSET', record, unpack(set))
+    if current['progress'] then
+        redis.call('DEL', progress_key(key))
     end
-    redis.call('PERSIST', record)
-    redis.call('DEL', progress_key(key))
     publish_state(key, new_state, new_generation)
 end
 

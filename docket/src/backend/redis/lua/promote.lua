@@ -17,9 +17,11 @@ local now = now_ms()
 local moved = 0
 
 local due = redis.call('ZRANGEBYSCORE', queue, '-inf', int(now), 'LIMIT', 0, limit)
+if #due > 0 then
+    redis.call('ZREM', queue, unpack(due))
+end
 local wanted = { 'state', unpack(MESSAGE_IN_RECORD) }
 for _, key in ipairs(due) do
-    redis.call('ZREM', queue, key)
     local record = record_key(key)
     local current = redis.call('HMGET', record, unpack(wanted))
     if current[1] == 'SCHEDULED' then
