@@ -10,7 +10,7 @@ use redis::Value;
 use super::Shared;
 use super::connection::{Blocking, ensure_group, is_missing_group};
 use super::keys::GROUP;
-use super::scripts::SCRIPTS;
+use super::scripts::{Invocation, SCRIPTS, Script};
 use super::wire::{Malformed, duration_millis, parse_message, stream_entries, text, text_fields};
 use crate::backend::{BoxFuture, Claimed, Consumer, Delivery, EntryId, dead_letter_error};
 use crate::error::{Error, Result};
@@ -106,6 +106,21 @@ impl Consumer for RedisConsumer {
     }
 }
 
+/// An invocation of claim.lua or take.lua with the arguments both start with: the
+/// stream, the prefix, the worker, the TTL for records that end there, the delivery
+/// limit and the error a dead-lettered run ends with.
+fn claiming<'a>(script: &'a Script, shared: &Shared, worker: &str) -> Invocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key(shared.keys.stream())
+        .arg(shared.keys.prefix())
+        .arg(worker)
+        .arg(shared.ttl_ms)
+        .arg(shared.max_deliveries)
+        .arg(dead_letter_error(shared.max_deliveries).to_json());
+    invocation
+}
+
 /// What [`take`] read and what became of it.
 struct Taken {
     /// How many messages it read.
@@ -120,15 +135,8 @@ struct Taken {
 /// the read retried once.
 async fn take(shared: &Shared, worker: &str, max: usize) -> Result<Taken> {
     let invoke = || {
-        let mut invocation = SCRIPTS.take.prepare_invoke();
-        invocation
-            .key(shared.keys.stream())
-            .arg(shared.keys.prefix())
-            .arg(worker)
-            .arg(shared.ttl_ms)
-            .arg(shared.max_deliveries)
-            .arg(dead_letter_error(shared.max_deliveries).to_json())
-            .arg(max);
+        let mut invocation = claiming(&SCRIPTS.take, shared, worker);
+        invocation.arg(max);
         async move {
             invocation
                 .invoke_async::<Value>(&mut shared.connection())
@@ -194,15 +202,8 @@ async fn claim_entries(
         })
         .collect();
 
-    let mut invocation = SCRIPTS.claim.prepare_invoke();
-    invocation
-        .key(shared.keys.stream())
-        .arg(shared.keys.prefix())
-        .arg(worker)
-        .arg(shared.ttl_ms)
-        .arg(shared.max_deliveries)
-        .arg(dead_letter_error(shared.max_deliveries).to_json())
-        .arg(parsed.len());
+    let mut invocation = claiming(&SCRIPTS.claim, shared, worker);
+    invocation.arg(parsed.len());
     for (id, fields, message) in &parsed {
         match message {
             Ok(message) => {
