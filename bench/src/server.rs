@@ -127,7 +127,25 @@ pub(crate) async fn info_u64(
 pub(crate) async fn commandstats(
     connection: &mut MultiplexedConnection,
 ) -> Result<BTreeMap<String, u64>> {
-    let mut calls = BTreeMap::new();
+    command_field(connection, "calls=").await
+}
+
+/// Microseconds Redis spent inside each command since the last `CONFIG RESETSTAT`
+/// (`usec=` of `INFO commandstats`; a script's time includes the commands it calls,
+/// which are counted under their own names too).
+pub(crate) async fn command_usec(
+    connection: &mut MultiplexedConnection,
+) -> Result<BTreeMap<String, u64>> {
+    command_field(connection, "usec=").await
+}
+
+/// One field (`calls=`, `usec=`) of every command's `INFO commandstats` line
+/// (`config|resetstat` itself left out).
+async fn command_field(
+    connection: &mut MultiplexedConnection,
+    field: &str,
+) -> Result<BTreeMap<String, u64>> {
+    let mut values = BTreeMap::new();
     for (name, value) in info(connection, "commandstats").await? {
         let Some(command) = name.strip_prefix("cmdstat_") else {
             continue;
@@ -135,9 +153,9 @@ pub(crate) async fn commandstats(
         if command == "config|resetstat" {
             continue;
         }
-        calls.insert(command.to_owned(), stat_field(&value, "calls=")?);
+        values.insert(command.to_owned(), stat_field(&value, field)?);
     }
-    Ok(calls)
+    Ok(values)
 }
 
 /// One field (`calls=`, `usec=`) of a command's `INFO commandstats` line.
@@ -238,12 +256,12 @@ pub(crate) async fn script_calls_counted(
     }))
 }
 
-/// The ceiling `L`'s script: one whole queue cycle — `XADD`, `XREADGROUP`, `XACK`,
-/// `XDEL` — in one call. It creates the group when it is missing and leaves the stream
-/// empty.
+/// The ceilings' script: one whole queue cycle — `XADD`, `XREADGROUP`, `XACK`, `XDEL` —
+/// in one call, the message carrying `ARGV[1]` as its one field (`v` for `L`). It
+/// creates the group when it is missing and leaves the stream empty.
 const CYCLE_SCRIPT: &str = r"
 local stream = KEYS[1]
-redis.call('XADD', stream, '*', 'f', 'v')
+redis.call('XADD', stream, '*', 'f', ARGV[1])
 local read = redis.pcall('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', 1, 'STREAMS', stream, '>')
 if type(read) == 'table' and read.err then
     redis.call('XGROUP', 'CREATE', stream, 'g', '0', 'MKSTREAM')
@@ -255,12 +273,14 @@ redis.call('XDEL', stream, id)
 return 1
 ";
 
-/// `L`: whole queue cycles per second, one script call each, driven by
-/// `redis-benchmark -c 50 -n requests EVALSHA`. Checks that the stream ends empty.
+/// Whole queue cycles per second, one script call each carrying `field` (`L` with `v`,
+/// `L_d` with d bytes), driven by `redis-benchmark -c 50 -n requests EVALSHA`. Checks
+/// that the stream ends empty.
 pub(crate) async fn cycle_ceiling(
     target: &Target,
     connection: &mut MultiplexedConnection,
     stream: &str,
+    field: &str,
     requests: usize,
 ) -> Result<f64> {
     let sha: String = redis::cmd("SCRIPT")
@@ -273,13 +293,14 @@ pub(crate) async fn cycle_ceiling(
         .arg(&sha)
         .arg(1)
         .arg(stream)
+        .arg(field)
         .query_async::<()>(connection)
         .await?;
     let requests = requests.to_string();
     let rate = redis_benchmark(
         target,
         &[
-            "-c", "50", "-n", &requests, "-q", "EVALSHA", &sha, "1", stream,
+            "-c", "50", "-n", &requests, "-q", "EVALSHA", &sha, "1", stream, field,
         ],
     )
     .await?;

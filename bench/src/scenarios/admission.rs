@@ -18,12 +18,11 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::context::Bench;
-use super::drain::{Drained, drain_once, redis_cpu_ms};
+use super::drain::{Drained, drain_once, drain_queued};
 use super::{TRACKED, count_u64};
 use crate::child::limited::{CustomerNoop, CustomerStamp, Debounced, RateStamp};
 use crate::child::{ChildReport, Mode, unix_micros};
 use crate::report::{Figure, Outcome};
-use crate::server;
 use crate::stats::{Summary, count, count64, percentile};
 
 /// The scenario's name in the table.
@@ -214,25 +213,8 @@ async fn limited_drain(bench: &mut Bench) -> Result<Drained> {
             .await?;
     }
     drop(producer);
-    server::reset_stats(&mut bench.admin).await?;
-    let redis_before = redis_cpu_ms(&mut bench.admin).await?;
-    let worker = bench
-        .spawn_worker(Mode::Drain, &name, CONCURRENCY, TRACKED)
-        .await?;
-    let (child, wall) = worker.finish().await?;
-    let redis_cpu_ms = redis_cpu_ms(&mut bench.admin).await? - redis_before;
-    let commandstats = server::commandstats(&mut bench.admin).await?;
-    if child.starts != count_u64(tasks) {
-        bail!("the worker started {} tasks of {tasks}", child.starts);
-    }
-    Ok(Drained {
-        tasks,
-        child,
-        wall,
-        commandstats,
-        redis_cpu_ms,
-        monitor: None,
-    })
+    let exe = bench.exe.clone();
+    drain_queued(bench, &exe, &name, tasks, (CONCURRENCY, TRACKED), None).await
 }
 
 /// Figures of the concurrency-limited drain against the unconstrained one.

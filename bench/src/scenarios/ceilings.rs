@@ -19,7 +19,7 @@ pub(crate) async fn ceilings(bench: &mut Bench) -> Result<(Ceilings, Outcome)> {
         let stream = format!("{}:ceiling-stream", bench.fresh_name("ceiling"));
         let target = bench.target.clone();
         let requests = bench.n(200_000);
-        cycle.push(server::cycle_ceiling(&target, &mut bench.admin, &stream, requests).await?);
+        cycle.push(server::cycle_ceiling(&target, &mut bench.admin, &stream, "v", requests).await?);
         let key = format!("{}:rtt1", bench.fresh_name("ceiling"));
         let set_before = server::command_time(&mut bench.admin, "set").await?;
         let (rate, cpu) = server::single_client_rate(&target, &key, bench.n(20_000)).await?;

@@ -98,14 +98,32 @@ pub(crate) async fn drain_once(
     } else {
         None
     };
+    let exe = exe.unwrap_or(&bench.exe).to_owned();
+    drain_queued(bench, &exe, &name, tasks, (concurrency, ttl), monitor).await
+}
+
+/// Resets the server's stats and has a worker child of the program `exe` drain the
+/// `tasks` calls queued on docket `name`, at `(concurrency, ttl)`: the drain, Redis's
+/// CPU and command counts over it, and the `MONITOR` counts when `monitor` watched it.
+///
+/// # Errors
+/// When a step fails, or the worker started fewer or more tasks than `tasks`.
+pub(crate) async fn drain_queued(
+    bench: &mut Bench,
+    exe: &Path,
+    name: &str,
+    tasks: usize,
+    (concurrency, ttl): (usize, Duration),
+    monitor: Option<Monitor>,
+) -> Result<Drained> {
     server::reset_stats(&mut bench.admin).await?;
     let redis_cpu_before = redis_cpu_ms(&mut bench.admin).await?;
-    let exe = exe.unwrap_or(&bench.exe);
     let worker = bench
-        .spawn_worker_of(exe, Mode::Drain, &name, concurrency, ttl)
+        .spawn_worker_of(exe, Mode::Drain, name, concurrency, ttl)
         .await?;
     let (child, wall) = worker.finish().await?;
     let redis_cpu_ms = redis_cpu_ms(&mut bench.admin).await? - redis_cpu_before;
+    let monitored = monitor.is_some();
     let monitor = match monitor {
         Some(monitor) => Some(monitor.finish(&mut bench.admin).await?),
         None => None,

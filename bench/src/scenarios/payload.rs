@@ -5,14 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::json;
 
 use super::TRACKED;
 use super::context::Bench;
-use super::count_u64;
-use super::drain::{Drained, redis_cpu_ms};
-use crate::child::{Mode, add_echoes};
+use super::drain::{Drained, drain_queued};
+use crate::child::add_echoes;
 use crate::report::{Figure, Outcome};
 use crate::server;
 use crate::stats::{Summary, count, count64};
@@ -26,23 +25,6 @@ const SIZES: [usize; 2] = [1024, 16 * 1024];
 /// The worker's concurrency.
 const CONCURRENCY: usize = 50;
 
-/// `L_d`'s script: the cycle of `L` (`XADD`, `XREADGROUP`, `XACK`, `XDEL`), the message
-/// carrying `ARGV[1]` as its one field. It creates the group when it is missing and
-/// leaves the stream empty.
-const CARRYING_SCRIPT: &str = r"
-local stream = KEYS[1]
-redis.call('XADD', stream, '*', 'f', ARGV[1])
-local read = redis.pcall('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', 1, 'STREAMS', stream, '>')
-if type(read) == 'table' and read.err then
-    redis.call('XGROUP', 'CREATE', stream, 'g', '0', 'MKSTREAM')
-    read = redis.call('XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', 1, 'STREAMS', stream, '>')
-end
-local id = read[1][2][1][1]
-redis.call('XACK', stream, 'g', id)
-redis.call('XDEL', stream, id)
-return 1
-";
-
 /// A size as the table names it (`1 KB`, `16 KB`).
 fn size_label(bytes: usize) -> String {
     format!("{} KB", bytes / 1024)
@@ -51,25 +33,6 @@ fn size_label(bytes: usize) -> String {
 /// `add_many` batch for tasks of `bytes`: about 1 MB of arguments per call, at most 500.
 fn batch_of(bytes: usize) -> usize {
     (1_000_000 / bytes.max(1)).clamp(1, 500)
-}
-
-/// Microseconds Redis spent inside each command since the last `CONFIG RESETSTAT`
-/// (`usec=` of `INFO commandstats`; a script's time includes the commands it calls,
-/// which are counted under their own names too).
-async fn command_usec(bench: &mut Bench) -> Result<BTreeMap<String, u64>> {
-    let mut usec = BTreeMap::new();
-    for (name, line) in server::info(&mut bench.admin, "commandstats").await? {
-        let Some(command) = name.strip_prefix("cmdstat_") else {
-            continue;
-        };
-        let value = line
-            .split(',')
-            .find_map(|field| field.strip_prefix("usec="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        usec.insert(command.to_owned(), value);
-    }
-    Ok(usec)
 }
 
 /// Adds N echo tasks of `bytes`, drops the producer, resets the server's stats and has a
@@ -82,26 +45,9 @@ async fn payload_once(bench: &mut Bench, bytes: usize) -> Result<(Drained, BTree
     let producer = bench.producer(&name, TRACKED).await?;
     add_echoes(&producer, tasks, bytes, batch_of(bytes)).await?;
     drop(producer);
-    server::reset_stats(&mut bench.admin).await?;
-    let redis_cpu_before = redis_cpu_ms(&mut bench.admin).await?;
-    let worker = bench
-        .spawn_worker(Mode::Drain, &name, CONCURRENCY, TRACKED)
-        .await?;
-    let (child, wall) = worker.finish().await?;
-    let redis_cpu_ms = redis_cpu_ms(&mut bench.admin).await? - redis_cpu_before;
-    let commandstats = server::commandstats(&mut bench.admin).await?;
-    let usec = command_usec(bench).await?;
-    if child.starts != count_u64(tasks) {
-        bail!("the worker started {} echo tasks of {tasks}", child.starts);
-    }
-    let drained = Drained {
-        tasks,
-        child,
-        wall,
-        commandstats,
-        redis_cpu_ms,
-        monitor: None,
-    };
+    let exe = bench.exe.clone();
+    let drained = drain_queued(bench, &exe, &name, tasks, (CONCURRENCY, TRACKED), None).await?;
+    let usec = server::command_usec(&mut bench.admin).await?;
     Ok((drained, usec))
 }
 
@@ -111,39 +57,7 @@ async fn payload_once(bench: &mut Bench, bytes: usize) -> Result<(Drained, BTree
 async fn carrying_ceiling(bench: &mut Bench, bytes: usize, requests: usize) -> Result<f64> {
     let stream = format!("{}:ceiling-stream", bench.fresh_name("payload-ceiling"));
     let field = "x".repeat(bytes);
-    let sha: String = redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(CARRYING_SCRIPT)
-        .query_async(&mut bench.admin)
-        .await?;
-    // The setup call creates the group.
-    redis::cmd("EVALSHA")
-        .arg(&sha)
-        .arg(1)
-        .arg(&stream)
-        .arg(&field)
-        .query_async::<()>(&mut bench.admin)
-        .await?;
-    let requests = requests.to_string();
-    let rate = server::redis_benchmark(
-        &bench.target,
-        &[
-            "-c", "50", "-n", &requests, "-q", "EVALSHA", &sha, "1", &stream, &field,
-        ],
-    )
-    .await?;
-    let left: u64 = redis::cmd("XLEN")
-        .arg(&stream)
-        .query_async(&mut bench.admin)
-        .await?;
-    redis::cmd("DEL")
-        .arg(&stream)
-        .query_async::<()>(&mut bench.admin)
-        .await?;
-    if left != 0 {
-        bail!("the carrying cycle script left {left} messages in {stream}");
-    }
-    Ok(rate)
+    server::cycle_ceiling(&bench.target, &mut bench.admin, &stream, &field, requests).await
 }
 
 /// The figures of one size over its runs: `L_d`, the drain (held to `≥ 0.5·L_d`), the
